@@ -1,0 +1,111 @@
+"""The public Python API: load a model, build a simulator, run it, write results."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from .compile.build import Built, build_groups
+from .engine.paths import resolve_cell, resolve_quantity, _split
+from .engine.record import EventRecorder, TraceRecorder
+from .engine.simulator import Simulator
+from .errors import ModelError
+from .graph.network import Network
+from .io.lems_reader import load_model
+from .io.lems_sim import SimulationSpec, read_simulation
+from .io.neuroml import build_network
+from .io.results import write_dat, write_events
+from .lems.model import LemsModel
+
+
+@dataclass
+class LoadedSimulation:
+    path: Path
+    model: LemsModel
+    spec: SimulationSpec
+    network: Network
+
+
+def load(path, include_root=None) -> LoadedSimulation:
+    """Read a LEMS simulation file (and everything it includes)."""
+    path = Path(path)
+    model = load_model(path, include_root=include_root)
+    spec = read_simulation(model)
+    target = model.component(spec.target, where=spec.component.where())
+    net = build_network(model, target)
+    return LoadedSimulation(path, model, spec, net)
+
+
+@dataclass
+class RunResult:
+    traces: Dict[str, np.ndarray] = field(default_factory=dict)
+    events: Dict[str, list] = field(default_factory=dict)
+    files: List[str] = field(default_factory=list)
+    complete: bool = True
+    simulator: Optional[Simulator] = None
+
+
+def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float] = None,
+        duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
+        progress: Optional[Callable] = None, extra_quantities=()) -> RunResult:
+    """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
+
+    File names resolve against ``outdir`` (default: the working directory, as jnml does).
+    """
+    spec = sim.spec
+    dt = float(dt) if dt else spec.step
+    duration = float(duration) if duration is not None else spec.length
+    seed = seed if seed is not None else spec.seed
+    built = build_groups(sim.network)
+    simulator = Simulator(built, dt, method=method, seed=seed)
+    result = RunResult(simulator=simulator)
+    base = Path(outdir) if outdir else Path.cwd()
+
+    def trace_sink(of):
+        def sink(name, data, complete):
+            result.traces[name] = data
+            result.complete &= complete
+            if write:
+                p = base / of.file_name
+                write_dat(p, data, complete)
+                result.files.append(str(p))
+        return sink
+
+    def event_sink(ef):
+        def sink(name, events, complete):
+            result.events[name] = events
+            result.complete &= complete
+            if write:
+                p = base / ef.file_name
+                write_events(p, events, ef.format, complete)
+                result.files.append(str(p))
+        return sink
+
+    recorders = []
+    for of in spec.outputs:
+        cols = []
+        for c in of.columns:
+            try:
+                cols.append(resolve_quantity(built, c.quantity))
+            except ModelError as e:
+                raise e.located(file=sim.path, element=f"OutputColumn id='{c.id}'") from None
+        recorders.append(TraceRecorder(of.id, cols, trace_sink(of)))
+    for ef in spec.event_outputs:
+        sels = []
+        for s in ef.selections:
+            g, idx, rest = resolve_cell(built, _split(s.select), s.select)
+            if rest:
+                raise ModelError(f"EventSelection '{s.select}' must name a cell", file=sim.path)
+            sels.append((s.id, g, s.port, idx))
+        recorders.append(EventRecorder(ef.id, sels, event_sink(ef)))
+    if extra_quantities:
+        cols = [resolve_quantity(built, q) for q in extra_quantities]
+        recorders.append(TraceRecorder("__extra__", cols, lambda n, d, c: result.traces.__setitem__(n, d)))
+    result.complete = True
+    simulator.run(duration, recorders, progress=progress)
+    return result
+
+

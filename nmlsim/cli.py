@@ -1,0 +1,170 @@
+"""The command line: ``nmlsim run | info | validate | plot | convert``.
+
+``nmlsim LEMS_x.xml -nogui`` (jnml's spelling) is accepted as ``nmlsim run LEMS_x.xml``.
+
+Exit codes: 0 success; 1 any other nmlsim error; 2 bad input file (format); 3 model
+error; 4 unsupported feature; 5 simulation failed; 130 interrupted (partial outputs
+written and marked).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import NmlsimError
+
+EXIT_INTERRUPTED = 130
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None
+    start = time.time()
+    state = {"last": 0.0}
+
+    def cb(k, n):
+        now = time.time()
+        if now - state["last"] < 0.5 and k < n:
+            return
+        state["last"] = now
+        frac = k / max(n, 1)
+        el = now - start
+        eta = el / frac - el if frac > 0 else 0
+        bar = "#" * int(30 * frac)
+        sys.stderr.write(f"\r[{bar:<30}] {100 * frac:5.1f}%  {el:6.1f}s elapsed, {eta:6.1f}s left")
+        sys.stderr.flush()
+        if k >= n:
+            sys.stderr.write("\n")
+    return cb
+
+
+def cmd_run(args) -> int:
+    from . import api
+    t0 = time.time()
+    path = Path(args.file)
+    if path.suffix == ".json":
+        from .io import sonata  # noqa: F401  (SONATA support arrives with its own issue)
+    sim = api.load(path, include_root=args.include_root)
+    nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
+    show = not args.quiet and sys.stderr.isatty() and nsteps > 20000
+    try:
+        res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
+                      outdir=args.outdir, progress=_progress_bar(show))
+    except KeyboardInterrupt:
+        print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        for f in res.files:
+            print(f"wrote {f}")
+        print(f"simulated {sim.spec.length if args.duration is None else args.duration:g} s "
+              f"in {time.time() - t0:.2f} s ({args.method})")
+    if args.plot:
+        from .plot import plot_result
+        out = plot_result(sim, res, Path(args.outdir or "."))
+        if not args.quiet:
+            print(f"wrote {out}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .api import load
+    sim = load(args.file, include_root=args.include_root)
+    net = sim.network
+    print(f"Simulation '{sim.spec.id}': {sim.spec.length:g} s, step {sim.spec.step:g} s, target '{sim.spec.target}'")
+    print(f"Network '{net.id}': {len(net.populations)} populations, {net.n_cells} cells")
+    for p in net.populations.values():
+        print(f"  population {p.id}: {p.size} x {p.component.id} ({sim.model.type_of(p.component)})")
+    for pr in net.projections:
+        print(f"  projection {pr.id}: {pr.pre} -> {pr.post} via {pr.synapse.id}, {len(pr.pre_idx)} connections")
+    for e in net.electrical:
+        print(f"  electricalProjection {e.id}: {e.pre} <-> {e.post} via {e.synapse.id}, {len(e.pre_idx)} connections")
+    for c in net.continuous:
+        print(f"  continuousProjection {c.id}: {c.pre} -> {c.post} via {c.pre_component.id}/{c.post_component.id},"
+              f" {len(c.pre_idx)} connections")
+    for i in net.inputs:
+        print(f"  inputs {i.id}: {i.component.id} -> {i.population}, {len(i.target_idx)} targets")
+    for of in sim.spec.outputs:
+        print(f"  output {of.file_name}: {len(of.columns)} columns")
+    for ef in sim.spec.event_outputs:
+        print(f"  event output {ef.file_name}: {len(ef.selections)} selections")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .validate import validate_file
+    problems = validate_file(args.file, include_root=args.include_root)
+    for p in problems:
+        print(p)
+    if problems:
+        return 3
+    print(f"{args.file}: valid")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plot import plot_files
+    out = plot_files([Path(f) for f in args.files], Path(args.output))
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nmlsim", description="NeuroML2/LEMS and SONATA simulator and converter")
+    p.add_argument("--version", action="version", version="nmlsim " + __import__("nmlsim").__version__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="simulate a LEMS file, writing its OutputFiles like jnml")
+    r.add_argument("file")
+    r.add_argument("--method", default="exp_euler", choices=("euler", "exp_euler", "rk4"),
+                   help="integrator (default: exp_euler; euler is what jLEMS does)")
+    r.add_argument("--dt", type=float, default=None, help="time step in seconds (default: the Simulation step)")
+    r.add_argument("--duration", type=float, default=None, help="simulated time in seconds (default: length)")
+    r.add_argument("--seed", type=int, default=None, help="seed for every random element")
+    r.add_argument("--outdir", default=None, help="resolve output file names here (default: working directory)")
+    r.add_argument("--include-root", default=None,
+                   help="folder that includes may not leave (default: two levels above the file)")
+    r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.add_argument("-nogui", action="store_true", help=argparse.SUPPRESS)
+    r.set_defaults(fn=cmd_run)
+    i = sub.add_parser("info", help="summarise a model: populations, sizes, types, connections")
+    i.add_argument("file")
+    i.add_argument("--include-root", default=None)
+    i.set_defaults(fn=cmd_info)
+    v = sub.add_parser("validate", help="check a NeuroML/LEMS file against the XSD and semantically")
+    v.add_argument("file")
+    v.add_argument("--include-root", default=None)
+    v.set_defaults(fn=cmd_validate)
+    pl = sub.add_parser("plot", help="plot .dat trace files to a PNG")
+    pl.add_argument("files", nargs="+")
+    pl.add_argument("-o", "--output", default="nmlsim_plot.png")
+    pl.set_defaults(fn=cmd_plot)
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # jnml compatibility: `nmlsim LEMS_x.xml -nogui`
+    if argv and argv[0] not in ("run", "info", "validate", "plot", "convert", "-h", "--help", "--version") \
+            and argv[0].endswith(".xml"):
+        argv = ["run"] + argv
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except NmlsimError as e:
+        print(f"nmlsim: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("nmlsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print("nmlsim: error: out of memory (the model is too large for this machine)", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("nmlsim: error: the model is nested too deeply", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Network graph -> flattened groups (one per population, projection side, input list)."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ModelError
+from ..graph.network import Network
+from ..lems.flatten import Group, Link
+from ..graph.network import STRUCTURAL_TYPES
+
+
+class EventRoute:
+    """Spikes of ``src`` group's ``port`` delivered to ``dst`` group instances ``dst_idx``."""
+
+    def __init__(self, src: Group, port: str, dst: Group, dst_port: str, pre_idx, dst_idx, delay_s):
+        self.src, self.port, self.dst, self.dst_port = src, port, dst, dst_port
+        self.pre_idx = np.asarray(pre_idx, dtype=np.int64)
+        self.dst_idx = np.asarray(dst_idx, dtype=np.int64)
+        self.delay_s = np.asarray(delay_s, dtype=float)
+
+
+class Built:
+    def __init__(self, net: Network):
+        self.net = net
+        self.groups: List[Group] = []
+        self.root: Optional[Group] = None
+        self.pop_groups = {}
+        self.routes: List[EventRoute] = []
+        # (population id, component id) -> list of (group, host index array) for attachment lookup
+        self.attachments = []
+
+
+def _out_port(g: Group) -> str:
+    for name, d in g.root.ct.event_ports.items():
+        if d == "out":
+            return name
+    raise ModelError(f"population '{g.name}' of {g.root.tname} emits no events, so it cannot be presynaptic",
+                     **g.root.where())
+
+
+def _in_port(g: Group) -> str:
+    for name, d in g.root.ct.event_ports.items():
+        if d == "in":
+            return name
+    raise ModelError(f"synapse {g.root.tname} has no input event port", **g.root.where())
+
+
+def build_groups(net: Network) -> Built:
+    model = net.model
+    b = Built(net)
+    root = Group(0, "root", model, net.root, 1, skip_types=STRUCTURAL_TYPES)
+    b.root = root
+    b.groups.append(root)
+    net_node = root.root
+    for part in net.root_path:
+        nxt = net_node.find(part)
+        if nxt is None:
+            raise ModelError(f"network '{part}' not found inside the simulation target")
+        net_node = nxt
+
+    def new_group(name, comp, n):
+        g = Group(len(b.groups), name, model, comp, n)
+        b.groups.append(g)
+        return g
+
+    def attach(g, host: Group, idx, slot="synapses"):
+        g.parent = Link(host, host.root, np.asarray(idx, dtype=np.int64))
+        if slot not in host.root.ct.attachments:
+            raise ModelError(f"{host.root.tname} cells of population '{host.name}' take no attachments "
+                             f"named '{slot}'", **host.root.where())
+        host.attached.setdefault(("", slot), []).append(g)
+        b.attachments.append(g)
+
+    def weights(g, w):
+        if "weight" in g.root.params and w is not None and len(w) and not np.all(w == 1.0):
+            g.per_instance["weight"] = np.asarray(w, dtype=float)
+
+    for pid, pop in net.populations.items():
+        g = new_group(pid, pop.component, pop.size)
+        g.parent = Link(root, net_node, None)
+        b.pop_groups[pid] = g
+    for proj in net.projections:
+        post = b.pop_groups[proj.post]
+        pre = b.pop_groups[proj.pre]
+        g = new_group(f"{proj.id}:{proj.synapse.id}", proj.synapse, len(proj.post_idx))
+        g.host_pop = proj.post
+        attach(g, post, proj.post_idx)
+        weights(g, proj.weight)
+        b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), proj.pre_idx,
+                                   np.arange(len(proj.post_idx)), proj.delay))
+    for inp in net.inputs:
+        host = b.pop_groups[inp.population]
+        g = new_group(f"{inp.id}:{inp.component.id}", inp.component, len(inp.target_idx))
+        g.host_pop = inp.population
+        attach(g, host, inp.target_idx)
+        weights(g, inp.weight)
+    for ep in net.electrical:
+        m = len(ep.pre_idx)
+        a = new_group(f"{ep.id}:pre", ep.synapse, m)
+        c = new_group(f"{ep.id}:post", ep.synapse, m)
+        a.host_pop, c.host_pop = ep.pre, ep.post
+        attach(a, b.pop_groups[ep.pre], ep.pre_idx)
+        attach(c, b.pop_groups[ep.post], ep.post_idx)
+        a.links["peer"] = Link(c, c.root, np.arange(m))
+        c.links["peer"] = Link(a, a.root, np.arange(m))
+        weights(a, ep.weight)
+        weights(c, ep.weight)
+    for cp in net.continuous:
+        m = len(cp.pre_idx)
+        a = new_group(f"{cp.id}:pre", cp.pre_component, m)
+        c = new_group(f"{cp.id}:post", cp.post_component, m)
+        a.host_pop, c.host_pop = cp.pre, cp.post
+        attach(a, b.pop_groups[cp.pre], cp.pre_idx)
+        attach(c, b.pop_groups[cp.post], cp.post_idx)
+        a.links["peer"] = Link(c, c.root, np.arange(m))
+        c.links["peer"] = Link(a, a.root, np.arange(m))
+        weights(a, cp.weight)
+        weights(c, cp.weight)
+    for g in b.groups:
+        g.compile_equations()
+    return b

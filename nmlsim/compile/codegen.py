@@ -1,0 +1,360 @@
+"""IR groups -> generated NumPy functions.
+
+The whole network becomes a handful of straight-line Python functions over flat
+arrays (one entry of the namespace ``V`` per state, derived or per-instance variable):
+
+``derived(V, t)``   every time-dependent derived variable of every group, in one global
+                    topological order (gathers and scatters between groups included);
+``rates(V, t)``     the time derivative of every state variable, as a list;
+``h<k>(V, t, m)``   one function per OnStart/OnCondition/OnEvent/OnEntry handler.
+
+Uniform parameters and derived values that depend on nothing but parameters are folded
+into literals at compile time.  Generated source is compiled under a pseudo-file name
+and kept (``Program.source``) so errors can quote it.
+"""
+from __future__ import annotations
+
+import linecache
+import re
+from typing import Dict, List, Optional, Set, Tuple
+
+import numpy as np
+
+from ..errors import ModelError, SimulationError
+from ..lems import expr as E
+from ..lems.flatten import Derived, Group, Handler
+
+Key = Tuple[int, str]
+
+
+def _bc(x, n):
+    """Broadcast ``x`` to a float array of shape (n,) (a view when possible)."""
+    a = np.asarray(x, dtype=float)
+    if a.shape == (n,):
+        return a
+    return np.broadcast_to(a, (n,))
+
+
+def _bcb(x, n):
+    a = np.asarray(x, dtype=bool)
+    if a.shape == (n,):
+        return a
+    return np.broadcast_to(a, (n,))
+
+
+def _scatter_add(idx, vals, nsrc, n):
+    return np.bincount(idx, weights=_bc(vals, nsrc), minlength=n)
+
+
+def _scatter_mul(idx, vals, nsrc, n):
+    out = np.ones(n)
+    np.multiply.at(out, idx, _bc(vals, nsrc))
+    return out
+
+
+class Program:
+    """Generated code and data of one network."""
+
+    def __init__(self, groups: List[Group], seed: Optional[int] = None):
+        self.groups = groups
+        self.by_gid = {g.gid: g for g in groups}
+        self.rng = np.random.default_rng(seed)
+        self.names: Dict[Key, str] = {}
+        self.literals: Dict[Key, float] = {}
+        self.V: Dict[str, np.ndarray] = {}
+        self.consts: Dict[str, np.ndarray] = {}  # index arrays and constant arrays
+        self.state_keys: List[Key] = []
+        self.source = ""
+        self._build()
+
+    # ------------------------------------------------------------ naming
+    def py(self, gid: int, key: str) -> str:
+        k = (gid, key)
+        if k not in self.names:
+            self.names[k] = f"x{len(self.names)}"
+        return self.names[k]
+
+    def name_fn(self, g: Group):
+        def fn(key):
+            if key == "t":
+                return "t"
+            lit = self.literals.get((g.gid, key))
+            if lit is not None:
+                return repr(float(lit))
+            if (g.gid, key) in self.missing:
+                raise ModelError(f"parameter '{key.rsplit('/', 1)[-1]}' of group '{g.name}' has no value "
+                                 f"(set it on the component)", **self.missing[(g.gid, key)])
+            return self.py(g.gid, key)
+        return fn
+
+    # ------------------------------------------------------------- build
+    def _build(self):
+        self.missing: Dict[Key, dict] = {}
+        for g in self.groups:
+            for key, val in g.params.items():
+                if val is None:
+                    self.missing[(g.gid, key)] = g.root.where()
+                else:
+                    self.literals[(g.gid, key)] = float(val)
+            for key, arr in g.per_instance.items():
+                self.V[self.py(g.gid, key)] = np.asarray(arr, dtype=float).copy()
+            for key in g.state:
+                self.state_keys.append((g.gid, key))
+                self.V[self.py(g.gid, key)] = np.zeros(g.n)
+        self._fold_constants()
+        self.order = self._topo_order()
+        src = [
+            "def derived(V, t):",
+        ]
+        body, loads = [], set()
+        for gid, key in self.order:
+            g = self.by_gid[gid]
+            body.extend(self._derived_stmt(g, g.derived[key], loads))
+        src.extend(self._loads(loads, defined={self.py(*k) for k in self.order}))
+        src.extend(body)
+        for gid, key in self.order:
+            src.append(f"    V[{self.py(gid, key)!r}] = {self.py(gid, key)}")
+        src.append("    return None")
+        src.extend(self._rates_src())
+        self.handler_src = []
+        self.handlers: List[Tuple[Group, Handler, str]] = []
+        for g in self.groups:
+            for hi, h in enumerate(g.handlers):
+                fname = f"h{g.gid}_{hi}"
+                src.extend(self._handler_src(g, h, fname))
+                self.handlers.append((g, h, fname))
+        self.source = "\n".join(src) + "\n"
+        fname = f"<nmlsim-generated-{id(self)}>"
+        linecache.cache[fname] = (len(self.source), None, self.source.splitlines(True), fname)
+        ns = {"_np": np, "np": np, "_bc": _bc, "_bcb": _bcb, "_scatter_add": _scatter_add,
+              "_scatter_mul": _scatter_mul, "_heaviside": E.heaviside, "_factorial": E._factorial_fn,
+              "_rng": self.rng, "C": self.consts,
+              "_randu": lambda n, x: self.rng.random(n) * x}
+        try:
+            exec(compile(self.source, fname, "exec"), ns)
+        except SyntaxError as e:  # a bug in the generator, not in the model
+            raise SimulationError(f"internal error in generated code line {e.lineno}: {e.text}") from None
+        self.ns = ns
+        self.derived = ns["derived"]
+        self.rates = ns["rates"]
+        self.handler_fns = {name: ns[name] for _, _, name in self.handlers}
+
+    def _deps(self, g: Group, d: Derived) -> Set[Key]:
+        if d.kind == "expr":
+            return {(g.gid, n) for n in E.names(d.ast) if n != "t"}
+        if d.kind == "cases":
+            out = set()
+            for c, v in d.cases:
+                if c is not None:
+                    out |= {(g.gid, n) for n in E.names(c) if n != "t"}
+                out |= {(g.gid, n) for n in E.names(v) if n != "t"}
+            return out
+        if d.kind == "gather":
+            return {(d.src.gid, d.src_key)}
+        if d.kind == "scatter":
+            return {(ag.gid, k) for ag, k, _ in d.terms}
+        raise ValueError(d.kind)
+
+    def _uses_t_or_random(self, g, d) -> bool:
+        asts = []
+        if d.kind == "expr":
+            asts = [d.ast]
+        elif d.kind == "cases":
+            asts = [x for c in d.cases for x in c if x is not None]
+        return any("t" in E.names(a) or E.has_random(a) for a in asts)
+
+    def _fold_constants(self):
+        changed = True
+        while changed:
+            changed = False
+            for g in self.groups:
+                for key, d in list(g.derived.items()):
+                    if (g.gid, key) in self.literals:
+                        continue
+                    if d.kind in ("expr", "cases") and not self._uses_t_or_random(g, d):
+                        deps = self._deps(g, d)
+                        if all(k in self.literals for k in deps):
+                            env = {k[1]: self.literals[k] for k in deps}
+                            val = self._eval_const(g, d, env)
+                            if val is not None:
+                                self.literals[(g.gid, key)] = val
+                                changed = True
+                    elif d.kind == "gather" and (d.src.gid, d.src_key) in self.literals:
+                        self.literals[(g.gid, key)] = self.literals[(d.src.gid, d.src_key)]
+                        changed = True
+
+    def _eval_const(self, g, d, env):
+        with np.errstate(all="ignore"):
+            if d.kind == "expr":
+                return float(E.evaluate(d.ast, env))
+            for c, v in d.cases:
+                if c is None or bool(E.evaluate(c, env)):
+                    return float(E.evaluate(v, env))
+            return 0.0
+
+    def _topo_order(self) -> List[Key]:
+        todo = [(g.gid, k) for g in self.groups for k in g.derived if (g.gid, k) not in self.literals]
+        todo_set = set(todo)
+        deps = {}
+        for gid, k in todo:
+            g = self.by_gid[gid]
+            deps[(gid, k)] = [x for x in self._deps(g, g.derived[k]) if x in todo_set]
+        order, state = [], {}
+
+        def visit(node, stack):
+            st = state.get(node)
+            if st == 2:
+                return
+            if st == 1:
+                cyc = " -> ".join(k for _, k in stack[stack.index(node):] + [node])
+                raise ModelError(f"derived variables depend on each other in a circle: {cyc}")
+            state[node] = 1
+            stack.append(node)
+            for dep in deps[node]:
+                visit(dep, stack)
+            stack.pop()
+            state[node] = 2
+            order.append(node)
+        import sys
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, 10 * len(todo) + 1000))
+        try:
+            for node in todo:
+                visit(node, [])
+        finally:
+            sys.setrecursionlimit(old)
+        return order
+
+    def _loads(self, loads: Set[str], defined: Set[str] = frozenset()) -> List[str]:
+        return [f"    {n} = V[{n!r}]" for n in sorted(loads) if n not in defined]
+
+    def _code(self, g: Group, ast, loads: Set[str]) -> str:
+        fn = self.name_fn(g)
+
+        def wrap(key):
+            s = fn(key)
+            if s.startswith("x"):
+                loads.add(s)
+            return s
+        code = E.to_numpy(ast, wrap)
+        if "_random(" in code:
+            code = re.sub(r"_random\(", f"_randu({g.n}, ", code)
+        return code
+
+    def _derived_stmt(self, g: Group, d: Derived, loads: Set[str]) -> List[str]:
+        me = self.py(g.gid, d.key)
+        if d.kind == "expr":
+            return [f"    {me} = {self._code(g, d.ast, loads)}"]
+        if d.kind == "cases":
+            default = "0.0"
+            conds = []
+            for c, v in d.cases:
+                if c is None:
+                    default = self._code(g, v, loads)
+                else:
+                    conds.append((self._code(g, c, loads), self._code(g, v, loads)))
+            expr = default
+            for c, v in reversed(conds):
+                expr = f"_np.where({c}, {v}, {expr})"
+            return [f"    {me} = {expr}"]
+        if d.kind == "gather":
+            src = self.by_gid[d.src.gid]
+            sp = self.name_fn(src)(d.src_key)
+            if sp.startswith("x"):
+                loads.add(sp)
+            if d.idx is None:
+                return [f"    {me} = {sp}"]
+            cname = f"I{len(self.consts)}"
+            self.consts[cname] = np.asarray(d.idx, dtype=np.int64)
+            return [f"    {me} = _bc({sp}, {src.n})[C[{cname!r}]]"]
+        if d.kind == "scatter":
+            parts = []
+            for ag, k, idx in d.terms:
+                sp = self.name_fn(ag)(k)
+                if sp.startswith("x"):
+                    loads.add(sp)
+                cname = f"I{len(self.consts)}"
+                self.consts[cname] = np.asarray(idx if idx is not None else np.zeros(ag.n, dtype=np.int64),
+                                                dtype=np.int64)
+                fn = "_scatter_mul" if d.op == "multiply" else "_scatter_add"
+                parts.append(f"{fn}(C[{cname!r}], {sp}, {ag.n}, {g.n})")
+            op = " * " if d.op == "multiply" else " + "
+            return [f"    {me} = {op.join(parts)}"]
+        raise ValueError(d.kind)
+
+    def rate_ast(self, g: Group, key: str):
+        ast = g.rates.get(key)
+        cases = g.rate_cases.get(key)
+        if cases:
+            expr = ast if ast is not None else ("num", 0.0)
+            for (rkey, ri), a in cases:
+                expr = ("call", "__select", (("cmp", "==", ("name", rkey), ("num", float(ri))), a, expr))
+            return expr
+        return ast
+
+    def _rates_src(self) -> List[str]:
+        lines, loads = [], set()
+        self.rate_keys: List[Key] = []
+        exprs = []
+        for g in self.groups:
+            for key in g.state:
+                ast = self.rate_ast(g, key)
+                if ast is None:
+                    continue
+                self.rate_keys.append((g.gid, key))
+                exprs.append(self._code(g, ast, loads))
+        lines.append("def rates(V, t):")
+        lines.extend(self._loads(loads))
+        lines.append("    return [")
+        for e in exprs:
+            lines.append(f"        {e},")
+        lines.append("    ]")
+        return lines
+
+    def _handler_src(self, g: Group, h: Handler, fname: str) -> List[str]:
+        loads: Set[str] = set()
+        body = []
+        n = g.n
+        conds = []
+        if h.test is not None:
+            conds.append(f"_bcb({self._code(g, h.test, loads)}, {n})")
+        if h.regime is not None:
+            rk, ri = h.regime
+            rp = self.py(g.gid, rk)
+            loads.add(rp)
+            conds.append(f"({rp} == {float(ri)})")
+        body.append("    m = _np.ones(%d, dtype=bool) if m is None else m" % n)
+        for c in conds:
+            body.append(f"    m = m & {c}")
+        body.append("    if not m.any():")
+        body.append("        return None")
+        for key, ast in h.assignments:
+            tgt = self.py(g.gid, key)
+            loads.add(tgt)
+            body.append(f"    {tgt}[m] = _bc({self._code(g, ast, loads)}, {n})[m]")
+        if h.transition is not None:
+            rp = self.py(g.gid, h.regime[0])
+            loads.add(rp)
+            body.append(f"    {rp}[m] = {float(h.transition)}")
+        body.append("    return m")
+        return [f"def {fname}(V, t, m):"] + self._loads(loads) + body
+
+    def add_source(self, lines: List[str]) -> None:
+        """Compile more generated functions into the program's namespace."""
+        text = "\n".join(lines) + "\n"
+        start = len(self.source.splitlines())
+        self.source += text
+        fname = f"<nmlsim-generated-{id(self)}-{start}>"
+        linecache.cache[fname] = (len(text), None, text.splitlines(True), fname)
+        exec(compile(text, fname, "exec"), self.ns)
+
+    # ------------------------------------------------------------ access
+    def value(self, gid: int, key: str):
+        """Current value of a variable: an array of the group's size, or a float."""
+        lit = self.literals.get((gid, key))
+        if lit is not None:
+            return lit
+        nm = self.names.get((gid, key))
+        if nm is None or nm not in self.V:
+            raise ModelError(f"variable '{key}' is not computed in group '{self.by_gid[gid].name}'")
+        return self.V[nm]

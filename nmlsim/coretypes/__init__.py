@@ -1,0 +1,21 @@
+"""NeuroML2CoreTypes as data.
+
+The LEMS definitions of every standard NeuroML2 element ship inside jNeuroML's jar
+(pyNeuroML on PyPI).  A pinned copy lives in ``NeuroML2CoreTypes/`` so that nmlsim
+needs neither Java nor pyNeuroML at run time; ``schemas/refresh_coretypes.py``
+re-extracts it from the jar.
+"""
+from pathlib import Path
+
+CORE_DIR = Path(__file__).parent / "NeuroML2CoreTypes"
+
+#: The file names a LEMS ``<Include file=...>`` may use for the core types.
+CORE_FILES = frozenset(p.name for p in CORE_DIR.glob("*.xml"))
+
+
+def core_file(name: str):
+    """Return the path of the core-type file ``name`` (e.g. ``Cells.xml``), or None."""
+    base = Path(name).name
+    if base in CORE_FILES:
+        return CORE_DIR / base
+    return None

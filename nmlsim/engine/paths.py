@@ -1,0 +1,93 @@
+"""Recording paths (LEMS ``quantity`` / ``select`` strings) -> (group, variable key, instance).
+
+Forms understood, as jLEMS writes them::
+
+    pop[3]/v                      pop/3/cellType/v             net1/pop[0]/v
+    pop[0]/bioPhys1/membraneProperties/naChans/naChan/m/q
+    pop[0]/synapses:syn1:0/g      pop[0]/i0/I   (an attached input by component id)
+    temperature                   (a variable of the simulation target itself)
+"""
+from __future__ import annotations
+
+import re
+from typing import List, Tuple
+
+import numpy as np
+
+from ..compile.build import Built
+from ..errors import ModelError
+from ..lems.flatten import Group
+
+_BRACKET = re.compile(r"^([^\[\]/]+)\[(\d+)\]$")
+
+
+def _split(q: str) -> List[str]:
+    return [p for p in q.strip().split("/") if p not in ("", ".")]
+
+
+def resolve_cell(built: Built, parts: List[str], q: str) -> Tuple[Group, int, List[str]]:
+    net = built.net
+    if parts and parts[0] == net.id and parts[0] not in net.populations and len(parts) > 1:
+        parts = parts[1:]
+    if not parts:
+        raise ModelError(f"empty quantity path '{q}'")
+    m = _BRACKET.match(parts[0])
+    if m and m.group(1) in built.pop_groups:
+        pid, i = m.group(1), int(m.group(2))
+        rest = parts[1:]
+    elif parts[0] in built.pop_groups and len(parts) >= 2 and parts[1].isdigit():
+        pid, i = parts[0], int(parts[1])
+        rest = parts[2:]
+        pop = net.populations[pid]
+        if rest and rest[0] == pop.component.id:
+            rest = rest[1:]
+    else:
+        return built.root, 0, parts
+    pop = net.populations[pid]
+    return built.pop_groups[pid], pop.index_of(i), rest
+
+
+def resolve_quantity(built: Built, q: str) -> Tuple[Group, str, int]:
+    """Return (group, variable key, instance index) of a recorded quantity."""
+    parts = _split(q)
+    g, idx, rest = resolve_cell(built, parts, q)
+    if not rest:
+        raise ModelError(f"quantity '{q}' names a cell, not a variable")
+    if g is not built.root and len(rest) >= 2:
+        att = _attachment(built, g, idx, rest[0])
+        if att is not None:
+            g, idx = att
+            rest = rest[1:]
+    try:
+        node, var = g.node_at(rest)
+    except ModelError as e:
+        raise ModelError(f"cannot record '{q}': {e.message}") from None
+    if var not in g.local_names(node):
+        found = g.ancestor_lookup(node, var) if node.ct.exposures.get(var) or node.ct.requirements.get(var) else None
+        if found is None:
+            raise ModelError(f"cannot record '{q}': {node.tname} has no variable '{var}'")
+        g2, anc, chain = found
+        if g2 is not g:
+            raise ModelError(f"cannot record '{q}': '{var}' belongs to another element")
+        node = anc
+    return g, node.key(var), idx
+
+
+def _attachment(built: Built, host: Group, idx: int, seg: str):
+    """``synapses:syn1:0`` or an input component id -> (attachment group, instance)."""
+    if ":" in seg:
+        bits = seg.split(":")
+        if len(bits) != 3 or not bits[2].isdigit():
+            return None
+        slot, cid, k = bits[0], bits[1], int(bits[2])
+    else:
+        slot, cid, k = "synapses", seg, 0
+    hits = []
+    for g in host.attached.get(("", slot), []):
+        if g.root.comp.id != cid:
+            continue
+        inst = np.nonzero(g.parent.idx == idx)[0]
+        hits.extend((g, int(i)) for i in inst)
+    if len(hits) > k:
+        return hits[k]
+    return None

@@ -1,0 +1,278 @@
+"""The time loop.
+
+One step, from t_k to t_k+1 (the schedule jLEMS follows, so ``euler`` matches it):
+
+1. ``derived`` — every derived variable from the states at t_k;
+2. record row k (states and derived variables at t_k);
+3. integrate the states to t_k+1 (``euler``, ``rk4`` or ``exp_euler``);
+4. OnCondition handlers, in group and declaration order, tested at t_k+1;
+5. events: those emitted in 4 travel through in-group EventConnections at once and
+   through projections after their delay (``round(delay / dt)`` steps; a zero delay
+   arrives in the same step); OnEvent handlers run on arrival.
+
+A spike emitted at step k+1 with delay d is handled at step k+1+d.
+"""
+from __future__ import annotations
+
+import signal
+import time as _time
+from collections import defaultdict
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..compile.build import Built
+from ..compile.codegen import Program
+from ..compile.integrators import make_integrator
+from ..errors import SimulationError
+
+
+class Recorder:
+    """Lifecycle hooks the engine calls: initialize, sample each step, finalize."""
+
+    def initialize(self, sim: "Simulator", nsteps: int) -> None:
+        pass
+
+    def sample(self, sim: "Simulator", k: int, t: float) -> None:
+        pass
+
+    def finalize(self, sim: "Simulator", complete: bool) -> None:
+        pass
+
+
+class Simulator:
+    def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None):
+        self.built = built
+        self.dt = float(dt)
+        self.method = method
+        self.program = Program(built.groups, seed=seed)
+        self.V = self.program.V
+        self.integrate = make_integrator(method, self.program, self.dt)
+        self._setup_events()
+        self.t = 0.0
+        self.step_index = 0
+        self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
+        self.interrupted = False
+
+    # --------------------------------------------------------- events
+    def _setup_events(self):
+        prog = self.program
+        self.cond_handlers = []
+        self.event_handlers = defaultdict(list)  # (gid, node prefix, port) -> [(h, fname)]
+        self.entry_handlers = defaultdict(list)  # (gid, regime key, idx) -> [fname]
+        self.start_handlers = []
+        for g, h, fname in prog.handlers:
+            fn = prog.handler_fns[fname]
+            if h.kind == "condition":
+                self.cond_handlers.append((g, h, fn))
+            elif h.kind == "event":
+                self.event_handlers[(g.gid, h.node.prefix, h.port)].append((g, h, fn))
+            elif h.kind == "entry":
+                self.entry_handlers[(g.gid, h.regime[0], h.regime[1])].append(fn)
+            elif h.kind == "start":
+                self.start_handlers.append((g, h, fn))
+        self.internal = defaultdict(list)  # (gid, prefix, port) -> [(dst prefix, dst port)]
+        for g in self.built.groups:
+            for src, sport, dst, dport in g.internal:
+                self.internal[(g.gid, src.prefix, sport)].append((dst.prefix, dport))
+        self.routes = defaultdict(list)
+        maxd = 0
+        for r in self.built.routes:
+            steps = np.rint(r.delay_s / self.dt).astype(np.int64)
+            order = np.argsort(r.pre_idx, kind="stable")
+            indptr = np.zeros(r.src.n + 1, dtype=np.int64)
+            np.add.at(indptr, r.pre_idx + 1, 1)
+            indptr = np.cumsum(indptr)
+            rec = dict(route=r, indptr=indptr, dst=r.dst_idx[order], steps=steps[order],
+                       any_delay=bool(np.any(steps > 0)))
+            maxd = max(maxd, int(steps.max()) if len(steps) else 0)
+            self.routes[(r.src.gid, r.port)].append(rec)
+        self.ring_len = maxd + 1
+        self.ring = [defaultdict(list) for _ in range(self.ring_len)]
+
+    def _emit(self, g, prefix: str, port: str, mask: np.ndarray, queue: list):
+        queue.append((g, prefix, port, mask))
+
+    def _process_events(self, queue: list, t: float):
+        groups = self.built.groups
+        guard = 0
+        while queue:
+            guard += 1
+            if guard > 100000:
+                raise SimulationError("events keep triggering events (an event loop in the model?)")
+            g, prefix, port, mask = queue.pop(0)
+            # handlers on the node that owns the port (an incoming event)
+            for gg, h, fn in self.event_handlers.get((g.gid, prefix, port), ()):
+                m = fn(self.V, t, mask.copy())
+                if m is not None:
+                    for out in h.event_outs:
+                        queue.append((g, h.node.prefix, out, m))
+            for dprefix, dport in self.internal.get((g.gid, prefix, port), ()):
+                queue.append((g, dprefix, dport, mask))
+            if prefix == "":
+                for cb in self.event_listeners.get((g.gid, port), ()):
+                    cb(mask, t)
+                for rec in self.routes.get((g.gid, port), ()):
+                    self._route(rec, mask, queue, t)
+
+    def _route(self, rec, mask, queue, t):
+        pre = np.nonzero(mask)[0]
+        if len(pre) == 0:
+            return
+        indptr = rec["indptr"]
+        starts, ends = indptr[pre], indptr[pre + 1]
+        counts = ends - starts
+        total = int(counts.sum())
+        if total == 0:
+            return
+        sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+        dst = rec["dst"][sel]
+        r = rec["route"]
+        if rec["any_delay"]:
+            steps = rec["steps"][sel]
+            now = steps == 0
+            for d in np.unique(steps[~now]):
+                slot = self.ring[(self.step_index + int(d)) % self.ring_len]
+                slot[id(rec)].append((rec, dst[steps == d]))
+            dst = dst[now]
+        if len(dst):
+            self._deliver(rec, dst, queue)
+
+    def _deliver(self, rec, dst_idx, queue):
+        r = rec["route"]
+        # an instance may receive several events in one step: deliver in rounds
+        while len(dst_idx):
+            uniq, first = np.unique(dst_idx, return_index=True)
+            m = np.zeros(r.dst.n, dtype=bool)
+            m[uniq] = True
+            queue.append((r.dst, "", r.dst_port, m))
+            if len(uniq) == len(dst_idx):
+                break
+            keep = np.ones(len(dst_idx), dtype=bool)
+            keep[first] = False
+            dst_idx = dst_idx[keep]
+            self._process_events(queue, self.t)
+
+    # ----------------------------------------------------------- init
+    def initialize(self):
+        prog = self.program
+        V = self.V
+        with np.errstate(all="ignore"):
+            for key, (node, names, initial) in [(k, v) for g in self.built.groups for k, v in g.regimes.items()]:
+                pass
+            for g in self.built.groups:
+                for rkey, (node, names, initial) in g.regimes.items():
+                    V[prog.py(g.gid, rkey)][:] = float(initial)
+            for g, h, fn in self.start_handlers:
+                prog.derived(V, 0.0)
+                fn(V, 0.0, None)
+            prog.derived(V, 0.0)
+            self._init_kinetic()
+            prog.derived(V, 0.0)
+
+    def _init_kinetic(self):
+        """Start every kinetic scheme at its steady state for the initial conditions."""
+        prog = self.program
+        for g in self.built.groups:
+            for states, pairs in g.kinetic_init:
+                k = len(states)
+                pos = {s: i for i, s in enumerate(states)}
+                Q = np.zeros((g.n, k, k))
+                for a, b_, rf, rr in pairs:
+                    f = np.broadcast_to(np.asarray(prog.value(g.gid, rf), dtype=float), (g.n,))
+                    r = np.broadcast_to(np.asarray(prog.value(g.gid, rr), dtype=float), (g.n,))
+                    ia, ib = pos[a], pos[b_]
+                    Q[:, ib, ia] += f
+                    Q[:, ia, ia] -= f
+                    Q[:, ia, ib] += r
+                    Q[:, ib, ib] -= r
+                Q[:, -1, :] = 1.0
+                rhs = np.zeros((g.n, k))
+                rhs[:, -1] = 1.0
+                try:
+                    p = np.linalg.solve(Q, rhs[..., None])[..., 0]
+                except np.linalg.LinAlgError:
+                    continue
+                for s, i in pos.items():
+                    self.V[prog.py(g.gid, s)][:] = p[:, i]
+
+    # ------------------------------------------------------------ run
+    def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
+            check_every: int = 1000):
+        nsteps = int(round(duration / self.dt))
+        prog = self.program
+        V = self.V
+        self.initialize()
+        for r in recorders:
+            r.initialize(self, nsteps)
+        complete = False
+        old_handler = None
+        try:
+            old_handler = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        except ValueError:  # not in the main thread
+            old_handler = None
+        try:
+            with np.errstate(all="ignore"):
+                for k in range(nsteps + 1):
+                    self.step_index = k
+                    t = k * self.dt
+                    self.t = t
+                    prog.derived(V, t)
+                    for r in recorders:
+                        r.sample(self, k, t)
+                    if k == nsteps:
+                        break
+                    self.integrate(V, t)
+                    t1 = (k + 1) * self.dt
+                    self.t = t1
+                    self.step_index = k + 1
+                    queue = []
+                    slot = self.ring[(k + 1) % self.ring_len]
+                    if slot:
+                        for _, items in list(slot.items()):
+                            for rec, dst in items:
+                                self._deliver(rec, dst, queue)
+                        slot.clear()
+                    for g, h, fn in self.cond_handlers:
+                        m = fn(V, t1, None)
+                        if m is not None:
+                            if h.transition is not None:
+                                for efn in self.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
+                                    efn(V, t1, m.copy())
+                            for out in h.event_outs:
+                                queue.append((g, h.node.prefix, out, m))
+                    if queue:
+                        self._process_events(queue, t1)
+                    if check_every and (k + 1) % check_every == 0:
+                        self._check_finite(t1)
+                        if progress:
+                            progress(k + 1, nsteps)
+            complete = True
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            if old_handler is not None:
+                try:
+                    signal.signal(signal.SIGTERM, old_handler)
+                except ValueError:
+                    pass
+            for r in recorders:
+                r.finalize(self, complete)
+        if self.interrupted:
+            raise KeyboardInterrupt
+        return complete
+
+    def _check_finite(self, t):
+        prog = self.program
+        for gid, key in prog.state_keys:
+            arr = self.V[prog.py(gid, key)]
+            if not np.all(np.isfinite(arr)):
+                bad = int(np.nonzero(~np.isfinite(arr))[0][0])
+                g = prog.by_gid[gid]
+                raise SimulationError(f"'{key}' of cell {bad} in '{g.name}' became {arr[bad]} at t = {t:.6g} s "
+                                      f"(try a smaller --dt or another --method)")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,0 +1,114 @@
+"""The internal graph: what every reader produces and every writer consumes.
+
+Cells, synapses and inputs are LEMS components (:class:`nmlsim.lems.model.Component`)
+resolved against a :class:`LemsModel`; connectivity is held as index arrays (SI units
+for delays).  Nothing here knows XML or HDF5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import ModelError
+from ..lems.model import Component, LemsModel
+
+#: refuse populations larger than this before allocating anything
+MAX_CELLS = 50_000_000
+
+
+@dataclass
+class Population:
+    id: str
+    component: Component
+    size: int
+    positions: Optional[np.ndarray] = None  # (size, 3), micrometres
+    instance_ids: Optional[np.ndarray] = None  # NeuroML instance ids of populationList
+
+    def index_of(self, cell_id: int) -> int:
+        """Array index of NeuroML cell id ``cell_id``."""
+        if self.instance_ids is None:
+            if not 0 <= cell_id < self.size:
+                raise ModelError(f"cell {cell_id} is out of range for population '{self.id}' of size {self.size}")
+            return cell_id
+        hit = np.nonzero(self.instance_ids == cell_id)[0]
+        if len(hit) == 0:
+            raise ModelError(f"population '{self.id}' has no instance with id {cell_id}")
+        return int(hit[0])
+
+
+@dataclass
+class Projection:
+    """Spiking connections through a synapse placed on the post cell."""
+    id: str
+    pre: str
+    post: str
+    synapse: Component
+    pre_idx: np.ndarray
+    post_idx: np.ndarray
+    weight: np.ndarray
+    delay: np.ndarray  # seconds
+    source_port: Optional[str] = None
+
+
+@dataclass
+class ElectricalProjection:
+    id: str
+    pre: str
+    post: str
+    synapse: Component
+    pre_idx: np.ndarray
+    post_idx: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass
+class ContinuousProjection:
+    id: str
+    pre: str
+    post: str
+    pre_component: Component
+    post_component: Component
+    pre_idx: np.ndarray
+    post_idx: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass
+class InputList:
+    """Inputs of one component attached to cells of one population."""
+    id: str
+    component: Component
+    population: str
+    target_idx: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass
+class Network:
+    id: str
+    component: Component  # the <network> element (temperature etc.)
+    model: LemsModel
+    populations: Dict[str, Population] = field(default_factory=dict)
+    projections: List[Projection] = field(default_factory=list)
+    electrical: List[ElectricalProjection] = field(default_factory=list)
+    continuous: List[ContinuousProjection] = field(default_factory=list)
+    inputs: List[InputList] = field(default_factory=list)
+    root: Optional[Component] = None  # the simulation target (network itself or a tissue around it)
+    root_path: List[str] = field(default_factory=list)  # network's path inside root
+
+    def population(self, pid: str, *, where=None) -> Population:
+        p = self.populations.get(pid)
+        if p is None:
+            raise ModelError(f"unknown population '{pid}'", **(where or {}))
+        return p
+
+    @property
+    def n_cells(self) -> int:
+        return sum(p.size for p in self.populations.values())
+
+
+#: NeuroML network elements that become graph structure (index arrays) rather than LEMS instances
+STRUCTURAL_TYPES = ("basePopulation", "projection", "electricalProjection", "continuousProjection",
+                    "explicitInput", "inputList", "explicitConnection", "region")

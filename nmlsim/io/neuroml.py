@@ -1,0 +1,210 @@
+"""NeuroML2 networks (populations, projections, inputs) -> :class:`nmlsim.graph.Network`.
+
+The cells, synapses and inputs stay LEMS components; what this module adds is the
+meaning of NeuroML's structural elements, which jLEMS expresses with ``Structure``
+(MultiInstantiate, EventConnection, Tunnel) and nmlsim expresses as index arrays.
+"""
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ModelError
+from ..graph.network import (MAX_CELLS, ContinuousProjection, ElectricalProjection, InputList, Network,
+                             Population, Projection)
+from ..lems.model import Component, LemsModel
+
+_BRACKET = re.compile(r"^(?:\.\./)?([^/\[\]]+)\[(\d+)\]$")
+_SLASH = re.compile(r"^(?:\.\./)?([^/\[\]]+)/(\d+)(?:/[^/]+)?$")
+
+
+
+
+def parse_cell_ref(text: str, *, where=None) -> Tuple[str, int]:
+    """``pop[3]``, ``../pop[3]``, ``pop/3/cellType`` or ``../pop/3/cellType`` -> ('pop', 3)."""
+    s = (text or "").strip()
+    m = _BRACKET.match(s) or _SLASH.match(s)
+    if not m:
+        raise ModelError(f"cannot understand cell reference '{text}' (expected pop[i] or pop/i/cell)",
+                         **(where or {}))
+    return m.group(1), int(m.group(2))
+
+
+def find_network(model: LemsModel, root: Component) -> Tuple[Component, List[str]]:
+    """The <network> inside the simulation target (the target itself, or a child of a tissue)."""
+    def is_net(c):
+        try:
+            return model.is_a(model.type_of(c), "network")
+        except ModelError:
+            return False
+    if is_net(root):
+        return root, []
+    stack = [(c, [c.id or c.tag]) for c in root.children]
+    for attr in root.attrs.values():
+        if attr in model.components and is_net(model.components[attr]):
+            return model.components[attr], [attr]
+    while stack:
+        c, path = stack.pop(0)
+        if is_net(c):
+            return c, path
+        stack.extend((cc, path + [cc.id or cc.tag]) for cc in c.children)
+    raise ModelError(f"simulation target '{root.id}' contains no <network>", **root.where())
+
+
+def _f(model: LemsModel, comp: Component, name: str, default=None, dim=None):
+    raw = comp.attrs.get(name)
+    if raw is None:
+        if default is None:
+            raise ModelError(f"missing attribute '{name}'", **comp.where())
+        return default
+    return model.units.parse(raw, dim)
+
+
+def build_network(model: LemsModel, target: Component) -> Network:
+    """Build the graph of the network found in the simulation ``target``."""
+    netc, path = find_network(model, target)
+    net = Network(id=netc.id or "network", component=netc, model=model, root=target, root_path=path)
+    for c in netc.children:
+        t = model.type_of(c)
+        if model.is_a(t, "basePopulation"):
+            _population(model, net, c, t)
+    for c in netc.children:
+        t = model.type_of(c)
+        w = c.where()
+        if model.is_a(t, "basePopulation"):
+            continue
+        if model.is_a(t, "projection") or t == "projection":
+            _projection(model, net, c)
+        elif model.is_a(t, "electricalProjection"):
+            _electrical(model, net, c)
+        elif model.is_a(t, "continuousProjection"):
+            _continuous(model, net, c)
+        elif model.is_a(t, "explicitInput"):
+            pop, idx = parse_cell_ref(c.attrs.get("target"), where=w)
+            p = net.population(pop, where=w)
+            comp = model.component(c.attrs.get("input"), where=w)
+            net.inputs.append(InputList(c.id or f"explicitInput{len(net.inputs)}", comp, pop,
+                                        np.array([p.index_of(idx)]), np.ones(1)))
+        elif model.is_a(t, "inputList"):
+            _input_list(model, net, c)
+        elif model.is_a(t, "explicitConnection"):
+            _synaptic_connection(model, net, c, t)
+    return net
+
+
+def _population(model: LemsModel, net: Network, c: Component, t: str) -> None:
+    w = c.where()
+    comp = model.component(c.attrs.get("component"), where=w)
+    instances = [ch for ch in c.children if ch.tag == "instance"]
+    if instances:
+        ids = np.array([int(i.id) for i in instances], dtype=np.int64)
+        pos = np.zeros((len(instances), 3))
+        for k, i in enumerate(instances):
+            loc = i.find_child("location")
+            if loc is not None:
+                pos[k] = [float(loc.attrs.get(a, 0)) for a in ("x", "y", "z")]
+        size = len(instances)
+    else:
+        raw = c.attrs.get("size")
+        if raw is None:
+            raise ModelError(f"population '{c.id}' has neither size nor instances", **w)
+        try:
+            size = int(float(raw))
+        except ValueError:
+            raise ModelError(f"population size '{raw}' is not a number", **w) from None
+        ids, pos = None, None
+    if size < 0 or size > MAX_CELLS:
+        raise ModelError(f"population '{c.id}' size {size} is outside 0..{MAX_CELLS}", **w)
+    net.populations[c.id] = Population(c.id, comp, size, pos, ids)
+
+
+def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_form):
+    pre_idx, post_idx, weights, delays = [], [], [], []
+    pp, qp = net.population(pre_pop, where=c.where()), net.population(post_pop, where=c.where())
+    for ch in c.children:
+        w = ch.where()
+        if ch.tag in ("notes", "annotation", "property"):
+            continue
+        if index_form and pre_attr in ch.attrs and not any(x in ch.attrs[pre_attr] for x in "[/"):
+            pi, qi = int(ch.attrs[pre_attr]), int(ch.attrs[post_attr])
+        else:
+            if pre_attr not in ch.attrs or post_attr not in ch.attrs:
+                raise ModelError(f"connection without {pre_attr}/{post_attr}", **w)
+            _, pi = parse_cell_ref(ch.attrs[pre_attr], where=w)
+            _, qi = parse_cell_ref(ch.attrs[post_attr], where=w)
+        pre_idx.append(pp.index_of(pi))
+        post_idx.append(qp.index_of(qi))
+        weights.append(float(ch.attrs.get("weight", 1.0)))
+        delays.append(model.units.parse(ch.attrs["delay"], "time") if "delay" in ch.attrs else 0.0)
+    return (np.array(pre_idx, dtype=np.int64), np.array(post_idx, dtype=np.int64), np.array(weights, dtype=float),
+            np.array(delays, dtype=float))
+
+
+def _prepost(c):
+    pre = c.attrs.get("presynapticPopulation")
+    post = c.attrs.get("postsynapticPopulation")
+    if pre is None or post is None:
+        raise ModelError("projection needs presynapticPopulation and postsynapticPopulation", **c.where())
+    return pre, post
+
+
+def _projection(model, net, c):
+    pre, post = _prepost(c)
+    syn = model.component(c.attrs.get("synapse"), where=c.where())
+    pi, qi, wt, dl = _conn_lists(model, net, c, pre, post, "preCellId", "postCellId", False)
+    net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl))
+
+
+def _electrical(model, net, c):
+    pre, post = _prepost(c)
+    syns = {ch.attrs.get("synapse") for ch in c.children if "synapse" in ch.attrs}
+    for sid in sorted(syns):
+        sub = Component(tag=c.tag, id=c.id, attrs=c.attrs, file=c.file, line=c.line,
+                        children=[ch for ch in c.children if ch.attrs.get("synapse") == sid])
+        pi, qi, wt, _ = _conn_lists(model, net, sub, pre, post, "preCell", "postCell", True)
+        net.electrical.append(ElectricalProjection(c.id, pre, post, model.component(sid, where=c.where()),
+                                                   pi, qi, wt))
+
+
+def _continuous(model, net, c):
+    pre, post = _prepost(c)
+    keys = {(ch.attrs.get("preComponent"), ch.attrs.get("postComponent")) for ch in c.children
+            if "preComponent" in ch.attrs}
+    for pc, qc in sorted(keys):
+        sub = Component(tag=c.tag, id=c.id, attrs=c.attrs, file=c.file, line=c.line,
+                        children=[ch for ch in c.children if (ch.attrs.get("preComponent"),
+                                                              ch.attrs.get("postComponent")) == (pc, qc)])
+        pi, qi, wt, _ = _conn_lists(model, net, sub, pre, post, "preCell", "postCell", True)
+        net.continuous.append(ContinuousProjection(c.id, pre, post, model.component(pc, where=c.where()),
+                                                   model.component(qc, where=c.where()), pi, qi, wt))
+
+
+def _input_list(model, net, c):
+    w = c.where()
+    pop = c.attrs.get("population")
+    p = net.population(pop, where=w)
+    comp = model.component(c.attrs.get("component"), where=w)
+    idx, wts = [], []
+    for ch in c.children:
+        if ch.tag not in ("input", "inputW"):
+            continue
+        tgt = ch.attrs.get("target")
+        _, i = parse_cell_ref(tgt, where=ch.where())
+        idx.append(p.index_of(i))
+        wts.append(float(ch.attrs.get("weight", 1.0)))
+    net.inputs.append(InputList(c.id, comp, pop, np.array(idx, dtype=np.int64), np.array(wts)))
+
+
+def _synaptic_connection(model, net, c, t):
+    w = c.where()
+    pre, pi = parse_cell_ref(c.attrs.get("from"), where=w)
+    post, qi = parse_cell_ref(c.attrs.get("to"), where=w)
+    syn = model.component(c.attrs.get("synapse"), where=w)
+    wt = float(c.attrs.get("weight", 1.0))
+    dl = model.units.parse(c.attrs["delay"], "time") if "delay" in c.attrs else 0.0
+    pp, qp = net.population(pre, where=w), net.population(post, where=w)
+    net.projections.append(Projection(c.id or f"synapticConnection{len(net.projections)}", pre, post, syn,
+                                      np.array([pp.index_of(pi)]), np.array([qp.index_of(qi)]),
+                                      np.array([wt]), np.array([dl])))

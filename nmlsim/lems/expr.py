@@ -1,0 +1,310 @@
+"""LEMS expressions: a small grammar parsed once into an AST, then generated into NumPy.
+
+Grammar (lowest to highest precedence)::
+
+    or   : and ('.or.' and)*
+    and  : not ('.and.' not)*
+    not  : '.not.' not | cmp
+    cmp  : sum (('.gt.'|'.lt.'|'.geq.'|'.leq.'|'.eq.'|'.neq.'|'>'|'<'|...) sum)?
+    sum  : prod (('+'|'-') prod)*
+    prod : unary (('*'|'/') unary)*
+    unary: '-' unary | '+' unary | pow
+    pow  : atom ('^' unary)?          (right associative)
+    atom : number | name | name '(' args ')' | '(' or ')'
+
+AST nodes are tuples: ``('num', float)``, ``('name', str)``, ``('bin', op, a, b)`` with op in
+``+ - * / ^``, ``('neg', a)``, ``('cmp', op, a, b)``, ``('and', a, b)``, ``('or', a, b)``,
+``('not', a)``, ``('call', fname, (args...))``.
+
+>>> parse("rate * x / (1 - exp(0 - x))")
+('bin', '/', ('bin', '*', ('name', 'rate'), ('name', 'x')), ('bin', '-', ('num', 1.0), ('call', 'exp', (('bin', '-', ('num', 0.0), ('name', 'x')),))))
+>>> sorted(names(parse("v .gt. thresh .and. spiking .lt. 0.5")))
+['spiking', 'thresh', 'v']
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Callable, Iterator, Set
+
+from ..errors import ModelError
+
+#: functions known to LEMS (jLEMS) and their NumPy spelling
+FUNCTIONS = {
+    "exp": "_np.exp", "log": "_np.log", "ln": "_np.log", "log10": "_np.log10", "sqrt": "_np.sqrt",
+    "sin": "_np.sin", "cos": "_np.cos", "tan": "_np.tan", "asin": "_np.arcsin", "acos": "_np.arccos",
+    "atan": "_np.arctan", "sinh": "_np.sinh", "cosh": "_np.cosh", "tanh": "_np.tanh",
+    "abs": "_np.abs", "ceil": "_np.ceil", "floor": "_np.floor", "H": "_heaviside",
+    "random": "_random", "factorial": "_factorial", "max": "_np.maximum", "min": "_np.minimum",
+    "pow": "_np.power", "sign": "_np.sign",
+    "__select": "_np.where",  # internal: regime-dependent and piecewise expressions
+}
+_ARITY = {"random": 1, "H": 1, "max": 2, "min": 2, "pow": 2}
+
+_DOT_OPS = {".gt.": ">", ".lt.": "<", ".geq.": ">=", ".ge.": ">=", ".leq.": "<=", ".le.": "<=",
+            ".eq.": "==", ".neq.": "!=", ".ne.": "!=", ".and.": "and", ".or.": "or", ".not.": "not"}
+_SYM_OPS = {">=": ">=", "<=": "<=", "==": "==", "!=": "!=", ">": ">", "<": "<",
+            "&&": "and", "||": "or", "!": "not"}
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<dot>\.[A-Za-z]+\.)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<sym>>=|<=|==|!=|&&|\|\||[-+*/^(),<>!])
+""", re.X)
+
+
+class ExpressionError(ModelError):
+    """A LEMS expression does not parse."""
+
+
+def _tokenize(text: str):
+    pos, out = 0, []
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise ExpressionError(f"unexpected character {text[pos]!r} at column {pos + 1} in '{text}'")
+        pos = m.end()
+        kind = m.lastgroup
+        tok = m.group(kind)
+        if kind == "ws":
+            continue
+        if kind == "dot":
+            op = _DOT_OPS.get(tok.lower())
+            if op is None:
+                raise ExpressionError(f"unknown operator '{tok}' in '{text}'")
+            out.append(("op", op))
+        elif kind == "sym":
+            out.append(("op", _SYM_OPS.get(tok, tok)))
+        else:
+            out.append((kind, tok))
+    out.append(("end", None))
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+
+    def peek(self):
+        return self.toks[self.i]
+
+    def take(self):
+        t = self.toks[self.i]
+        self.i += 1
+        return t
+
+    def expect(self, op):
+        t = self.take()
+        if t != ("op", op):
+            raise ExpressionError(f"expected '{op}' but found {t[1]!r} in '{self.text}'")
+
+    def parse(self):
+        node = self.p_or()
+        if self.peek()[0] != "end":
+            raise ExpressionError(f"unexpected {self.peek()[1]!r} in '{self.text}'")
+        return node
+
+    def p_or(self):
+        a = self.p_and()
+        while self.peek() == ("op", "or"):
+            self.take()
+            a = ("or", a, self.p_and())
+        return a
+
+    def p_and(self):
+        a = self.p_not()
+        while self.peek() == ("op", "and"):
+            self.take()
+            a = ("and", a, self.p_not())
+        return a
+
+    def p_not(self):
+        if self.peek() == ("op", "not"):
+            self.take()
+            return ("not", self.p_not())
+        return self.p_cmp()
+
+    def p_cmp(self):
+        a = self.p_sum()
+        t = self.peek()
+        if t[0] == "op" and t[1] in (">", "<", ">=", "<=", "==", "!="):
+            self.take()
+            return ("cmp", t[1], a, self.p_sum())
+        return a
+
+    def p_sum(self):
+        a = self.p_prod()
+        while self.peek()[0] == "op" and self.peek()[1] in "+-":
+            op = self.take()[1]
+            a = ("bin", op, a, self.p_prod())
+        return a
+
+    def p_prod(self):
+        a = self.p_unary()
+        while self.peek()[0] == "op" and self.peek()[1] in ("*", "/"):
+            op = self.take()[1]
+            a = ("bin", op, a, self.p_unary())
+        return a
+
+    def p_unary(self):
+        t = self.peek()
+        if t == ("op", "-"):
+            self.take()
+            operand = self.p_unary()
+            if operand[0] == "num":
+                return ("num", -operand[1])
+            return ("neg", operand)
+        if t == ("op", "+"):
+            self.take()
+            return self.p_unary()
+        return self.p_pow()
+
+    def p_pow(self):
+        a = self.p_atom()
+        if self.peek() == ("op", "^"):
+            self.take()
+            return ("bin", "^", a, self.p_unary())
+        return a
+
+    def p_atom(self):
+        kind, tok = self.take()
+        if kind == "num":
+            return ("num", float(tok))
+        if kind == "name":
+            if self.peek() == ("op", "("):
+                self.take()
+                args = []
+                if self.peek() != ("op", ")"):
+                    args.append(self.p_or())
+                    while self.peek() == ("op", ","):
+                        self.take()
+                        args.append(self.p_or())
+                self.expect(")")
+                if tok not in FUNCTIONS:
+                    raise ExpressionError(f"unknown function '{tok}' in '{self.text}'")
+                if len(args) != _ARITY.get(tok, 1):
+                    raise ExpressionError(f"function '{tok}' takes {_ARITY.get(tok, 1)} argument(s) in '{self.text}'")
+                return ("call", tok, tuple(args))
+            return ("name", tok)
+        if (kind, tok) == ("op", "("):
+            node = self.p_or()
+            self.expect(")")
+            return node
+        raise ExpressionError(f"unexpected {tok!r} in '{self.text}'" if tok else f"incomplete expression '{self.text}'")
+
+
+@lru_cache(maxsize=None)
+def parse(text: str):
+    """Parse a LEMS expression into an AST tuple (cached)."""
+    if text is None or not str(text).strip():
+        raise ExpressionError("empty expression")
+    return _Parser(str(text)).parse()
+
+
+def walk(node) -> Iterator[tuple]:
+    yield node
+    k = node[0]
+    if k in ("bin", "cmp"):
+        yield from walk(node[2])
+        yield from walk(node[3])
+    elif k in ("and", "or"):
+        yield from walk(node[1])
+        yield from walk(node[2])
+    elif k in ("neg", "not"):
+        yield from walk(node[1])
+    elif k == "call":
+        for a in node[2]:
+            yield from walk(a)
+
+
+def names(node) -> Set[str]:
+    """The variable names an AST refers to."""
+    return {n[1] for n in walk(node) if n[0] == "name"}
+
+
+def rename(node, fn: Callable[[str], object]):
+    """Return a copy of ``node`` with each ('name', x) replaced by ``fn(x)`` (a node or a str)."""
+    k = node[0]
+    if k == "name":
+        r = fn(node[1])
+        return ("name", r) if isinstance(r, str) else r
+    if k == "num":
+        return node
+    if k in ("bin", "cmp"):
+        return (k, node[1], rename(node[2], fn), rename(node[3], fn))
+    if k in ("and", "or"):
+        return (k, rename(node[1], fn), rename(node[2], fn))
+    if k in ("neg", "not"):
+        return (k, rename(node[1], fn))
+    if k == "call":
+        return ("call", node[1], tuple(rename(a, fn) for a in node[2]))
+    raise ValueError(node)
+
+
+def has_random(node) -> bool:
+    return any(n[0] == "call" and n[1] == "random" for n in walk(node))
+
+
+_PY_OP = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**"}
+
+
+def to_numpy(node, name_fn: Callable[[str], str] = lambda s: s) -> str:
+    """Generate NumPy source for an AST; ``name_fn`` maps variable names to code.
+
+    Comparisons give boolean arrays, combined with ``&``/``|``/``~``.
+
+    >>> to_numpy(parse("a .gt. 2 .and. b .lt. -1"))
+    '((a > 2.0) & (b < -1.0))'
+    """
+    k = node[0]
+    if k == "num":
+        return repr(node[1])
+    if k == "name":
+        return name_fn(node[1])
+    if k == "bin":
+        return f"({to_numpy(node[2], name_fn)} {_PY_OP[node[1]]} {to_numpy(node[3], name_fn)})"
+    if k == "neg":
+        return f"(-{to_numpy(node[1], name_fn)})"
+    if k == "cmp":
+        return f"({to_numpy(node[2], name_fn)} {node[1]} {to_numpy(node[3], name_fn)})"
+    if k == "and":
+        return f"({to_numpy(node[1], name_fn)} & {to_numpy(node[2], name_fn)})"
+    if k == "or":
+        return f"({to_numpy(node[1], name_fn)} | {to_numpy(node[2], name_fn)})"
+    if k == "not":
+        return f"(~{to_numpy(node[1], name_fn)})"
+    if k == "call":
+        args = ", ".join(to_numpy(a, name_fn) for a in node[2])
+        return f"{FUNCTIONS[node[1]]}({args})"
+    raise ValueError(node)
+
+
+def evaluate(node, env: dict):
+    """Evaluate an AST with plain Python/NumPy values (used for constants at load time)."""
+    import numpy as np
+
+    code = to_numpy(node, lambda s: f"_env[{s!r}]")
+    try:
+        return eval(code, {"_np": np, "_env": env, "_heaviside": heaviside,
+                           "_factorial": _factorial_fn, "_random": _no_random})
+    except KeyError as e:
+        raise ModelError(f"unknown name {e.args[0]!r} in expression") from None
+
+
+def heaviside(x):
+    import numpy as np
+    return np.heaviside(x, 0.5)
+
+
+def _factorial_fn(x):
+    import numpy as np
+    from scipy.special import gamma
+    return gamma(np.asarray(x, dtype=float) + 1.0)
+
+
+def _no_random(x):
+    raise ModelError("random() is not allowed in a constant expression")

@@ -1,0 +1,573 @@
+"""Flatten LEMS component trees into vectorisable groups (the IR).
+
+A :class:`Group` is ``n`` identical instances of one component tree: a population of
+cells, the synapses of one projection, the inputs of one input list, or the single
+root of the simulation (network, tissue...).  Every variable of every node of the tree
+gets a key ``"<node path>/<name>"`` in its group; expressions are parsed once and their
+names resolved to keys.  References that leave the group (a synapse's requirement ``v``
+met by its host cell, a cell's ``iSyn`` summing its attached synapses, a gap junction's
+``peer/v``) become synthetic *gather* and *scatter* variables, so that the code
+generator sees one flat, topologically sortable set of equations per network.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ModelError, UnitError, UnsupportedFeature
+from . import expr as E
+from .model import Component, ComponentType, EventHandler, LemsModel
+
+
+@dataclass
+class Link:
+    """From each instance of a group to one instance of ``group`` (idx None: all to 0)."""
+    group: "Group"
+    node: "Node"
+    idx: Optional[np.ndarray] = None
+
+
+@dataclass
+class Derived:
+    key: str
+    kind: str  # 'expr' | 'cases' | 'gather' | 'scatter' | 'reduce'
+    ast: object = None
+    cases: Optional[List[Tuple[object, object]]] = None  # (cond ast or None, value ast)
+    # gather: value of src_key in src group at idx
+    src: Optional["Group"] = None
+    src_key: Optional[str] = None
+    idx: Optional[np.ndarray] = None
+    # scatter / reduce: op over terms
+    op: str = "add"
+    terms: List = field(default_factory=list)  # reduce: local keys; scatter: (group, key, idx)
+    regime: Optional[Tuple[str, int]] = None  # (regime key, index) for regime-local derived
+
+
+@dataclass
+class Handler:
+    node: "Node"
+    kind: str  # 'start' | 'condition' | 'event' | 'entry'
+    test: object = None
+    port: Optional[str] = None
+    assignments: List[Tuple[str, object]] = field(default_factory=list)
+    event_outs: List[str] = field(default_factory=list)
+    transition: Optional[int] = None
+    regime: Optional[Tuple[str, int]] = None  # active only in this regime
+
+
+_SEG = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\*|([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)')\])?$")
+
+
+class Node:
+    """One component of a group's tree."""
+
+    def __init__(self, group: "Group", comp: Component, tname: str, parent: Optional["Node"], name: str,
+                 aliases=()):
+        self.group = group
+        self.comp = comp
+        self.tname = tname
+        self.ct: ComponentType = group.model.resolved(tname)
+        self.parent = parent
+        self.name = name
+        self.aliases = {name, *[a for a in aliases if a]}
+        self.prefix = name if parent is None or parent.prefix == "" else f"{parent.prefix}/{name}"
+        if parent is None:
+            self.prefix = ""
+        self.child: Dict[str, Node] = {}
+        self.children: Dict[str, List[Node]] = {}
+        self.subnodes: List[Node] = []  # every node below, in order
+        self.params: Dict[str, Optional[float]] = {}
+        self.texts: Dict[str, str] = {}
+        self.paths: Dict[str, str] = {}
+        self.links: Dict[str, str] = {}
+        self.refs: Dict[str, Component] = {}
+        self.local: Dict[str, str] = {}  # variable name -> kind
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def where(self) -> dict:
+        return self.comp.where()
+
+    def find(self, alias: str) -> Optional["Node"]:
+        for n in self.subnodes:
+            if alias in n.aliases:
+                return n
+        return None
+
+    def __repr__(self):
+        return f"Node({self.tname}:{self.prefix or '<root>'})"
+
+
+class Group:
+    """``n`` instances of one flattened component tree."""
+
+    def __init__(self, gid: int, name: str, model: LemsModel, comp: Component, n: int,
+                 tname: Optional[str] = None, aliases=(), skip_types=()):
+        self.gid = gid
+        self.skip_types = tuple(skip_types)
+        self.name = name
+        self.model = model
+        self.n = int(n)
+        self.parent: Optional[Link] = None
+        self.links: Dict[str, Link] = {}  # named links out of this group, e.g. 'peer'
+        self.attached: Dict[Tuple[str, str], List["Group"]] = {}  # (node prefix, slot) -> groups
+        self.per_instance: Dict[str, np.ndarray] = {}  # key -> array(n)
+        self.params: Dict[str, Optional[float]] = {}  # key -> value (None: missing)
+        self.state: Dict[str, str] = {}  # key -> dimension
+        self.derived: Dict[str, Derived] = {}
+        self.rates: Dict[str, object] = {}  # state key -> ast
+        self.rate_cases: Dict[str, List[Tuple[Tuple[str, int], object]]] = {}  # regime-dependent rates
+        self.handlers: List[Handler] = []
+        self.internal: List[Tuple[Node, str, Node, str]] = []
+        self.regimes: Dict[str, Tuple[Node, List[str], int]] = {}  # regime key -> node, names, initial
+        self.nodes: List[Node] = []
+        self.kinetic_init: List[Tuple[List[str], List[Tuple[str, str, str, str]]]] = []
+        self.has_random = False
+        self._syn = 0
+        self.root = self._build(comp, tname or model.type_of(comp), None, "", aliases)
+
+    # ------------------------------------------------------------------ build
+    def _build(self, comp: Component, tname: str, parent: Optional[Node], name: str, aliases) -> Node:
+        node = Node(self, comp, tname, parent, name, aliases)
+        self.nodes.append(node)
+        a = parent
+        while a is not None:
+            a.subnodes.append(node)
+            a = a.parent
+        ct = node.ct
+        m = self.model
+        where = comp.where()
+        for pname, dim in ct.parameters.items():
+            raw = comp.attrs.get(pname)
+            if raw is None:
+                node.params[pname] = None
+                continue
+            try:
+                node.params[pname] = m.units.parse(raw, dim)
+            except UnitError as e:
+                raise UnitError(f"parameter {pname}: {e.message}", **where) from None
+        for pname, val in ct.fixed.items():
+            node.params[pname] = m.units.parse(val)
+        for pname, (dim, default) in ct.properties.items():
+            raw = comp.attrs.get(pname, default)
+            node.params[pname] = None if raw is None else m.units.parse(raw, dim)
+        for pname in ct.index_parameters:
+            raw = comp.attrs.get(pname)
+            node.params[pname] = None if raw is None else float(raw)
+        for tn in ct.texts:
+            if tn in comp.attrs:
+                node.texts[tn] = comp.attrs[tn]
+        for pn in ct.paths:
+            if pn in comp.attrs:
+                node.paths[pn] = comp.attrs[pn]
+        for ln in ct.links:
+            if ln in comp.attrs:
+                node.links[ln] = comp.attrs[ln]
+        for rn in ct.component_refs:
+            if rn in comp.attrs:
+                node.refs[rn] = m.component(comp.attrs[rn], where=where)
+        # Child slots given by reference attribute (NeuroML: <cell morphology="m1">)
+        for slot in ct.child:
+            if slot in comp.attrs and comp.attrs[slot] in m.components and slot not in ct.parameters:
+                ref = m.components[comp.attrs[slot]]
+                self._add_child(node, ref, "child", slot)
+        for sub in comp.children:
+            try:
+                stype = m.type_of(sub, ct)
+            except ModelError:
+                if sub.tag in ("notes", "annotation", "property", "include"):
+                    continue
+                raise
+            if self.skip_types and any(m.is_a(stype, st) for st in self.skip_types):
+                continue
+            slot = m.slot_for(ct, sub, stype)
+            if slot is None:
+                sct = m.resolved(stype)
+                if sct.dynamics is None and not sct.parameters:
+                    continue
+                raise ModelError(f"<{sub.tag}> is not allowed inside a {tname}", **sub.where())
+            self._add_child(node, sub, slot[0], slot[1], stype)
+        for rn in ct.child_instances:
+            ref = node.refs.get(rn)
+            if ref is None:
+                raise ModelError(f"{tname} needs a '{rn}' reference", **where)
+            self._add_child(node, ref, "child", rn, aliases=(ref.id,))
+        self._fix_segments(node)
+        return node
+
+    def _add_child(self, node: Node, comp: Component, kind: str, slot: str, stype=None, aliases=()):
+        stype = stype or self.model.type_of(comp, node.ct)
+        if kind == "child":
+            child = self._build(comp, stype, node, slot, (comp.id, *aliases))
+            node.child[slot] = child
+        else:
+            nm = comp.id if comp.id is not None else f"{slot}{len(node.children.get(slot, []))}"
+            child = self._build(comp, stype, node, nm, aliases)
+            node.children.setdefault(slot, []).append(child)
+
+    def _fix_segments(self, node: Node) -> None:
+        """A segment without <proximal> starts at its parent's distal point (NeuroML rule)."""
+        segs = node.children.get("segments")
+        if not segs or node.tname != "morphology" and not self.model.is_a(node.tname, "morphology"):
+            return
+        if len(segs) > 1:
+            raise UnsupportedFeature(
+                f"multi-compartment cells are not supported yet: the morphology has {len(segs)} segments",
+                **node.where())
+
+    # -------------------------------------------------------------- names
+    def local_names(self, node: Node) -> Dict[str, str]:
+        if node.local:
+            return node.local
+        ct = node.ct
+        d = {}
+        for p in node.params:
+            d[p] = "param"
+        for p in ct.constants:
+            d[p] = "const"
+        for p in ct.derived_parameters:
+            d[p] = "derived"
+        if ct.dynamics is not None:
+            for s in ct.dynamics.state:
+                d[s] = "state"
+            for dv in ct.dynamics.derived:
+                d[dv.name] = "derived"
+            for r in ct.dynamics.regimes:
+                for dv in r.derived:
+                    d[dv.name] = "derived"
+        node.local = d
+        return d
+
+    def _syn_key(self, base: str) -> str:
+        self._syn += 1
+        return f"__{base}{self._syn}"
+
+    def ancestor_lookup(self, node: Node, name: str):
+        """Find ``name`` in ``node``'s ancestors (requirement resolution): (group, node) or None."""
+        g, cur = self, node.parent
+        chain: List[Link] = []
+        while True:
+            while cur is not None:
+                if name in g.local_names(cur):
+                    return g, cur, chain
+                cur = cur.parent
+            if g.parent is None:
+                return None
+            chain.append(g.parent)
+            cur = g.parent.node
+            # the parent node itself is searched first in the parent group
+            if name in g.parent.group.local_names(cur):
+                return g.parent.group, cur, chain
+            g = g.parent.group
+            cur = cur.parent
+
+    def gather(self, chain: List[Link], key: str) -> str:
+        """A synthetic variable of this group holding ``key`` of the group at the end of ``chain``."""
+        idx = None
+        n = self.n
+        src = self
+        for link in chain:
+            li = link.idx if link.idx is not None else np.zeros(src.n, dtype=np.int64)
+            idx = li if idx is None else li[idx]
+            src = link.group
+        if src.n == 1:
+            idx = None
+        k = self._syn_key("g")
+        self.derived[k] = Derived(k, "gather", src=src, src_key=key, idx=idx)
+        return k
+
+    def resolve_name(self, node: Node, name: str, *, where=None) -> object:
+        """Map a name used in ``node``'s expressions to an AST leaf."""
+        if name == "t":
+            return ("name", "t")
+        loc = self.local_names(node)
+        if name in loc:
+            if loc[name] == "const":
+                dim, val = node.ct.constants[name]
+                return ("num", self.model.units.parse(val))
+            return ("name", node.key(name))
+        if name in self.model.constants:
+            return ("num", self.model.units.parse(self.model.constants[name][1]))
+        found = self.ancestor_lookup(node, name)
+        if found is not None:
+            g, anc, chain = found
+            kind = g.local_names(anc)[name]
+            if kind == "const":
+                return ("num", self.model.units.parse(anc.ct.constants[name][1]))
+            if g is self:
+                return ("name", anc.key(name))
+            return ("name", self.gather(chain, anc.key(name)))
+        raise ModelError(f"'{name}' is not defined for {node.tname}" +
+                         (f" '{node.comp.id}'" if node.comp.id else "") +
+                         " (not a parameter, variable or requirement met by a parent)", **(where or node.where()))
+
+    def resolve_expr(self, node: Node, text: str, *, where=None):
+        try:
+            ast = E.parse(text)
+        except E.ExpressionError as e:
+            raise e.located(**(where or node.where())) from None
+        if E.has_random(ast):
+            self.has_random = True
+        cache = {}
+
+        def fn(nm):
+            if nm not in cache:
+                cache[nm] = self.resolve_name(node, nm, where=where)
+            return cache[nm]
+        return E.rename(ast, fn)
+
+    # ------------------------------------------------------------- select
+    def resolve_select(self, node: Node, dv) -> Derived:
+        path = dv.select.strip()
+        reduce = dv.reduce
+        segs = [s for s in path.split("/") if s]
+        # current positions: list of (group, node, chain)
+        pos = [(self, node, [])]
+        for i, seg in enumerate(segs[:-1]):
+            m = _SEG.match(seg)
+            if not m:
+                raise ModelError(f"cannot understand select path '{path}'", **node.where())
+            name, sel, fkey, fval = m.group(1), m.group(2), m.group(3), m.group(4)
+            nxt = []
+            for g, nd, chain in pos:
+                if name in nd.child:
+                    nxt.append((g, nd.child[name], chain))
+                elif name in nd.children:
+                    for c in nd.children[name]:
+                        if fkey is None or c.texts.get(fkey) == fval:
+                            nxt.append((g, c, chain))
+                elif name in nd.ct.attachments:
+                    for ag in g.attached.get((nd.prefix, name), []):
+                        if fkey is None or ag.root.texts.get(fkey) == fval:
+                            nxt.append((ag, ag.root, chain + [("scatter", ag)]))
+                elif name in g.links and nd is g.root:
+                    link = g.links[name]
+                    nxt.append((link.group, link.node, chain + [("link", link)]))
+                else:
+                    sub = nd.find(name)
+                    if sub is not None:
+                        nxt.append((g, sub, chain))
+            pos = nxt
+        last = segs[-1]
+        terms = []
+        for g, nd, chain in pos:
+            if last not in g.local_names(nd):
+                found = g.ancestor_lookup(nd, last) if nd is not g.root or g.parent is not None else None
+                if found is None:
+                    continue
+            terms.append((g, nd, chain))
+        key = node.key(dv.name)
+        if not terms:
+            identity = 1.0 if reduce == "multiply" else 0.0
+            return Derived(key, "expr", ast=("num", identity))
+        out_terms = []
+        for g, nd, chain in terms:
+            leaf = g.resolve_name(nd, last)
+            if not chain:
+                out_terms.append(leaf)
+                continue
+            # walk the chain back: a scatter (attachments) or a link (peer)
+            if leaf[0] == "num":
+                lkey = g._syn_key("c")
+                g.derived[lkey] = Derived(lkey, "expr", ast=leaf)
+                leaf = ("name", lkey)
+            kind, obj = chain[-1]
+            if len(chain) > 1:
+                raise UnsupportedFeature(f"select path '{path}' crosses more than one group boundary",
+                                         **node.where())
+            if kind == "scatter":
+                out_terms.append(("scatter", obj, leaf[1]))
+            else:
+                out_terms.append(("name", self.gather([obj], leaf[1])))
+        scat = [t for t in out_terms if t[0] == "scatter"]
+        if scat:
+            k = self._syn_key("s")
+            op = reduce or "add"
+            self.derived[k] = Derived(k, "scatter", op=op,
+                                      terms=[(ag, lk, ag.parent.idx) for _, ag, lk in scat])
+            rest = [t for t in out_terms if t[0] != "scatter"]
+            out_terms = rest + [("name", k)]
+        if len(out_terms) == 1:
+            return Derived(key, "expr", ast=out_terms[0])
+        op = "*" if reduce == "multiply" else "+"
+        ast = out_terms[0]
+        for t in out_terms[1:]:
+            ast = ("bin", op, ast, t)
+        return Derived(key, "expr", ast=ast)
+
+    # ----------------------------------------------------------- equations
+    def compile_equations(self) -> None:
+        """Resolve every node's parameters, dynamics and structure into keys and ASTs."""
+        for node in self.nodes:
+            self._node_equations(node)
+        for k, v in self.per_instance.items():
+            self.params.pop(k, None)
+
+    def _node_equations(self, node: Node) -> None:
+        ct = node.ct
+        for p, v in node.params.items():
+            self.params[node.key(p)] = v
+        for p, (dim, val) in ct.derived_parameters.items():
+            self.derived[node.key(p)] = Derived(node.key(p), "expr", ast=self.resolve_expr(node, val))
+        self._structure_events(node)
+        dyn = ct.dynamics
+        if dyn is None:
+            return
+        for s, dim in dyn.state.items():
+            self.state[node.key(s)] = dim
+        for dv in dyn.derived:
+            self.derived[node.key(dv.name)] = self._derived(node, dv)
+        for var, val in dyn.time_derivatives.items():
+            if var not in dyn.state:
+                raise ModelError(f"TimeDerivative of '{var}', which is not a StateVariable", **node.where())
+            self.rates[node.key(var)] = self.resolve_expr(node, val)
+        for h in dyn.handlers:
+            self.handlers.append(self._handler(node, h))
+        for ks in dyn.kinetic:
+            self._kinetic(node, ks)
+        if dyn.regimes:
+            rkey = node.key("__regime")
+            names = [r.name for r in dyn.regimes]
+            initial = next((i for i, r in enumerate(dyn.regimes) if r.initial), 0)
+            self.regimes[rkey] = (node, names, initial)
+            self.state[rkey] = "none"
+            for ri, r in enumerate(dyn.regimes):
+                reg = (rkey, ri)
+                for var, val in r.time_derivatives.items():
+                    self.rate_cases.setdefault(node.key(var), []).append((reg, self.resolve_expr(node, val)))
+                for dv in r.derived:
+                    d = self._derived(node, dv)
+                    prev = self.derived.get(d.key)
+                    d.regime = reg
+                    if prev is not None and prev.regime is not None:
+                        # several regimes define it: chain as cases on the regime index
+                        d = Derived(d.key, "cases", cases=[(("cmp", "==", ("name", rkey), ("num", float(ri))), d.ast)]
+                                    + (prev.cases or []))
+                    self.derived[d.key] = d
+                for h in r.handlers:
+                    hh = self._handler(node, h)
+                    hh.regime = reg
+                    if h.transition is not None:
+                        hh.transition = names.index(h.transition) if h.transition in names else None
+                        if hh.transition is None:
+                            raise ModelError(f"transition to unknown regime '{h.transition}'", **node.where())
+                    self.handlers.append(hh)
+
+    def _derived(self, node: Node, dv) -> Derived:
+        key = node.key(dv.name)
+        if dv.cases is not None:
+            cases = []
+            for cond, val in dv.cases:
+                cases.append((self.resolve_expr(node, cond) if cond else None, self.resolve_expr(node, val)))
+            return Derived(key, "cases", cases=cases)
+        if dv.select:
+            return self.resolve_select(node, dv)
+        if dv.value is None:
+            raise ModelError(f"DerivedVariable '{dv.name}' has neither value nor select", **node.where())
+        return Derived(key, "expr", ast=self.resolve_expr(node, dv.value))
+
+    def _handler(self, node: Node, h: EventHandler) -> Handler:
+        out = Handler(node=node, kind=h.kind, port=h.port, event_outs=list(h.event_outs))
+        if h.test:
+            out.test = self.resolve_expr(node, h.test)
+        loc = self.local_names(node)
+        for a in h.assignments:
+            if loc.get(a.variable) != "state":
+                raise ModelError(f"StateAssignment to '{a.variable}', which is not a StateVariable of "
+                                 f"{node.tname}", **node.where())
+            out.assignments.append((node.key(a.variable), self.resolve_expr(node, a.value)))
+        return out
+
+    def _kinetic(self, node: Node, ks) -> None:
+        states = node.children.get(ks.nodes, [])
+        edges = node.children.get(ks.edges, [])
+        by_id = {s.comp.id: s for s in states}
+        rates: Dict[str, List] = {node_.key(ks.state_variable): [] for node_ in states}
+        pairs = []
+        for e in edges:
+            a = by_id.get(e.links.get(ks.edge_source))
+            b = by_id.get(e.links.get(ks.edge_target))
+            if a is None or b is None:
+                raise ModelError(f"kinetic transition '{e.comp.id}' links unknown states", **e.where())
+            xa, xb = ("name", a.key(ks.state_variable)), ("name", b.key(ks.state_variable))
+            rf, rr = ("name", e.key(ks.forward_rate)), ("name", e.key(ks.reverse_rate))
+            flux = ("bin", "-", ("bin", "*", rf, xa), ("bin", "*", rr, xb))
+            rates[a.key(ks.state_variable)].append(("neg", flux))
+            rates[b.key(ks.state_variable)].append(flux)
+            pairs.append((a.key(ks.state_variable), b.key(ks.state_variable), e.key(ks.forward_rate),
+                          e.key(ks.reverse_rate)))
+        for k, terms in rates.items():
+            ast = terms[0] if terms else ("num", 0.0)
+            for t in terms[1:]:
+                ast = ("bin", "+", ast, t)
+            self.rates[k] = ast
+        self.kinetic_init.append((list(rates), pairs))
+
+    def _structure_events(self, node: Node) -> None:
+        ct = node.ct
+        for ec in ct.event_connections:
+            src = self._event_end(node, ec.source)
+            dst = self._event_end(node, ec.target)
+            if src is None or dst is None:
+                continue
+            sport = ec.source_port or _default_port(src, "out") or _default_port(src, "in")
+            dport = ec.target_port or _default_port(dst, "in")
+            if sport is None or dport is None:
+                continue
+            self.internal.append((src, sport, dst, dport))
+
+    def _event_end(self, node: Node, name: str) -> Optional[Node]:
+        if name in (None, "this", "."):
+            return node
+        if name == "parent":
+            return node.parent
+        if name in node.paths:
+            target = node.paths[name].strip()
+            for part in target.split("/"):
+                if part in (".", ""):
+                    continue
+                if part in ("..",):
+                    node = node.parent
+                    continue
+                nxt = node.find(part)
+                if nxt is None:
+                    raise ModelError(f"path '{target}' names no child of {node.tname}", **node.where())
+                node = nxt
+            return node
+        if name in node.child:
+            return node.child[name]
+        return node.find(name)
+
+    # ------------------------------------------------------------ lookups
+    def node_at(self, parts: List[str]) -> Tuple[Node, str]:
+        """Navigate a recording path (child ids or slot names) to (node, variable name)."""
+        nd = self.root
+        for p in parts[:-1]:
+            nxt = None
+            if p in nd.child:
+                nxt = nd.child[p]
+            else:
+                for lst in nd.children.values():
+                    for c in lst:
+                        if p in c.aliases:
+                            nxt = c
+                            break
+                    if nxt:
+                        break
+            if nxt is None:
+                nxt = nd.find(p)
+            if nxt is None:
+                raise ModelError(f"'{p}' is not a child of {nd.tname} in group {self.name}")
+            nd = nxt
+        return nd, parts[-1]
+
+
+def _default_port(node: Node, direction: str) -> Optional[str]:
+    for name, d in node.ct.event_ports.items():
+        if d == direction:
+            return name
+    return None
