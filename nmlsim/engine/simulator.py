@@ -171,30 +171,12 @@ class Simulator:
             prog.derived(V, 0.0)
 
     def _init_kinetic(self):
-        """Start every kinetic scheme at its steady state for the initial conditions."""
+        """Start every kinetic scheme with all occupancy in its first state, as jLEMS does."""
         prog = self.program
         for g in self.built.groups:
             for states, pairs in g.kinetic_init:
-                k = len(states)
-                pos = {s: i for i, s in enumerate(states)}
-                Q = np.zeros((g.n, k, k))
-                for a, b_, rf, rr in pairs:
-                    f = np.broadcast_to(np.asarray(prog.value(g.gid, rf), dtype=float), (g.n,))
-                    r = np.broadcast_to(np.asarray(prog.value(g.gid, rr), dtype=float), (g.n,))
-                    ia, ib = pos[a], pos[b_]
-                    Q[:, ib, ia] += f
-                    Q[:, ia, ia] -= f
-                    Q[:, ia, ib] += r
-                    Q[:, ib, ib] -= r
-                Q[:, -1, :] = 1.0
-                rhs = np.zeros((g.n, k))
-                rhs[:, -1] = 1.0
-                try:
-                    p = np.linalg.solve(Q, rhs[..., None])[..., 0]
-                except np.linalg.LinAlgError:
-                    continue
-                for s, i in pos.items():
-                    self.V[prog.py(g.gid, s)][:] = p[:, i]
+                for i, s in enumerate(states):
+                    self.V[prog.py(g.gid, s)][:] = 1.0 if i == 0 else 0.0
 
     # ------------------------------------------------------------ run
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,

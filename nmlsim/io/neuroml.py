@@ -182,19 +182,23 @@ def _continuous(model, net, c):
 
 
 def _input_list(model, net, c):
+    """An inputList; jnml takes each input's population from its target path (the
+    ``population`` attribute is often wrong in real files), so this does too."""
     w = c.where()
-    pop = c.attrs.get("population")
-    p = net.population(pop, where=w)
     comp = model.component(c.attrs.get("component"), where=w)
-    idx, wts = [], []
+    per_pop = {}
     for ch in c.children:
         if ch.tag not in ("input", "inputW"):
             continue
-        tgt = ch.attrs.get("target")
-        _, i = parse_cell_ref(tgt, where=ch.where())
+        pop, i = parse_cell_ref(ch.attrs.get("target"), where=ch.where())
+        if pop not in net.populations:
+            pop = c.attrs.get("population", pop)
+        p = net.population(pop, where=ch.where())
+        idx, wts = per_pop.setdefault(pop, ([], []))
         idx.append(p.index_of(i))
         wts.append(float(ch.attrs.get("weight", 1.0)))
-    net.inputs.append(InputList(c.id, comp, pop, np.array(idx, dtype=np.int64), np.array(wts)))
+    for pop, (idx, wts) in per_pop.items():
+        net.inputs.append(InputList(c.id, comp, pop, np.array(idx, dtype=np.int64), np.array(wts)))
 
 
 def _synaptic_connection(model, net, c, t):

@@ -282,14 +282,14 @@ class Group:
 
     def resolve_name(self, node: Node, name: str, *, where=None) -> object:
         """Map a name used in ``node``'s expressions to an AST leaf."""
-        if name == "t":
-            return ("name", "t")
         loc = self.local_names(node)
-        if name in loc:
+        if name in loc:  # a local variable shadows the time 't' (e.g. a timeCourse's exposure)
             if loc[name] == "const":
                 dim, val = node.ct.constants[name]
                 return ("num", self.model.units.parse(val))
             return ("name", node.key(name))
+        if name == "t":
+            return ("name", "t")
         if name in self.model.constants:
             return ("num", self.model.units.parse(self.model.constants[name][1]))
         found = self.ancestor_lookup(node, name)
@@ -426,7 +426,14 @@ class Group:
                 raise ModelError(f"TimeDerivative of '{var}', which is not a StateVariable", **node.where())
             self.rates[node.key(var)] = self.resolve_expr(node, val)
         for h in dyn.handlers:
-            self.handlers.append(self._handler(node, h))
+            hh = self._handler(node, h)
+            if h.kind == "start" and len(hh.assignments) > 1:
+                # OnStart assignments run one by one, each seeing derived values recomputed
+                # after the previous one (e.g. v = v0, then h = h_inf(v))
+                for a in hh.assignments:
+                    self.handlers.append(Handler(node=node, kind="start", assignments=[a]))
+            else:
+                self.handlers.append(hh)
         for ks in dyn.kinetic:
             self._kinetic(node, ks)
         if dyn.regimes:

@@ -229,10 +229,10 @@ class LemsModel:
                 return slot_type
         if comp.type and self.has_type(comp.type):
             return comp.type
-        if self.has_type(comp.tag):
-            return comp.tag
         if comp.type_attr and self.has_type(comp.type_attr):
             return comp.type_attr
+        if self.has_type(comp.tag):
+            return comp.tag
         raise ModelError(f"unknown component type '{comp.type or comp.type_attr or comp.tag}'", **comp.where())
 
     def slot_for(self, parent_type: ComponentType, comp: Component, comp_type: str) -> Optional[Tuple[str, str]]:
