@@ -15,6 +15,7 @@ and kept (``Program.source``) so errors can quote it.
 from __future__ import annotations
 
 import linecache
+import math
 import re
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -42,6 +43,37 @@ def _bcb(x, n):
     return np.broadcast_to(a, (n,))
 
 
+def _phi(z):
+    """(e^z - 1)/z, elementwise, 1 at z = 0."""
+    z = np.asarray(z, dtype=float)
+    small = np.abs(z) < 1e-9
+    return np.where(small, 1.0 + 0.5 * z, np.expm1(z) / np.where(small, 1.0, z))
+
+
+def _phi1(z):
+    return 1.0 + 0.5 * z if -1e-9 < z < 1e-9 else math.expm1(z) / z
+
+
+def _hs(x):
+    return 1.0 if x > 0 else (0.5 if x == 0 else 0.0)
+
+
+def _sign1(x):
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+def _at(x, i):
+    """Element i of an array, or x itself if it is a scalar."""
+    try:
+        return float(x[i])
+    except (TypeError, IndexError):
+        return float(x)
+
+
+class _Fallback(Exception):
+    pass
+
+
 def _scatter_add(idx, vals, nsrc, n):
     return np.bincount(idx, weights=_bc(vals, nsrc), minlength=n)
 
@@ -55,8 +87,10 @@ def _scatter_mul(idx, vals, nsrc, n):
 class Program:
     """Generated code and data of one network."""
 
-    def __init__(self, groups: List[Group], seed: Optional[int] = None):
+    def __init__(self, groups: List[Group], seed: Optional[int] = None, fast_scalars: bool = True):
         self.groups = groups
+        self.fast_scalars = fast_scalars
+        self.mode_fast = False
         self.by_gid = {g.gid: g for g in groups}
         self.rng = np.random.default_rng(seed)
         self.names: Dict[Key, str] = {}
@@ -103,41 +137,77 @@ class Program:
                 self.V[self.py(g.gid, key)] = np.zeros(g.n)
         self._fold_constants()
         self.order = self._topo_order()
-        src = [
-            "def derived(V, t):",
-        ]
-        body, loads = [], set()
-        for gid, key in self.order:
-            g = self.by_gid[gid]
-            body.extend(self._derived_stmt(g, g.derived[key], loads))
-        src.extend(self._loads(loads, defined={self.py(*k) for k in self.order}))
-        src.extend(body)
-        for gid, key in self.order:
-            src.append(f"    V[{self.py(gid, key)!r}] = {self.py(gid, key)}")
-        src.append("    return None")
-        src.extend(self._rates_src())
-        self.handler_src = []
+        self.scalar_gids = {g.gid for g in self.groups if g.n == 1} if self.fast_scalars else set()
+        self.scalar_arrays = {self.py(g.gid, k) for g in self.groups if g.gid in self.scalar_gids
+                              for k in list(g.state) + list(g.per_instance)}
+        src = []
         self.handlers: List[Tuple[Group, Handler, str]] = []
         for g in self.groups:
             for hi, h in enumerate(g.handlers):
-                fname = f"h{g.gid}_{hi}"
-                src.extend(self._handler_src(g, h, fname))
-                self.handlers.append((g, h, fname))
+                self.handlers.append((g, h, f"h{g.gid}_{hi}"))
+        for fast in ((False, True) if self.scalar_gids else (False,)):
+            self.mode_fast = fast
+            sfx = "_fast" if fast else ""
+            src.extend(self._derived_src("derived" + sfx))
+            src.extend(self._rates_src("rates" + sfx))
+            for g, h, fname in self.handlers:
+                if fast and g.gid not in self.scalar_gids:
+                    continue
+                src.extend(self._handler_src(g, h, fname + sfx))
+        self.mode_fast = False
         self.source = "\n".join(src) + "\n"
         fname = f"<nmlsim-generated-{id(self)}>"
         linecache.cache[fname] = (len(self.source), None, self.source.splitlines(True), fname)
-        ns = {"_np": np, "np": np, "_bc": _bc, "_bcb": _bcb, "_scatter_add": _scatter_add,
+        ns = {"_np": np, "np": np, "_m": math, "_bc": _bc, "_bcb": _bcb, "_scatter_add": _scatter_add,
               "_scatter_mul": _scatter_mul, "_heaviside": E.heaviside, "_factorial": E._factorial_fn,
-              "_rng": self.rng, "C": self.consts,
-              "_randu": lambda n, x: self.rng.random(n) * x}
+              "_rng": self.rng, "C": self.consts, "_hs": _hs, "_sign1": _sign1, "_at": _at,
+              "_fact1": lambda x: math.gamma(x + 1.0), "_rand1": lambda x: self.rng.random() * x,
+              "_randu": lambda n, x: self.rng.random(n) * x, "_TRUE1": np.ones(1, dtype=bool),
+              "_phi": _phi, "_phi1": _phi1}
         try:
             exec(compile(self.source, fname, "exec"), ns)
         except SyntaxError as e:  # a bug in the generator, not in the model
             raise SimulationError(f"internal error in generated code line {e.lineno}: {e.text}") from None
         self.ns = ns
-        self.derived = ns["derived"]
-        self.rates = ns["rates"]
-        self.handler_fns = {name: ns[name] for _, _, name in self.handlers}
+        self.derived = self._with_fallback(ns.get("derived_fast"), ns["derived"], self._floatify)
+        self.rates = self._with_fallback(ns.get("rates_fast"), ns["rates"])
+        self.handler_fns = {name: self._with_fallback(ns.get(name + "_fast"), ns[name])
+                            for _, _, name in self.handlers}
+
+    def _with_fallback(self, fast, slow, after=None):
+        """Run the scalar version; on a float error (x/0, overflow, domain) run the NumPy one."""
+        if fast is None:
+            return slow
+        errors = (ZeroDivisionError, OverflowError, ValueError, TypeError)
+
+        def call(*a):
+            try:
+                return fast(*a)
+            except errors:
+                out = slow(*a)
+                if after is not None:
+                    after()
+                return out
+        return call
+
+    def _floatify(self):
+        for gid, key in self.order:
+            if gid in self.scalar_gids:
+                nm = self.py(gid, key)
+                self.V[nm] = float(np.asarray(self.V[nm], dtype=float).reshape(-1)[0])
+
+    def _derived_src(self, fname: str) -> List[str]:
+        body, loads = [], set()
+        for gid, key in self.order:
+            g = self.by_gid[gid]
+            body.extend(self._derived_stmt(g, g.derived[key], loads))
+        src = [f"def {fname}(V, t):"]
+        src.extend(self._loads(loads, defined={self.py(*k) for k in self.order}))
+        src.extend(body)
+        for gid, key in self.order:
+            src.append(f"    V[{self.py(gid, key)!r}] = {self.py(gid, key)}")
+        src.append("    return None")
+        return src
 
     def _deps(self, g: Group, d: Derived) -> Set[Key]:
         if d.kind == "expr":
@@ -226,7 +296,18 @@ class Program:
         return order
 
     def _loads(self, loads: Set[str], defined: Set[str] = frozenset()) -> List[str]:
-        return [f"    {n} = V[{n!r}]" for n in sorted(loads) if n not in defined]
+        out = []
+        for n in sorted(loads):
+            if n in defined:
+                continue
+            if self.mode_fast and n in self.scalar_arrays:
+                out.append(f"    {n} = V[{n!r}][0]")
+            else:
+                out.append(f"    {n} = V[{n!r}]")
+        return out
+
+    def _fast(self, g: Group) -> bool:
+        return self.mode_fast and g.gid in self.scalar_gids
 
     def _code(self, g: Group, ast, loads: Set[str]) -> str:
         fn = self.name_fn(g)
@@ -236,6 +317,8 @@ class Program:
             if s.startswith("x"):
                 loads.add(s)
             return s
+        if self._fast(g):
+            return E.to_python(ast, wrap)
         code = E.to_numpy(ast, wrap)
         if "_random(" in code:
             code = re.sub(r"_random\(", f"_randu({g.n}, ", code)
@@ -255,7 +338,7 @@ class Program:
                     conds.append((self._code(g, c, loads), self._code(g, v, loads)))
             expr = default
             for c, v in reversed(conds):
-                expr = f"_np.where({c}, {v}, {expr})"
+                expr = f"({v} if {c} else {expr})" if self._fast(g) else f"_np.where({c}, {v}, {expr})"
             return [f"    {me} = {expr}"]
         if d.kind == "gather":
             src = self.by_gid[d.src.gid]
@@ -264,6 +347,8 @@ class Program:
                 loads.add(sp)
             if d.idx is None:
                 return [f"    {me} = {sp}"]
+            if self._fast(g):
+                return [f"    {me} = _at({sp}, {int(d.idx[0])})"]
             cname = f"I{len(self.consts)}"
             self.consts[cname] = np.asarray(d.idx, dtype=np.int64)
             return [f"    {me} = _bc({sp}, {src.n})[C[{cname!r}]]"]
@@ -273,6 +358,10 @@ class Program:
                 sp = self.name_fn(ag)(k)
                 if sp.startswith("x"):
                     loads.add(sp)
+                if self._fast(g):
+                    red = "_np.prod" if d.op == "multiply" else "_np.sum"
+                    parts.append(sp if ag.gid in self.scalar_gids else f"float({red}(_bc({sp}, {ag.n})))")
+                    continue
                 cname = f"I{len(self.consts)}"
                 self.consts[cname] = np.asarray(idx if idx is not None else np.zeros(ag.n, dtype=np.int64),
                                                 dtype=np.int64)
@@ -292,7 +381,7 @@ class Program:
             return expr
         return ast
 
-    def _rates_src(self) -> List[str]:
+    def _rates_src(self, fname: str = "rates") -> List[str]:
         lines, loads = [], set()
         self.rate_keys: List[Key] = []
         exprs = []
@@ -303,7 +392,7 @@ class Program:
                     continue
                 self.rate_keys.append((g.gid, key))
                 exprs.append(self._code(g, ast, loads))
-        lines.append("def rates(V, t):")
+        lines.append(f"def {fname}(V, t):")
         lines.extend(self._loads(loads))
         lines.append("    return [")
         for e in exprs:
@@ -311,7 +400,34 @@ class Program:
         lines.append("    ]")
         return lines
 
+    def _handler_src_fast(self, g: Group, h: Handler, fname: str) -> List[str]:
+        """A handler of a single-instance group, on Python floats."""
+        loads: Set[str] = set()
+        body = ["    if m is not None and not m[0]:", "        return None"]
+        tests = []
+        if h.regime is not None:
+            rp = self.py(g.gid, h.regime[0])
+            loads.add(rp)
+            tests.append(f"({rp} == {float(h.regime[1])})")
+        if h.test is not None:
+            tests.append(self._code(g, h.test, loads))
+        if tests:
+            body.append(f"    if not ({' and '.join(tests)}):")
+            body.append("        return None")
+        for key, ast in h.assignments:
+            tgt = self.py(g.gid, key)
+            loads.add(tgt)
+            body.append(f"    {tgt} = {self._code(g, ast, loads)}")
+            body.append(f"    V[{tgt!r}][0] = {tgt}")
+        if h.transition is not None:
+            rp = self.py(g.gid, h.regime[0])
+            body.append(f"    V[{rp!r}][0] = {float(h.transition)}")
+        body.append("    return _TRUE1")
+        return [f"def {fname}(V, t, m):"] + self._loads(loads) + body
+
     def _handler_src(self, g: Group, h: Handler, fname: str) -> List[str]:
+        if self._fast(g):
+            return self._handler_src_fast(g, h, fname)
         loads: Set[str] = set()
         body = []
         n = g.n
@@ -338,6 +454,36 @@ class Program:
             body.append(f"    {rp}[m] = {float(h.transition)}")
         body.append("    return m")
         return [f"def {fname}(V, t, m):"] + self._loads(loads) + body
+
+    def make_stepper(self, dt: float, jdiag=None):
+        """Generate ``step(V, t)`` for forward Euler, or exponential Euler when ``jdiag``
+        (∂f/∂x per state, as ASTs) is given.  All new values are computed before any
+        state is written, so the scalar version can fall back mid-way safely."""
+        fns = {}
+        for fast in ((False, True) if self.scalar_gids else (False,)):
+            self.mode_fast = fast
+            loads: Set[str] = set()
+            calc, write = [], []
+            for j, (gid, key) in enumerate(self.rate_keys):
+                g = self.by_gid[gid]
+                x = self.py(gid, key)
+                loads.add(x)
+                f = self._code(g, self.rate_ast(g, key), loads)
+                calc.append(f"    r{j} = {f}")
+                b = jdiag[j] if jdiag is not None else None
+                if b is not None and not (b[0] == "num" and b[1] == 0.0):
+                    phi = "_phi1" if self._fast(g) else "_phi"
+                    calc.append(f"    r{j} = r{j} * {phi}(({self._code(g, b, loads)}) * {dt!r})")
+                if self._fast(g):
+                    calc.append(f"    n{j} = {x} + {dt!r} * r{j}")
+                    write.append(f"    V[{x!r}][0] = n{j}")
+                else:
+                    write.append(f"    {x} += {dt!r} * r{j}")
+            name = "step_fast" if fast else "step"
+            self.add_source([f"def {name}(V, t):"] + self._loads(loads) + calc + write + ["    return None"])
+            fns[fast] = self.ns[name]
+        self.mode_fast = False
+        return self._with_fallback(fns.get(True), fns[False])
 
     def add_source(self, lines: List[str]) -> None:
         """Compile more generated functions into the program's namespace."""

@@ -183,39 +183,9 @@ def _where_ast(cases):
     return out
 
 
-def make_integrator(method: str, prog, dt: float):
-    if method not in METHODS:
-        raise ModelError(f"unknown integration method '{method}' (choose from {', '.join(METHODS)})")
-    names = [prog.py(gid, key) for gid, key in prog.rate_keys]
-    V = prog.V
-    if method == "euler":
-        def euler(V, t):
-            r = prog.rates(V, t)
-            for nm, d in zip(names, r):
-                V[nm] += dt * d
-        return euler
-    if method == "rk4":
-        def rk4(V, t):
-            y0 = [V[nm].copy() for nm in names]
-            k1 = [np.asarray(x, dtype=float) for x in prog.rates(V, t)]
-            for nm, y, k in zip(names, y0, k1):
-                V[nm][...] = y + 0.5 * dt * k
-            prog.derived(V, t + 0.5 * dt)
-            k2 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + 0.5 * dt)]
-            for nm, y, k in zip(names, y0, k2):
-                V[nm][...] = y + 0.5 * dt * k
-            prog.derived(V, t + 0.5 * dt)
-            k3 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + 0.5 * dt)]
-            for nm, y, k in zip(names, y0, k3):
-                V[nm][...] = y + dt * k
-            prog.derived(V, t + dt)
-            k4 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + dt)]
-            for nm, y, a, b, c, d in zip(names, y0, k1, k2, k3, k4):
-                V[nm][...] = y + (dt / 6.0) * (a + 2.0 * b + 2.0 * c + d)
-        return rk4
-    # exp_euler: generate the diagonal of the Jacobian
-    lines, loads = [], set()
-    exprs = []
+def jacobian_diagonal(prog) -> list:
+    """∂(dx/dt)/∂x for every integrated state of ``prog``, as ASTs (same order as rate_keys)."""
+    out = []
     for gid, key in prog.rate_keys:
         g = prog.by_gid[gid]
 
@@ -230,28 +200,34 @@ def make_integrator(method: str, prog, dt: float):
             if d.kind == "cases":
                 return _where_ast(d.cases)
             return None
-        diff = Differentiator(definition)
-        ast = prog.rate_ast(g, key)
-        b = diff.diff(ast, key)
-        exprs.append(prog._code(g, b, loads) if not _is0(b) else "0.0")
-    lines.append("def jdiag(V, t):")
-    lines.extend(prog._loads(loads))
-    lines.append("    return [")
-    lines.extend(f"        {e}," for e in exprs)
-    lines.append("    ]")
-    prog.add_source(lines)
-    jdiag = prog.ns["jdiag"]
-    linear = [e != "0.0" for e in exprs]
+        out.append(Differentiator(definition).diff(prog.rate_ast(g, key), key))
+    return out
 
-    def exp_euler(V, t):
-        r = prog.rates(V, t)
-        B = jdiag(V, t)
-        for nm, f, b, lin in zip(names, r, B, linear):
-            if lin:
-                z = np.asarray(b, dtype=float) * dt
-                small = np.abs(z) < 1e-9
-                phi = np.where(small, 1.0 + 0.5 * z, np.expm1(z) / np.where(small, 1.0, z))
-                V[nm] += dt * f * phi
-            else:
-                V[nm] += dt * f
-    return exp_euler
+
+def make_integrator(method: str, prog, dt: float):
+    """Return ``step(V, t)`` advancing every state variable by ``dt``."""
+    if method not in METHODS:
+        raise ModelError(f"unknown integration method '{method}' (choose from {', '.join(METHODS)})")
+    if method in ("euler", "exp_euler"):
+        jd = jacobian_diagonal(prog) if method == "exp_euler" else None
+        return prog.make_stepper(dt, jd)
+    names = [prog.py(gid, key) for gid, key in prog.rate_keys]
+
+    def rk4(V, t):
+        y0 = [np.array(V[nm], dtype=float) for nm in names]
+        k1 = [np.asarray(x, dtype=float) for x in prog.rates(V, t)]
+        for nm, y, k in zip(names, y0, k1):
+            V[nm][...] = y + 0.5 * dt * k
+        prog.derived(V, t + 0.5 * dt)
+        k2 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + 0.5 * dt)]
+        for nm, y, k in zip(names, y0, k2):
+            V[nm][...] = y + 0.5 * dt * k
+        prog.derived(V, t + 0.5 * dt)
+        k3 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + 0.5 * dt)]
+        for nm, y, k in zip(names, y0, k3):
+            V[nm][...] = y + dt * k
+        prog.derived(V, t + dt)
+        k4 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + dt)]
+        for nm, y, a, b, c, d in zip(names, y0, k1, k2, k3, k4):
+            V[nm][...] = y + (dt / 6.0) * (a + 2.0 * b + 2.0 * c + d)
+    return rk4

@@ -47,7 +47,7 @@ class TraceRecorder(Recorder):
                 row[j] = lit
             else:
                 a = V[nm]
-                row[j] = a[idx] if a.ndim and a.shape[0] > idx else a.flat[0] if a.ndim else float(a)
+                row[j] = a if type(a) is float else (a[idx] if a.ndim and a.shape[0] > idx else a.flat[0])
         self.rows += 1
 
     def finalize(self, sim, complete):

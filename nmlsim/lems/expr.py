@@ -308,3 +308,51 @@ def _factorial_fn(x):
 
 def _no_random(x):
     raise ModelError("random() is not allowed in a constant expression")
+
+
+#: scalar (Python float) spelling of the LEMS functions, used for single-instance groups
+PY_FUNCTIONS = {
+    "exp": "_m.exp", "log": "_m.log", "ln": "_m.log", "log10": "_m.log10", "sqrt": "_m.sqrt",
+    "sin": "_m.sin", "cos": "_m.cos", "tan": "_m.tan", "asin": "_m.asin", "acos": "_m.acos",
+    "atan": "_m.atan", "sinh": "_m.sinh", "cosh": "_m.cosh", "tanh": "_m.tanh",
+    "abs": "abs", "ceil": "_m.ceil", "floor": "_m.floor", "H": "_hs", "random": "_rand1",
+    "factorial": "_fact1", "max": "max", "min": "min", "pow": "_m.pow", "sign": "_sign1",
+}
+
+
+def to_python(node, name_fn: Callable[[str], str] = lambda s: s) -> str:
+    """Generate scalar Python source (floats, ``math``) for an AST.
+
+    Unlike :func:`to_numpy`, a division by zero or a domain error raises; callers fall
+    back to the NumPy version of the code for that step.
+
+    >>> to_python(parse("a .gt. 2 .and. b .lt. -1"))
+    '((a > 2.0) and (b < -1.0))'
+    """
+    k = node[0]
+    r = lambda n: to_python(n, name_fn)  # noqa: E731
+    if k == "num":
+        return repr(node[1])
+    if k == "name":
+        return name_fn(node[1])
+    if k == "bin":
+        if node[1] == "^":
+            return f"_m.pow({r(node[2])}, {r(node[3])})"
+        return f"({r(node[2])} {_PY_OP[node[1]]} {r(node[3])})"
+    if k == "neg":
+        return f"(-{r(node[1])})"
+    if k == "cmp":
+        return f"({r(node[2])} {node[1]} {r(node[3])})"
+    if k == "and":
+        return f"({r(node[1])} and {r(node[2])})"
+    if k == "or":
+        return f"({r(node[1])} or {r(node[2])})"
+    if k == "not":
+        return f"(not {r(node[1])})"
+    if k == "call":
+        if node[1] == "__select":
+            c, a, b = node[2]
+            return f"({r(a)} if {r(c)} else {r(b)})"
+        args = ", ".join(r(a) for a in node[2])
+        return f"{PY_FUNCTIONS[node[1]]}({args})"
+    raise ValueError(node)
