@@ -9,6 +9,7 @@ written and marked).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,7 +94,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .validate import validate_file
+    from .io.validate import validate_file
     problems = validate_file(args.file, include_root=args.include_root)
     for p in problems:
         print(p)
@@ -164,6 +165,13 @@ def main(argv=None) -> int:
     except RecursionError:
         print("nmlsim: error: the model is nested too deeply", file=sys.stderr)
         return 1
+    except Exception as e:  # a bug in nmlsim: still one line, traceback on request
+        if os.environ.get("NMLSIM_DEBUG"):
+            raise
+        where = getattr(args, "file", "")
+        print(f"nmlsim: internal error while processing {where}: {type(e).__name__}: {e} "
+              f"(set NMLSIM_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -45,9 +45,15 @@ def main():
         p = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
         return c["case"], p.returncode, time.time() - t, (p.stderr or "").strip()[-400:]
 
+    timings = {}
+    tfile = outroot / "timings.json"
+    if tfile.exists():
+        timings = json.loads(tfile.read_text())
     with ThreadPoolExecutor(args.jobs) as ex:
         for case, rc, dt, err in ex.map(one, cases):
             print(f"{case:32s} rc={rc} {dt:7.2f}s {err}", flush=True)
+            timings[case] = {"rc": rc, "wall_s": round(dt, 2), "method": args.method}
+            tfile.write_text(json.dumps(timings, indent=1))
 
 
 if __name__ == "__main__":

@@ -277,7 +277,8 @@ class Program:
                 return
             if st == 1:
                 cyc = " -> ".join(k for _, k in stack[stack.index(node):] + [node])
-                raise ModelError(f"derived variables depend on each other in a circle: {cyc}")
+                raise ModelError(f"derived variables depend on each other in a circle: {cyc}",
+                                 **self.by_gid[node[0]].where_of(node[1]))
             state[node] = 1
             stack.append(node)
             for dep in deps[node]:

@@ -404,6 +404,10 @@ class Group:
         """Resolve every node's parameters, dynamics and structure into keys and ASTs."""
         for node in self.nodes:
             self._node_equations(node)
+        # A name declared both StateVariable and DerivedVariable (pinskyRinzelCA3Cell's
+        # Sisat) is recomputed every step, as in jLEMS: the derived definition wins.
+        for k in [k for k in self.state if k in self.derived and k not in self.rates]:
+            del self.state[k]
         for k, v in self.per_instance.items():
             self.params.pop(k, None)
 
@@ -550,6 +554,14 @@ class Group:
         return node.find(name)
 
     # ------------------------------------------------------------ lookups
+    def where_of(self, key: str) -> dict:
+        """File/line/element of the node that owns variable ``key``."""
+        prefix = key.rsplit("/", 1)[0] if "/" in key else ""
+        for nd in self.nodes:
+            if nd.prefix == prefix:
+                return nd.where()
+        return self.root.where()
+
     def node_at(self, parts: List[str]) -> Tuple[Node, str]:
         """Navigate a recording path (child ids or slot names) to (node, variable name)."""
         nd = self.root

@@ -1,0 +1,85 @@
+"""``nmlsim validate``: the NeuroML XSD (shipped by libNeuroML) plus semantic checks.
+
+Semantic checks load the file the way ``nmlsim run`` would — every reference, unit,
+expression and select path is resolved and every group compiled — without simulating.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List
+
+from lxml import etree
+
+from ..errors import NmlsimError
+from .xmlsafe import local, parse_xml
+
+_SCHEMA_CACHE = {}
+
+
+def neuroml_schema(version: str = "2.3.1"):
+    """The NeuroML XSD of libNeuroML (None if libNeuroML is not installed)."""
+    if version in _SCHEMA_CACHE:
+        return _SCHEMA_CACHE[version]
+    try:
+        import neuroml
+    except ImportError:
+        return None
+    path = Path(neuroml.__file__).parent / "nml" / f"NeuroML_v{version}.xsd"
+    if not path.exists():
+        return None
+    doc = etree.parse(str(path), etree.XMLParser(no_network=True, resolve_entities=False))
+    schema = etree.XMLSchema(doc)
+    _SCHEMA_CACHE[version] = schema
+    return schema
+
+
+def xsd_problems(path) -> List[str]:
+    """Schema errors of a NeuroML document (an empty list for LEMS files)."""
+    root = parse_xml(path)
+    if local(root.tag) != "neuroml":
+        return []
+    schema = neuroml_schema()
+    if schema is None:
+        return [f"{path}: cannot check against the NeuroML schema: libNeuroML is not installed"]
+    if schema.validate(etree.ElementTree(root)):
+        return []
+    out = []
+    for e in schema.error_log:
+        out.append(f"{path}:{e.line}: schema: {e.message}")
+    return out
+
+
+def validate_file(path, include_root=None) -> List[str]:
+    """All problems found in ``path`` and the NeuroML files it includes (empty: valid)."""
+    from ..compile.build import build_groups
+    from .lems_reader import load_model
+    from .lems_sim import read_simulation
+    from .neuroml import build_network
+
+    problems: List[str] = []
+    try:
+        model = load_model(path, include_root=include_root)
+    except NmlsimError as e:
+        return [str(e)]
+    core = os.path.realpath(Path(__file__).resolve().parent.parent / "coretypes")
+    for f in model.files:
+        if not os.path.realpath(f).startswith(core):
+            problems.extend(xsd_problems(f))
+    try:
+        sims = [c for c in model.components.values() if c.tag == "Simulation" or c.type == "Simulation"]
+        if sims or model.targets:
+            spec = read_simulation(model)
+            net = build_network(model, model.component(spec.target, where=spec.component.where()))
+            build_groups(net)
+        else:
+            for c in model.components.values():
+                try:
+                    is_net = model.is_a(model.type_of(c), "network")
+                except NmlsimError:
+                    is_net = False
+                if is_net:
+                    build_groups(build_network(model, c))
+    except NmlsimError as e:
+        problems.append(str(e))
+    return problems

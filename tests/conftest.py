@@ -1,0 +1,57 @@
+"""Shared fixtures: where ../shared is, and small LEMS models written on the fly."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NMLSIM_SHARED", REPO.parent / "shared"))
+CORPUS = SHARED / "conformance" / "neuroml"
+
+
+def have_shared() -> bool:
+    return (CORPUS / "manifest.json").exists()
+
+
+needs_shared = pytest.mark.skipif(not have_shared(), reason="../shared (conformance corpus) not present")
+
+
+def have_jnml() -> bool:
+    if shutil.which("java") is None:
+        return False
+    try:
+        import pyneuroml  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_cli(args, cwd=None, timeout=600):
+    """Run `python -m nmlsim.cli ARGS`; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "nmlsim.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+LEMS_HEAD = """<Lems>
+<Target component="sim1"/>
+<Include file="Simulation.xml"/>
+<Include file="Networks.xml"/>
+<Include file="Cells.xml"/>
+<Include file="Inputs.xml"/>
+"""
+
+
+def write_lems(path: Path, body: str, sim: str) -> Path:
+    path.write_text(LEMS_HEAD + body + sim + "\n</Lems>\n")
+    return path
+
+
+@pytest.fixture
+def lems_file(tmp_path):
+    """Factory: lems_file(body, sim) -> path of a LEMS file in a fresh folder."""
+    def make(body, sim, name="LEMS_test.xml"):
+        return write_lems(tmp_path / name, body, sim)
+    return make

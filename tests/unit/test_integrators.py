@@ -1,0 +1,96 @@
+"""Each integrator against analytic solutions, through the whole LEMS pipeline."""
+import numpy as np
+import pytest
+
+from nmlsim import api
+from nmlsim.compile.integrators import Differentiator
+from nmlsim.lems.expr import parse
+
+DECAY = """
+<ComponentType name="decayer" extends="baseCell">
+  <Parameter name="tau" dimension="time"/>
+  <Parameter name="x0" dimension="none"/>
+  <Parameter name="xinf" dimension="none"/>
+  <Exposure name="x" dimension="none"/>
+  <Dynamics>
+    <StateVariable name="x" dimension="none" exposure="x"/>
+    <TimeDerivative variable="x" value="(xinf - x) / tau"/>
+    <OnStart><StateAssignment variable="x" value="x0"/></OnStart>
+  </Dynamics>
+</ComponentType>
+<decayer id="d" tau="10ms" x0="{x0}" xinf="{xinf}"/>
+<network id="net"><population id="p" component="d" size="{n}"/></network>
+"""
+SIM = """<Simulation id="sim1" length="50ms" step="{dt}" target="net">
+  <OutputFile id="of" fileName="x.dat"><OutputColumn id="x" quantity="p[0]/x"/></OutputFile>
+</Simulation>"""
+
+
+def _run(lems_file, method, x0, xinf, n=1, dt="0.5ms"):
+    path = lems_file(DECAY.format(x0=x0, xinf=xinf, n=n), SIM.format(dt=dt))
+    sim = api.load(path)
+    res = api.run(sim, method=method, write=False)
+    return res.traces["of"]
+
+
+@pytest.mark.parametrize("n", [1, 5])  # scalar fast path and NumPy path
+def test_exp_euler_exact_for_linear_decay(lems_file, n):
+    d = _run(lems_file, "exp_euler", 1.0, 0.0, n=n)
+    t = d[:, 0]
+    assert np.allclose(d[:, 1], np.exp(-t / 0.01), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_brian2_charging_curve(lems_file, n):
+    """Brian2's test equation dv/dt = (1 - v)/tau, v(0) = 0: v = 1 - exp(-t/tau)."""
+    d = _run(lems_file, "exp_euler", 0.0, 1.0, n=n)
+    assert np.allclose(d[:, 1], 1 - np.exp(-d[:, 0] / 0.01), atol=1e-12)
+    d4 = _run(lems_file, "rk4", 0.0, 1.0, n=n)
+    assert np.max(np.abs(d4[:, 1] - (1 - np.exp(-d4[:, 0] / 0.01)))) < 1e-7
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_euler_is_the_forward_euler_recurrence(lems_file, n):
+    d = _run(lems_file, "euler", 1.0, 0.0, n=n)
+    k = np.arange(len(d))
+    assert np.allclose(d[:, 1], (1 - 0.5e-3 / 0.01) ** k, rtol=1e-12)
+
+
+def test_rk4_fourth_order(lems_file):
+    errs = []
+    for dt in ("2ms", "1ms"):
+        d = _run(lems_file, "rk4", 1.0, 0.0, dt=dt)
+        errs.append(np.max(np.abs(d[:, 1] - np.exp(-d[:, 0] / 0.01))))
+    assert errs[0] / errs[1] == pytest.approx(16, rel=0.1)
+
+
+PASSIVE = """
+<iafCell id="pas" leakReversal="-70mV" thresh="100mV" reset="-70mV" C="100pF" leakConductance="10nS"/>
+<pulseGenerator id="stim" delay="10ms" duration="100ms" amplitude="50pA"/>
+<network id="net">
+  <population id="p" component="pas" size="1"/>
+  <explicitInput target="p[0]" input="stim" destination="synapses"/>
+</network>
+"""
+
+
+@pytest.mark.parametrize("method,tol", [("exp_euler", 2e-5), ("rk4", 2e-5), ("euler", 2e-4)])
+def test_passive_membrane(lems_file, method, tol):
+    """v(t) = EL + I/gL (1 - exp(-(t - delay)/tau)) while the pulse is on (tau = C/gL = 10 ms)."""
+    sim_xml = SIM.format(dt="0.05ms").replace("p[0]/x", "p[0]/v").replace("50ms", "60ms")
+    sim = api.load(lems_file(PASSIVE, sim_xml))
+    d = api.run(sim, method=method, write=False).traces["of"]
+    t, v = d[:, 0], d[:, 1]
+    on = t >= 0.0101
+    expected = -0.070 + 50e-12 / 10e-9 * (1 - np.exp(-(t[on] - 0.010) / 0.010))
+    assert np.max(np.abs(v[on] - expected)) < tol
+    assert np.allclose(v[t < 0.0099], -0.070)
+
+
+def test_differentiator_chains_through_derived_variables():
+    defs = {"inf": parse("1 / (1 + exp(-v))"), "tau": parse("2"), "g": parse("q * q * 3")}
+    d = Differentiator(lambda n: defs.get(n))
+    assert d.diff(parse("(inf - q) / tau"), "q") == ("bin", "/", ("num", -1.0), ("name", "tau"))
+    dg = d.diff(parse("g * (e - v)"), "q")
+    from nmlsim.lems.expr import evaluate
+    assert evaluate(dg, {"q": 0.5, "e": 1.0, "v": 0.0}) == pytest.approx(3.0)
