@@ -50,7 +50,7 @@ class RunResult:
 
 def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
-        progress: Optional[Callable] = None, extra_quantities=()) -> RunResult:
+        progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True) -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
@@ -59,7 +59,7 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
     dt = float(dt) if dt else spec.step
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
-    built = build_groups(sim.network)
+    built = build_groups(sim.network, merge_synapses=merge_synapses)
     simulator = Simulator(built, dt, method=method, seed=seed)
     result = RunResult(simulator=simulator)
     base = Path(outdir) if outdir else Path.cwd()

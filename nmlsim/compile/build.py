@@ -7,15 +7,16 @@ import numpy as np
 
 from ..errors import ModelError
 from ..graph.network import Network
-from ..lems.flatten import Group, Link
+from ..lems.flatten import Group, Link, linear_event_synapse
 from ..graph.network import STRUCTURAL_TYPES
 
 
 class EventRoute:
     """Spikes of ``src`` group's ``port`` delivered to ``dst`` group instances ``dst_idx``."""
 
-    def __init__(self, src: Group, port: str, dst: Group, dst_port: str, pre_idx, dst_idx, delay_s):
+    def __init__(self, src: Group, port: str, dst: Group, dst_port: str, pre_idx, dst_idx, delay_s, weight=None):
         self.src, self.port, self.dst, self.dst_port = src, port, dst, dst_port
+        self.weight = None if weight is None else np.asarray(weight, dtype=float)
         self.pre_idx = np.asarray(pre_idx, dtype=np.int64)
         self.dst_idx = np.asarray(dst_idx, dtype=np.int64)
         self.delay_s = np.asarray(delay_s, dtype=float)
@@ -47,7 +48,7 @@ def _in_port(g: Group) -> str:
     raise ModelError(f"synapse {g.root.tname} has no input event port", **g.root.where())
 
 
-def build_groups(net: Network) -> Built:
+def build_groups(net: Network, merge_synapses: bool = True) -> Built:
     model = net.model
     b = Built(net)
     root = Group(0, "root", model, net.root, 1, skip_types=STRUCTURAL_TYPES)
@@ -81,9 +82,33 @@ def build_groups(net: Network) -> Built:
         g = new_group(pid, pop.component, pop.size)
         g.parent = Link(root, net_node, None)
         b.pop_groups[pid] = g
+    mergeable = {}
+
+    def can_merge(comp, host):
+        key = (id(comp), host.gid)
+        if key not in mergeable:
+            probe = Group(-1, "probe", model, comp, 1)
+            probe.parent = Link(host, host.root, np.zeros(1, dtype=np.int64))
+            try:
+                probe.compile_equations()
+                mergeable[key] = linear_event_synapse(probe)
+            except ModelError:
+                mergeable[key] = False
+        return mergeable[key]
+
     for proj in net.projections:
         post = b.pop_groups[proj.post]
         pre = b.pop_groups[proj.pre]
+        if merge_synapses and len(proj.post_idx) and can_merge(proj.synapse, post):
+            posts, inv = np.unique(proj.post_idx, return_inverse=True)
+            if len(posts) < len(proj.post_idx):
+                g = new_group(f"{proj.id}:{proj.synapse.id}", proj.synapse, len(posts))
+                g.host_pop = proj.post
+                g.merged = True
+                attach(g, post, posts)
+                b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), proj.pre_idx,
+                                           inv, proj.delay, weight=proj.weight))
+                continue
         g = new_group(f"{proj.id}:{proj.synapse.id}", proj.synapse, len(proj.post_idx))
         g.host_pop = proj.post
         attach(g, post, proj.post_idx)

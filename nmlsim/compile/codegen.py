@@ -54,6 +54,13 @@ def _phi1(z):
     return 1.0 + 0.5 * z if -1e-9 < z < 1e-9 else math.expm1(z) / z
 
 
+def _ix(x, idx):
+    """x[idx] for arrays, x itself for scalars (per-event values of merged synapses)."""
+    if isinstance(x, np.ndarray) and x.ndim:
+        return x[idx]
+    return x
+
+
 def _hs(x):
     return 1.0 if x > 0 else (0.5 if x == 0 else 0.0)
 
@@ -155,6 +162,11 @@ class Program:
                     continue
                 src.extend(self._handler_src(g, h, fname + sfx))
         self.mode_fast = False
+        self.event_fns: Dict[int, List[Tuple[Handler, str]]] = {}
+        for g, h, fname in self.handlers:
+            if g.merged and h.kind == "event" and h.node is g.root:
+                src.extend(self._merged_event_src(g, h, fname + "_ev"))
+                self.event_fns.setdefault(g.gid, []).append((h, fname + "_ev"))
         self.source = "\n".join(src) + "\n"
         fname = f"<nmlsim-generated-{id(self)}>"
         linecache.cache[fname] = (len(self.source), None, self.source.splitlines(True), fname)
@@ -163,7 +175,7 @@ class Program:
               "_rng": self.rng, "C": self.consts, "_hs": _hs, "_sign1": _sign1, "_at": _at,
               "_fact1": lambda x: math.gamma(x + 1.0), "_rand1": lambda x: self.rng.random() * x,
               "_randu": lambda n, x: self.rng.random(n) * x, "_TRUE1": np.ones(1, dtype=bool),
-              "_phi": _phi, "_phi1": _phi1}
+              "_phi": _phi, "_phi1": _phi1, "_ix": _ix}
         try:
             exec(compile(self.source, fname, "exec"), ns)
         except SyntaxError as e:  # a bug in the generator, not in the model
@@ -173,6 +185,7 @@ class Program:
         self.rates = self._with_fallback(ns.get("rates_fast"), ns["rates"])
         self.handler_fns = {name: self._with_fallback(ns.get(name + "_fast"), ns[name])
                             for _, _, name in self.handlers}
+        self.merged_event_fns = {gid: [ns[f] for _, f in lst] for gid, lst in self.event_fns.items()}
 
     def _with_fallback(self, fast, slow, after=None):
         """Run the scalar version; on a float error (x/0, overflow, domain) run the NumPy one."""
@@ -400,6 +413,29 @@ class Program:
             lines.append(f"        {e},")
         lines.append("    ]")
         return lines
+
+    def _merged_event_src(self, g: Group, h: Handler, fname: str) -> List[str]:
+        """OnEvent of a merged synapse group: every event adds its own increment (with its
+        own connection weight ``w``) to the instance of its host, ``idx``."""
+        loads: Set[str] = set()
+        wkey = g.root.key("weight")
+        fn = self.name_fn(g)
+
+        def name(key):
+            if key == wkey:
+                return "w"
+            code = fn(key)
+            if code.startswith("x"):
+                loads.add(code)
+                return f"_ix({code}, idx)"
+            return code
+        body = []
+        for key, ast in h.assignments:
+            tgt = self.py(g.gid, key)
+            loads.add(tgt)
+            inc = ast[3] if ast[2] == ("name", key) else ast[2]
+            body.append(f"    _np.add.at({tgt}, idx, _np.broadcast_to({E.to_numpy(inc, name)}, idx.shape))")
+        return [f"def {fname}(V, t, idx, w):"] + self._loads(loads) + body + ["    return None"]
 
     def _handler_src_fast(self, g: Group, h: Handler, fname: str) -> List[str]:
         """A handler of a single-instance group, on Python floats."""

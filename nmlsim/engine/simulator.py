@@ -83,8 +83,10 @@ class Simulator:
             indptr = np.zeros(r.src.n + 1, dtype=np.int64)
             np.add.at(indptr, r.pre_idx + 1, 1)
             indptr = np.cumsum(indptr)
-            rec = dict(route=r, indptr=indptr, dst=r.dst_idx[order], steps=steps[order],
-                       any_delay=bool(np.any(steps > 0)))
+            w = r.weight[order] if r.weight is not None else np.ones(len(order))
+            rec = dict(route=r, indptr=indptr, dst=r.dst_idx[order], steps=steps[order], w=w,
+                       any_delay=bool(np.any(steps > 0)),
+                       merged=self.program.merged_event_fns.get(r.dst.gid) if r.dst.merged else None)
             maxd = max(maxd, int(steps.max()) if len(steps) else 0)
             self.routes[(r.src.gid, r.port)].append(rec)
         self.ring_len = maxd + 1
@@ -126,20 +128,25 @@ class Simulator:
         if total == 0:
             return
         sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
-        dst = rec["dst"][sel]
-        r = rec["route"]
         if rec["any_delay"]:
             steps = rec["steps"][sel]
             now = steps == 0
             for d in np.unique(steps[~now]):
                 slot = self.ring[(self.step_index + int(d)) % self.ring_len]
-                slot[id(rec)].append((rec, dst[steps == d]))
-            dst = dst[now]
-        if len(dst):
-            self._deliver(rec, dst, queue)
+                slot[id(rec)].append((rec, sel[steps == d]))
+            sel = sel[now]
+        if len(sel):
+            self._deliver(rec, sel, queue)
 
-    def _deliver(self, rec, dst_idx, queue):
+    def _deliver(self, rec, sel, queue):
+        """Deliver the events of connections ``sel`` of one route."""
         r = rec["route"]
+        dst_idx = rec["dst"][sel]
+        if rec["merged"] is not None:
+            w = rec["w"][sel]
+            for fn in rec["merged"]:
+                fn(self.V, self.t, dst_idx, w)
+            return
         # an instance may receive several events in one step: deliver in rounds
         while len(dst_idx):
             uniq, first = np.unique(dst_idx, return_index=True)

@@ -127,6 +127,7 @@ class Group:
         self.nodes: List[Node] = []
         self.kinetic_init: List[Tuple[List[str], List[Tuple[str, str, str, str]]]] = []
         self.has_random = False
+        self.merged = False  # one instance per host carries the sum of several connections
         self._syn = 0
         self.root = self._build(comp, tname or model.type_of(comp), None, "", aliases)
 
@@ -590,3 +591,114 @@ def _default_port(node: Node, direction: str) -> Optional[str]:
         if d == direction:
             return name
     return None
+
+
+# --------------------------------------------------------------------------- merging
+def _inline_eval(g: Group, ast, env: dict, memo: dict):
+    """Evaluate ``ast`` of group ``g`` numerically, inlining its derived variables; names
+    that are neither in ``env`` nor derived (gathers, scatters) get a fixed random value."""
+    def value(name):
+        if name in env:
+            return env[name]
+        if name in memo:
+            return memo[name]
+        d = g.derived.get(name)
+        if d is not None and d.kind == "expr":
+            v = _inline_eval(g, d.ast, env, memo)
+        elif d is not None and d.kind == "cases":
+            v = 0.0
+            for c, val in d.cases:
+                if c is None or bool(_inline_eval(g, c, env, memo)):
+                    v = _inline_eval(g, val, env, memo)
+                    break
+        elif name in g.params and g.params[name] is not None:
+            v = g.params[name]
+        else:
+            v = float(np.random.default_rng(abs(hash(name)) % (2 ** 32)).uniform(0.5, 1.5))
+        memo[name] = v
+        return v
+    import math as _math
+    names = {n: value(n) for n in E.names(ast)}
+    code = E.to_python(ast, lambda n: f"_v[{n!r}]")
+    return eval(code, {"_m": _math, "_v": names, "_hs": lambda x: 1.0 if x > 0 else 0.0, "abs": abs,
+                       "_sign1": lambda x: (x > 0) - (x < 0), "max": max, "min": min,
+                       "_fact1": lambda x: _math.gamma(x + 1), "_rand1": lambda x: 0.5 * x})
+
+
+def linear_event_synapse(g: Group) -> bool:
+    """True if instances of ``g`` on the same host can be merged into one.
+
+    That holds when the state is linear and homogeneous (every rate and every exposed
+    value of the root is a linear function of the states with state-free coefficients,
+    zero at zero state), the state starts at zero, nothing but incoming events changes
+    it, and each event adds a state-free amount (``g = g + weight * gbase``).  The sum of
+    such instances then obeys the same equations, so one instance per host can carry the
+    sum of all connections' events.
+    """
+    if g.regimes or g.kinetic_init or g.internal or not g.state:
+        return False
+    if any(k != "weight" for k in g.per_instance):
+        return False
+    states = list(g.state)
+    sset = set(states)
+    for h in g.handlers:
+        if h.kind == "start":
+            continue
+        if h.kind != "event" or h.test is not None or h.event_outs:
+            return False
+        for key, ast in h.assignments:
+            if not (ast[0] == "bin" and ast[1] == "+"):
+                return False
+            a, b = ast[2], ast[3]
+            inc = b if a == ("name", key) else a if b == ("name", key) else None
+            if inc is None or E.names(inc) & sset or _depends_on_state(g, inc, sset):
+                return False
+    wkey = g.root.key("weight")
+    for d in g.derived.values():
+        asts = [d.ast] if d.kind == "expr" else [x for c in (d.cases or []) for x in c if x is not None]
+        if any(wkey in E.names(a) for a in asts):
+            return False
+    if any(wkey in E.names(a) for a in g.rates.values()):
+        return False
+    root_exposed = [g.root.key(n) for n in g.root.ct.exposures if g.root.key(n) in g.derived]
+    exprs = [g.rates[k] for k in states if k in g.rates] + [("name", k) for k in root_exposed]
+    rng = np.random.default_rng(7)
+    try:
+        for h in g.handlers:
+            if h.kind == "start":
+                for key, ast in h.assignments:
+                    if abs(_inline_eval(g, ast, {}, {})) > 0:
+                        return False
+        for ast in exprs:
+            for _ in range(2):
+                s1 = dict(zip(states, rng.uniform(-1, 1, len(states))))
+                s2 = dict(zip(states, rng.uniform(-1, 1, len(states))))
+                a = float(rng.uniform(0.5, 2.0))
+                mix = {k: a * s1[k] + s2[k] for k in states}
+                zero = {k: 0.0 for k in states}
+                f1, f2, fm, f0 = (_inline_eval(g, ast, env, {}) for env in (s1, s2, mix, zero))
+                scale = max(abs(f1), abs(f2), abs(fm), 1e-300)
+                if abs(f0) > 1e-9 * scale or abs(fm - (a * f1 + f2)) > 1e-9 * scale:
+                    return False
+    except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _depends_on_state(g: Group, ast, sset, seen=None) -> bool:
+    seen = set() if seen is None else seen
+    for n in E.names(ast):
+        if n in sset:
+            return True
+        if n in seen:
+            continue
+        seen.add(n)
+        d = g.derived.get(n)
+        if d is None:
+            continue
+        asts = [d.ast] if d.kind == "expr" else [x for c in (d.cases or []) for x in c if x is not None]
+        if d.kind in ("gather", "scatter"):
+            continue
+        if any(_depends_on_state(g, a, sset, seen) for a in asts):
+            return True
+    return False
