@@ -17,7 +17,7 @@ from .graph.network import Network
 from .io.lems_reader import load_model
 from .io.lems_sim import SimulationSpec, read_simulation
 from .io.neuroml import build_network
-from .io.results import write_dat, write_events
+from .io.results import write_dat, write_events, write_sonata_spikes
 from .lems.model import LemsModel
 
 
@@ -50,7 +50,8 @@ class RunResult:
 
 def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
-        progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True) -> RunResult:
+        progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
+        sonata_spikes=None) -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
@@ -101,6 +102,24 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
                 raise ModelError(f"EventSelection '{s.select}' must name a cell", file=sim.path)
             sels.append((s.id, g, s.port, idx))
         recorders.append(EventRecorder(ef.id, sels, event_sink(ef)))
+    if sonata_spikes:
+        from .compile.build import _out_port
+        from .engine.record import SpikeRecorder
+        groups = []
+        for pid, g in built.pop_groups.items():
+            try:
+                groups.append((pid, g, _out_port(g)))
+            except ModelError:
+                continue
+        spike_rec = SpikeRecorder(groups)
+        path_h5 = Path(sonata_spikes) if Path(sonata_spikes).is_absolute() else base / sonata_spikes
+
+        def finalize(sim_, complete, _orig=spike_rec.finalize):
+            if write:
+                write_sonata_spikes(path_h5, spike_rec.result(), complete)
+                result.files.append(str(path_h5))
+        spike_rec.finalize = finalize
+        recorders.append(spike_rec)
     if extra_quantities:
         cols = [resolve_quantity(built, q) for q in extra_quantities]
         recorders.append(TraceRecorder("__extra__", cols, lambda n, d, c: result.traces.__setitem__(n, d)))
@@ -109,3 +128,25 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
     return result
 
 
+
+
+def simulate_network(net: Network, duration: float, dt: float, *, method: str = "exp_euler",
+                     seed: Optional[int] = None, progress: Optional[Callable] = None,
+                     merge_synapses: bool = True):
+    """Simulate a graph built in Python and return the spikes of every population.
+
+    Returns ``{population: (cell indices, spike times in s)}`` and the Simulator.
+    """
+    from .engine.record import SpikeRecorder
+    from .compile.build import _out_port
+    built = build_groups(net, merge_synapses=merge_synapses)
+    simulator = Simulator(built, dt, method=method, seed=seed)
+    groups = []
+    for pid, g in built.pop_groups.items():
+        try:
+            groups.append((pid, g, _out_port(g)))
+        except ModelError:
+            continue
+    rec = SpikeRecorder(groups)
+    simulator.run(duration, [rec], progress=progress)
+    return rec.result(), simulator

@@ -52,7 +52,7 @@ def cmd_run(args) -> int:
     show = not args.quiet and sys.stderr.isatty() and nsteps > 20000
     try:
         res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
-                      outdir=args.outdir, progress=_progress_bar(show))
+                      outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes)
     except KeyboardInterrupt:
         print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -111,6 +111,14 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .library import export
+    for p in export(args.model, args.outdir, to=args.to.split(","), size=args.size, seed=args.seed,
+                    duration=args.duration, step=args.dt):
+        print(f"wrote {p}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nmlsim", description="NeuroML2/LEMS and SONATA simulator and converter")
     p.add_argument("--version", action="version", version="nmlsim " + __import__("nmlsim").__version__)
@@ -126,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--include-root", default=None,
                    help="folder that includes may not leave (default: two levels above the file)")
     r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
+    r.add_argument("--sonata-spikes", default=None, metavar="FILE",
+                   help="also write every population's spikes to a SONATA spikes.h5 (relative to --outdir)")
     r.add_argument("-q", "--quiet", action="store_true")
     r.add_argument("-nogui", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(fn=cmd_run)
@@ -137,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.add_argument("--include-root", default=None)
     v.set_defaults(fn=cmd_validate)
+    ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS")
+    ex.add_argument("model")
+    ex.add_argument("outdir")
+    ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml (sonata: planned)")
+    ex.add_argument("--size", type=int, default=None, help="number of cells (default 4000; in-degree kept)")
+    ex.add_argument("--seed", type=int, default=1)
+    ex.add_argument("--duration", type=float, default=None, help="simulated time in the LEMS file, seconds")
+    ex.add_argument("--dt", type=float, default=None, help="time step in the LEMS file, seconds (default 1e-4)")
+    ex.set_defaults(fn=cmd_export)
     pl = sub.add_parser("plot", help="plot .dat trace files to a PNG")
     pl.add_argument("files", nargs="+")
     pl.add_argument("-o", "--output", default="nmlsim_plot.png")
@@ -147,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # jnml compatibility: `nmlsim LEMS_x.xml -nogui`
-    if argv and argv[0] not in ("run", "info", "validate", "plot", "convert", "-h", "--help", "--version") \
+    if argv and argv[0] not in ("run", "info", "validate", "plot", "convert", "export", "-h", "--help", "--version") \
             and argv[0].endswith(".xml"):
         argv = ["run"] + argv
     args = build_parser().parse_args(argv)

@@ -18,8 +18,8 @@ def plot_result(sim, res, outdir: Path) -> Path:
     plt = _plt()
     panels = [(of, res.traces.get(of.id)) for of in sim.spec.outputs if res.traces.get(of.id) is not None]
     rasters = [(ef, res.events.get(ef.id)) for ef in sim.spec.event_outputs if res.events.get(ef.id) is not None]
-    n = max(1, len(panels) + len(rasters))
-    fig, axes = plt.subplots(n, 1, figsize=(9, 2.6 * n), sharex=True, squeeze=False)
+    n = max(1, len(panels) + 2 * len(rasters))
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.4 * n), sharex=True, squeeze=False)
     axes = axes[:, 0]
     for ax, (of, data) in zip(axes, panels):
         for j, col in enumerate(of.columns, start=1):
@@ -27,13 +27,22 @@ def plot_result(sim, res, outdir: Path) -> Path:
         ax.set_title(of.file_name, fontsize=9)
         if len(of.columns) <= 8:
             ax.legend(fontsize=7, loc="upper right")
-    for ax, (ef, events) in zip(axes[len(panels):], rasters):
-        ids = sorted({e[0] for e in events}, key=str)
-        row = {sid: k for k, sid in enumerate(ids)}
+    import numpy as np
+    length = sim.spec.length
+    for k, (ef, events) in enumerate(rasters):
+        ax, axr = axes[len(panels) + 2 * k], axes[len(panels) + 2 * k + 1]
+        order = {sel.id: j for j, sel in enumerate(ef.selections)}
         if events:
-            ax.plot([t for _, t in events], [row[s] for s, _ in events], "|", ms=6)
-        ax.set_ylabel("selection")
-        ax.set_title(ef.file_name, fontsize=9)
+            t = np.array([e[1] for e in events])
+            y = np.array([order.get(e[0], -1) for e in events])
+            ax.plot(t, y, "|" if len(events) < 2000 else ",", ms=4, color="k")
+            bins = np.arange(0.0, length + 0.005, 0.005)
+            hist, _ = np.histogram(t, bins)
+            axr.plot(bins[:-1] + 0.0025, hist / max(len(ef.selections), 1) / 0.005, lw=0.8)
+        ax.set_ylabel("cell")
+        ax.set_title(f"{ef.file_name}: {len(events)} spikes, {len(ef.selections)} cells, "
+                     f"{len(events) / max(len(ef.selections), 1) / max(length, 1e-12):.2f} Hz mean", fontsize=9)
+        axr.set_ylabel("rate (Hz)")
     axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
     outdir.mkdir(parents=True, exist_ok=True)

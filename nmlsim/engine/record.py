@@ -55,7 +55,11 @@ class TraceRecorder(Recorder):
 
 
 class EventRecorder(Recorder):
-    """Events of selected instances: a list of (selection id, time)."""
+    """Events of selected instances: a list of (selection id, time).
+
+    Selections are grouped per (group, port), so one listener per group looks up all
+    selected instances that fired in one vectorised step, whatever their number.
+    """
 
     def __init__(self, name: str, selections: List[Tuple[str, Group, str, int]],
                  sink: Callable[[str, list, bool], None]):
@@ -65,11 +69,49 @@ class EventRecorder(Recorder):
 
     def initialize(self, sim, nsteps):
         self.events = []
+        by_group = {}
         for sid, g, port, idx in self.selections:
-            def cb(mask, t, sid=sid, idx=idx):
-                if mask[idx]:
-                    self.events.append((sid, t))
-            sim.event_listeners[(g.gid, port)].append(cb)
+            by_group.setdefault((g.gid, g.n, port), []).append((idx, sid))
+        for (gid, n, port), items in by_group.items():
+            ids = np.full(n, -1, dtype=np.int64)
+            labels = []
+            for idx, sid in items:
+                ids[idx] = len(labels)
+                labels.append(sid)
+
+            def cb(mask, t, ids=ids, labels=labels):
+                hit = ids[np.nonzero(mask)[0]]
+                for j in hit[hit >= 0]:
+                    self.events.append((labels[j], t))
+            sim.event_listeners[(gid, port)].append(cb)
 
     def finalize(self, sim, complete):
+        self.events.sort(key=lambda e: e[1])
         self.sink(self.name, self.events, complete)
+
+
+class SpikeRecorder(Recorder):
+    """Every event of every instance of some groups: per group, arrays of (index, time)."""
+
+    def __init__(self, groups: List[Tuple[str, Group, str]]):
+        self.groups = groups
+
+    def initialize(self, sim, nsteps):
+        self.idx = {name: [] for name, _, _ in self.groups}
+        self.times = {name: [] for name, _, _ in self.groups}
+        for name, g, port in self.groups:
+            def cb(mask, t, name=name):
+                i = np.nonzero(mask)[0]
+                if len(i):
+                    self.idx[name].append(i)
+                    self.times[name].append(np.full(len(i), t))
+            sim.event_listeners[(g.gid, port)].append(cb)
+
+    def result(self):
+        out = {}
+        for name, _, _ in self.groups:
+            if self.idx[name]:
+                out[name] = (np.concatenate(self.idx[name]), np.concatenate(self.times[name]))
+            else:
+                out[name] = (np.zeros(0, dtype=np.int64), np.zeros(0))
+        return out

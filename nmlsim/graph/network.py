@@ -97,6 +97,7 @@ class Network:
     inputs: List[InputList] = field(default_factory=list)
     root: Optional[Component] = None  # the simulation target (network itself or a tissue around it)
     root_path: List[str] = field(default_factory=list)  # network's path inside root
+    description: str = ""
 
     def population(self, pid: str, *, where=None) -> Population:
         p = self.populations.get(pid)

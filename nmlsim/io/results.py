@@ -24,6 +24,9 @@ def _atomic_write(path: Path, write) -> None:
     except OSError as e:
         raise FormatError(f"cannot write output: {e.strerror}", file=path) from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "w") as fh:
             write(fh)
             fh.flush()
@@ -77,3 +80,37 @@ def read_dat(path) -> np.ndarray:
         return np.atleast_2d(np.loadtxt(path))
     except (OSError, ValueError) as e:
         raise FormatError(f"cannot read trace file: {e}", file=path) from None
+
+
+def write_sonata_spikes(path, spikes, complete: bool = True) -> None:
+    """SONATA spike file: ``/spikes/<population>/{timestamps (ms), node_ids}``, sorted by time.
+
+    ``spikes``: {population: (node ids, times in seconds)}.
+    """
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            grp = f.create_group("spikes")
+            for pop, (ids, times) in spikes.items():
+                ids = np.asarray(ids, dtype=np.uint64)
+                times = np.asarray(times, dtype=float) * 1e3
+                order = np.lexsort((ids, times))
+                g = grp.create_group(pop)
+                g.attrs["sorting"] = "by_time"
+                ts = g.create_dataset("timestamps", data=times[order])
+                ts.attrs["units"] = "ms"
+                g.create_dataset("node_ids", data=ids[order])
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise FormatError(f"cannot write spikes: {e}", file=path) from None
+    _mark(path, complete, sum(len(v[0]) for v in spikes.values()))

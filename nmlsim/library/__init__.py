@@ -1,0 +1,48 @@
+"""Builders of the shipped models and their export to NeuroML/LEMS (and SONATA)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+#: model name -> (builder name in library.ei, default duration s, step s)
+MODELS = {
+    "ei_hh": ("cobahh", 1.0, 1e-4),
+    "coba_lif": ("coba_lif", 1.0, 1e-4),
+}
+
+
+def build(name: str, size: Optional[int] = None, seed: int = 1):
+    from . import ei
+    if name not in MODELS:
+        from ..errors import ModelError
+        raise ModelError(f"unknown model '{name}' (choose from {', '.join(sorted(MODELS))})")
+    return ei.build(MODELS[name][0], n=size or 4000, seed=seed)
+
+
+def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optional[int] = None, seed: int = 1,
+           duration: Optional[float] = None, step: Optional[float] = None, trace_cells: int = 3):
+    """Build model ``name`` and write it under ``outdir``; returns the paths written."""
+    from ..errors import UnsupportedFeature
+    from ..io.neuroml_writer import write_lems_simulation, write_network_nml
+    net = build(name, size, seed)
+    _, default_len, default_step = MODELS[name]
+    step = step if step is not None else default_step
+    length = duration if duration is not None else default_len
+    outdir = Path(outdir)
+    written = []
+    for fmt in to:
+        if fmt == "neuroml":
+            nml = write_network_nml(net, outdir / f"{name}.net.nml", doc_id=name)
+            events = {f"results/{name}_{pid}.spikes": [f"{pid}[{i}]" for i in range(p.size)]
+                      for pid, p in net.populations.items()}
+            traces = {f"results/{name}_v.dat": [f"{pid}[{i}]/v" for pid, p in net.populations.items()
+                                                for i in range(min(trace_cells, p.size))]}
+            lems = write_lems_simulation(outdir / f"LEMS_{name}.xml", sim_id=f"sim_{name}", target=net.id,
+                                         includes=[nml.name], length_s=length, step_s=step, seed=seed,
+                                         event_outputs=events, traces=traces)
+            written += [nml, lems]
+        elif fmt == "sonata":
+            raise UnsupportedFeature("SONATA export is not implemented yet (it arrives with the SONATA issue)")
+        else:
+            raise UnsupportedFeature(f"unknown export format '{fmt}' (neuroml or sonata)")
+    return written
