@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Regenerate the shipped models in models/ with nmlsim's own exporters (never hand-edit them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf models/ei_hh models/coba_lif
+nmlsim export ei_hh models/ei_hh --to neuroml --seed 1
+nmlsim export coba_lif models/coba_lif --to neuroml --seed 1
