@@ -1,0 +1,56 @@
+"""Reproducibility and interrupted runs."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import CORPUS, needs_shared, run_cli
+from nmlsim.library import export
+
+
+@needs_shared
+def test_seeded_stochastic_runs_are_identical(tmp_path):
+    """Ex16 has Poisson and random spike generators: one seed, the same bytes."""
+    d = CORPUS / "nml2_ex16_inputs" / "LEMSexamples"
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"run{k}"
+        p = run_cli(["run", "LEMS_NML2_Ex16_Inputs.xml", "--seed", "42", "--duration", "0.05", "--outdir", out, "-q"],
+                    cwd=d)
+        assert p.returncode == 0, p.stderr
+        outs.append((out / "results" / "ex16_v.dat").read_bytes())
+    assert outs[0] == outs[1]
+    p = run_cli(["run", "LEMS_NML2_Ex16_Inputs.xml", "--seed", "43", "--duration", "0.05", "--outdir",
+                 tmp_path / "other", "-q"], cwd=d)
+    assert (tmp_path / "other" / "results" / "ex16_v.dat").read_bytes() != outs[0]
+
+
+def test_seeded_network_spikes_identical(tmp_path):
+    export("coba_lif", tmp_path, size=200, seed=3, duration=0.05)
+    data = []
+    for k in range(2):
+        p = run_cli(["run", "LEMS_coba_lif.xml", "--outdir", tmp_path / f"o{k}", "-q",
+                     "--sonata-spikes", "spikes.h5"], cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        data.append((tmp_path / f"o{k}" / "results" / "coba_lif_E.spikes").read_bytes())
+    assert data[0] == data[1] and len(data[0]) > 0
+
+
+def test_interrupted_run_leaves_marked_partial_outputs(tmp_path):
+    export("coba_lif", tmp_path, size=400, seed=3, duration=30.0)
+    proc = subprocess.Popen([sys.executable, "-m", "nmlsim.cli", "run", "LEMS_coba_lif.xml", "-q"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    v = tmp_path / "results" / "coba_lif_v.dat"
+    assert v.exists() and (tmp_path / "results" / "coba_lif_v.dat.partial").exists()
+    rows = [line.split() for line in v.read_text().splitlines()]
+    assert len(rows) > 1 and all(len(r) == len(rows[0]) for r in rows)  # complete rows only
+    assert float(rows[-1][0]) < 30.0
+    assert "partial" in err
+    assert not list(tmp_path.joinpath("results").glob(".*.tmp"))
