@@ -5,12 +5,15 @@ One step, from t_k to t_k+1 (the schedule jLEMS follows, so ``euler`` matches it
 1. ``derived`` — every derived variable from the states at t_k;
 2. record row k (states and derived variables at t_k);
 3. integrate the states to t_k+1 (``euler``, ``rk4`` or ``exp_euler``);
-4. OnCondition handlers, in group and declaration order, tested at t_k+1;
+4. OnCondition handlers, in group and declaration order, on the states at t_k+1 with the
+   time variable at t_k+1 + dt (jLEMS tests conditions with the end time of the step it is
+   about to take: a pulse starting at 50 ms acts on the step that ends at 50 ms; the
+   same pass runs once before the first step);
 5. events: those emitted in 4 travel through in-group EventConnections at once and
    through projections after their delay (``round(delay / dt)`` steps; a zero delay
    arrives in the same step); OnEvent handlers run on arrival.
 
-A spike emitted at step k+1 with delay d is handled at step k+1+d.
+A spike emitted in the event phase after step k with delay d is handled d steps later.
 """
 from __future__ import annotations
 
@@ -203,6 +206,9 @@ class Simulator:
             old_handler = None
         try:
             with np.errstate(all="ignore"):
+                # the same before the first step: a pulse with delay 0 is on from the start
+                prog.derived(V, 0.0)
+                self._event_phase(0, self.dt)
                 for k in range(nsteps + 1):
                     self.step_index = k
                     t = k * self.dt
@@ -214,25 +220,9 @@ class Simulator:
                         break
                     self.integrate(V, t)
                     t1 = (k + 1) * self.dt
-                    self.t = t1
-                    self.step_index = k + 1
-                    queue = []
-                    slot = self.ring[(k + 1) % self.ring_len]
-                    if slot:
-                        for _, items in list(slot.items()):
-                            for rec, dst in items:
-                                self._deliver(rec, dst, queue)
-                        slot.clear()
-                    for g, h, fn in self.cond_handlers:
-                        m = fn(V, t1, None)
-                        if m is not None:
-                            if h.transition is not None:
-                                for efn in self.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
-                                    efn(V, t1, m.copy())
-                            for out in h.event_outs:
-                                queue.append((g, h.node.prefix, out, m))
-                    if queue:
-                        self._process_events(queue, t1)
+                    # jLEMS tests conditions with the time at the end of the step it is about
+                    # to take, so a condition on t acts one step earlier than the state it sees
+                    self._event_phase(k + 1, t1 + self.dt)
                     if check_every and (k + 1) % check_every == 0:
                         self._check_finite(t1)
                         if progress:
@@ -251,6 +241,29 @@ class Simulator:
         if self.interrupted:
             raise KeyboardInterrupt
         return complete
+
+    def _event_phase(self, k: int, t: float) -> None:
+        """Delayed events due now, OnCondition handlers, then every event they cause."""
+        V = self.V
+        self.t = t
+        self.step_index = k
+        queue = []
+        slot = self.ring[k % self.ring_len]
+        if slot:
+            for _, items in list(slot.items()):
+                for rec, sel in items:
+                    self._deliver(rec, sel, queue)
+            slot.clear()
+        for g, h, fn in self.cond_handlers:
+            m = fn(V, t, None)
+            if m is not None:
+                if h.transition is not None:
+                    for efn in self.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
+                        efn(V, t, m.copy())
+                for out in h.event_outs:
+                    queue.append((g, h.node.prefix, out, m))
+        if queue:
+            self._process_events(queue, t)
 
     def _check_finite(self, t):
         prog = self.program

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""E-I network benchmarks: nmlsim against Brian2 in one run (ratios), and scaling.
+
+Usage:
+  python benchmarks/bench_ei.py                 # COBAHH + COBA LIF, 4000 cells, 1 s, dt 0.1 ms
+  python benchmarks/bench_ei.py --scaling       # COBAHH at N = 4000, 16000, 64000 (fixed in-degree 80)
+  python benchmarks/bench_ei.py --brian2 numpy,cpp_standalone   # add Brian2 runs when installed
+
+Every measurement runs in a fresh subprocess so that peak memory (ru_maxrss) belongs to
+that run alone.  "wall" is what a user waits for inside Python (build + code generation +
+simulation), "loop" the time-stepping alone.  Brian2 runs the same models from its
+documented COBAHH / COBA examples with this package's parameters (fixed out-degree is
+replaced by Brian2's p = 0.02, the REF form).
+"""
+import argparse
+import json
+import subprocess
+import sys
+import textwrap
+
+NMLSIM = textwrap.dedent("""
+    import json, resource, time, sys
+    t0 = time.perf_counter()
+    from nmlsim.library import build
+    from nmlsim.compile.build import build_groups
+    from nmlsim.engine.simulator import Simulator
+    from nmlsim.engine.record import SpikeRecorder
+    name, n, T, method = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+    net = build(name, size=n, seed=1)
+    built = build_groups(net)
+    sim = Simulator(built, 1e-4, method=method, seed=1)
+    rec = SpikeRecorder([(p, g, "spike") for p, g in built.pop_groups.items()])
+    t1 = time.perf_counter()
+    sim.run(T, [rec])
+    t2 = time.perf_counter()
+    spikes = rec.result()
+    rates = {p: len(i) / net.populations[p].size / T for p, (i, _) in spikes.items()}
+    print(json.dumps(dict(wall=t2 - t0, loop=t2 - t1, rates=rates,
+                          peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+""")
+
+BRIAN2 = textwrap.dedent("""
+    import json, resource, time, sys
+    t0 = time.perf_counter()
+    from brian2 import *
+    name, n, T, target = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+    if target == "cpp_standalone":
+        set_device("cpp_standalone", directory=None)
+    else:
+        prefs.codegen.target = "numpy"
+    defaultclock.dt = 0.1 * ms
+    if name == "cobahh":
+        area = 20000 * umetre ** 2
+        Cm = 1 * ufarad * cm ** -2 * area; gl = 5e-5 * siemens * cm ** -2 * area
+        El = -60 * mV; EK = -90 * mV; ENa = 50 * mV
+        g_na = 100 * msiemens * cm ** -2 * area; g_kd = 30 * msiemens * cm ** -2 * area; VT = -63 * mV
+        taue = 5 * ms; taui = 10 * ms; Ee = 0 * mV; Ei = -80 * mV; we = 6 * nS; wi = 67 * nS
+        eqs = Equations('''
+        dv/dt = (gl*(El-v)+ge*(Ee-v)+gi*(Ei-v)-g_na*(m*m*m)*h*(v-ENa)-g_kd*(n*n*n*n)*(v-EK))/Cm : volt
+        dm/dt = alpha_m*(1-m)-beta_m*m : 1
+        dn/dt = alpha_n*(1-n)-beta_n*n : 1
+        dh/dt = alpha_h*(1-h)-beta_h*h : 1
+        dge/dt = -ge*(1./taue) : siemens
+        dgi/dt = -gi*(1./taui) : siemens
+        alpha_m = 0.32*(mV**-1)*4*mV/exprel((13*mV-v+VT)/(4*mV))/ms : Hz
+        beta_m = 0.28*(mV**-1)*5*mV/exprel((v-VT-40*mV)/(5*mV))/ms : Hz
+        alpha_h = 0.128*exp((17*mV-v+VT)/(18*mV))/ms : Hz
+        beta_h = 4./(1+exp((40*mV-v+VT)/(5*mV)))/ms : Hz
+        alpha_n = 0.032*(mV**-1)*5*mV/exprel((15*mV-v+VT)/(5*mV))/ms : Hz
+        beta_n = .5*exp((10*mV-v+VT)/(40*mV))/ms : Hz
+        ''')
+        P = NeuronGroup(n, model=eqs, threshold='v>-20*mV', refractory=3*ms, method='exponential_euler')
+        P.v = 'El + (randn() * 5 - 5)*mV'
+        P.ge = '(randn() * 1.5 + 4) * 10.*nS'
+        P.gi = '(randn() * 12 + 20) * 10.*nS'
+    else:
+        taum = 20*ms; taue = 5*ms; taui = 10*ms; Vt = -50*mV; Vr = -60*mV; El = -60*mV
+        Ee = 0*mV; Ei = -80*mV; we = 0.6; wi = 6.7
+        eqs = '''dv/dt = (ge*(Ee-v)+gi*(Ei-v)-(v-El)+20*mV)/taum : volt (unless refractory)
+                 dge/dt = -ge/taue : 1
+                 dgi/dt = -gi/taui : 1'''
+        P = NeuronGroup(n, eqs, threshold='v>Vt', reset='v = Vr', refractory=5*ms, method='euler')
+        P.v = 'Vr + rand() * (Vt - Vr)'
+    ne = int(0.8 * n)
+    Ce = Synapses(P[:ne], P, on_pre='ge+=we'); Ce.connect(p=80.0 / n)
+    Ci = Synapses(P[ne:], P, on_pre='gi+=wi'); Ci.connect(p=80.0 / n)
+    M = SpikeMonitor(P)
+    t1 = time.perf_counter()
+    run(T * second, report=None)
+    t2 = time.perf_counter()
+    loop = t2 - t1
+    if target == "cpp_standalone":
+        loop = device._last_run_time if hasattr(device, "_last_run_time") else loop
+    print(json.dumps(dict(wall=t2 - t0, loop=loop, rates={"all": M.num_spikes / n / T},
+                          peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+""")
+
+
+def run(code, *args):
+    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    if p.returncode != 0:
+        return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "failed"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=1.0)
+    ap.add_argument("--method", default="exp_euler")
+    ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--brian2", default="", help="comma list of Brian2 targets: numpy,cpp_standalone")
+    a = ap.parse_args()
+    rows = []
+    if a.scaling:
+        for n in (4000, 16000, 64000):
+            r = run(NMLSIM, "cobahh", n, a.duration, a.method)
+            rows.append(("nmlsim", "cobahh", n, r))
+            print(rows[-1], flush=True)
+    else:
+        for model in ("cobahh", "coba_lif"):
+            r = run(NMLSIM, model, 4000, a.duration, a.method)
+            rows.append(("nmlsim", model, 4000, r))
+            print(rows[-1], flush=True)
+            for target in filter(None, a.brian2.split(",")):
+                try:
+                    import brian2  # noqa: F401
+                except ImportError:
+                    print("brian2 not installed: skipped")
+                    break
+                rb = run(BRIAN2, model, 4000, a.duration, target)
+                rows.append((f"brian2-{target}", model, 4000, rb))
+                print(rows[-1], flush=True)
+                if "loop" in r and "loop" in rb:
+                    print(f"  ratio nmlsim/brian2-{target}: wall {r['wall'] / rb['wall']:.2f}, "
+                          f"loop {r['loop'] / rb['loop']:.2f}", flush=True)
+    print("\n| tool | model | N | wall s | loop s | peak MB | rates Hz |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for tool, model, n, r in rows:
+        if "error" in r:
+            print(f"| {tool} | {model} | {n} | error: {r['error']} | | | |")
+            continue
+        rates = ", ".join(f"{k} {v:.1f}" for k, v in r["rates"].items())
+        print(f"| {tool} | {model} | {n} | {r['wall']:.2f} | {r['loop']:.2f} | {r['peak_mb']:.0f} | {rates} |")
+
+
+if __name__ == "__main__":
+    main()
