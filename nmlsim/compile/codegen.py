@@ -44,10 +44,14 @@ def _bcb(x, n):
 
 
 def _phi(z):
-    """(e^z - 1)/z, elementwise, 1 at z = 0."""
+    """(e^z - 1)/z, elementwise, 1 + z/2 near z = 0."""
     z = np.asarray(z, dtype=float)
-    small = np.abs(z) < 1e-9
-    return np.where(small, 1.0 + 0.5 * z, np.expm1(z) / np.where(small, 1.0, z))
+    out = np.expm1(z)
+    out /= z
+    bad = np.abs(z) < 1e-9
+    if bad.any():
+        out[bad] = 1.0 + 0.5 * z[bad]
+    return out
 
 
 def _phi1(z):
