@@ -103,15 +103,9 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
             sels.append((s.id, g, s.port, idx))
         recorders.append(EventRecorder(ef.id, sels, event_sink(ef)))
     if sonata_spikes:
-        from .compile.build import _out_port
+        from .compile.build import spiking_groups
         from .engine.record import SpikeRecorder
-        groups = []
-        for pid, g in built.pop_groups.items():
-            try:
-                groups.append((pid, g, _out_port(g)))
-            except ModelError:
-                continue
-        spike_rec = SpikeRecorder(groups)
+        spike_rec = SpikeRecorder(spiking_groups(built))
         path_h5 = Path(sonata_spikes) if Path(sonata_spikes).is_absolute() else base / sonata_spikes
 
         def finalize(sim_, complete, _orig=spike_rec.finalize):
@@ -137,16 +131,10 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
 
     Returns ``{population: (cell indices, spike times in s)}`` and the Simulator.
     """
+    from .compile.build import spiking_groups
     from .engine.record import SpikeRecorder
-    from .compile.build import _out_port
     built = build_groups(net, merge_synapses=merge_synapses)
     simulator = Simulator(built, dt, method=method, seed=seed)
-    groups = []
-    for pid, g in built.pop_groups.items():
-        try:
-            groups.append((pid, g, _out_port(g)))
-        except ModelError:
-            continue
-    rec = SpikeRecorder(groups)
+    rec = SpikeRecorder(spiking_groups(built))
     simulator.run(duration, [rec], progress=progress)
     return rec.result(), simulator

@@ -41,6 +41,17 @@ def _out_port(g: Group) -> str:
                      **g.root.where())
 
 
+def spiking_groups(built: "Built"):
+    """(population id, group, out port) of every population whose cells emit events."""
+    out = []
+    for pid, g in built.pop_groups.items():
+        try:
+            out.append((pid, g, _out_port(g)))
+        except ModelError:
+            continue
+    return out
+
+
 def _in_port(g: Group) -> str:
     for name, d in g.root.ct.event_ports.items():
         if d == "in":
@@ -121,28 +132,23 @@ def build_groups(net: Network, merge_synapses: bool = True) -> Built:
         g.host_pop = inp.population
         attach(g, host, inp.target_idx)
         weights(g, inp.weight)
+    def tunnel(pid, pre_comp, post_comp, pre, post, pre_idx, post_idx, w):
+        """Both ends of gap junctions / graded connections, each the other's ``peer``."""
+        m = len(pre_idx)
+        a = new_group(f"{pid}:pre", pre_comp, m)
+        c = new_group(f"{pid}:post", post_comp, m)
+        a.host_pop, c.host_pop = pre, post
+        attach(a, b.pop_groups[pre], pre_idx)
+        attach(c, b.pop_groups[post], post_idx)
+        a.links["peer"] = Link(c, c.root, np.arange(m))
+        c.links["peer"] = Link(a, a.root, np.arange(m))
+        weights(a, w)
+        weights(c, w)
+
     for ep in net.electrical:
-        m = len(ep.pre_idx)
-        a = new_group(f"{ep.id}:pre", ep.synapse, m)
-        c = new_group(f"{ep.id}:post", ep.synapse, m)
-        a.host_pop, c.host_pop = ep.pre, ep.post
-        attach(a, b.pop_groups[ep.pre], ep.pre_idx)
-        attach(c, b.pop_groups[ep.post], ep.post_idx)
-        a.links["peer"] = Link(c, c.root, np.arange(m))
-        c.links["peer"] = Link(a, a.root, np.arange(m))
-        weights(a, ep.weight)
-        weights(c, ep.weight)
+        tunnel(ep.id, ep.synapse, ep.synapse, ep.pre, ep.post, ep.pre_idx, ep.post_idx, ep.weight)
     for cp in net.continuous:
-        m = len(cp.pre_idx)
-        a = new_group(f"{cp.id}:pre", cp.pre_component, m)
-        c = new_group(f"{cp.id}:post", cp.post_component, m)
-        a.host_pop, c.host_pop = cp.pre, cp.post
-        attach(a, b.pop_groups[cp.pre], cp.pre_idx)
-        attach(c, b.pop_groups[cp.post], cp.post_idx)
-        a.links["peer"] = Link(c, c.root, np.arange(m))
-        c.links["peer"] = Link(a, a.root, np.arange(m))
-        weights(a, cp.weight)
-        weights(c, cp.weight)
+        tunnel(cp.id, cp.pre_component, cp.post_component, cp.pre, cp.post, cp.pre_idx, cp.post_idx, cp.weight)
     for g in b.groups:
         g.compile_equations()
     return b

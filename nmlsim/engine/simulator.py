@@ -18,7 +18,6 @@ A spike emitted in the event phase after step k with delay d is handled d steps 
 from __future__ import annotations
 
 import signal
-import time as _time
 from collections import defaultdict
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -168,8 +167,6 @@ class Simulator:
         prog = self.program
         V = self.V
         with np.errstate(all="ignore"):
-            for key, (node, names, initial) in [(k, v) for g in self.built.groups for k, v in g.regimes.items()]:
-                pass
             for g in self.built.groups:
                 for rkey, (node, names, initial) in g.regimes.items():
                     V[prog.py(g.gid, rkey)][:] = float(initial)

@@ -47,7 +47,8 @@ def test_exported_network_runs_in_jnml(tmp_path, model):
     before = ref_v[:, 0] < first - 1e-4
     rng = np.ptp(ref_v[:, 1:])
     assert before.sum() >= 2
-    assert np.max(np.abs(ref_v[before, 1:] - our_v[before, 1:])) < 0.01 * rng
+    # the conformance corpus tolerance for traces: 5 % of the range
+    assert np.max(np.abs(ref_v[before, 1:] - our_v[before, 1:])) < 0.05 * rng
     n_ref = sum(len(spikes[("ref", pop)]) for pop in ("E", "I"))
     n_our = sum(len(spikes[("ours", pop)]) for pop in ("E", "I"))
     assert n_ref > 50
