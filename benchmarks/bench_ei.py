@@ -5,6 +5,8 @@ Usage:
   python benchmarks/bench_ei.py                 # COBAHH + COBA LIF, 4000 cells, 1 s, dt 0.1 ms
   python benchmarks/bench_ei.py --scaling       # COBAHH at N = 4000, 16000, 64000 (fixed in-degree 80)
   python benchmarks/bench_ei.py --brian2 numpy,cpp_standalone   # add Brian2 runs when installed
+  python benchmarks/bench_ei.py --brian2 numpy --brian2-python /path/to/venv/bin/python
+      (Brian2 2.9 needs numpy < 2.4: run it from its own environment)
 
 Every measurement runs in a fresh subprocess so that peak memory (ru_maxrss) belongs to
 that run alone.  "wall" is what a user waits for inside Python (build + code generation +
@@ -49,7 +51,7 @@ BRIAN2 = textwrap.dedent("""
     else:
         prefs.codegen.target = "numpy"
     defaultclock.dt = 0.1 * ms
-    if name == "cobahh":
+    if name == "ei_hh":
         area = 20000 * umetre ** 2
         Cm = 1 * ufarad * cm ** -2 * area; gl = 5e-5 * siemens * cm ** -2 * area
         El = -60 * mV; EK = -90 * mV; ENa = 50 * mV
@@ -96,8 +98,8 @@ BRIAN2 = textwrap.dedent("""
 """)
 
 
-def run(code, *args):
-    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+def run(code, *args, python=None):
+    p = subprocess.run([python or sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
     if p.returncode != 0:
         return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "failed"}
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -109,25 +111,26 @@ def main():
     ap.add_argument("--method", default="exp_euler")
     ap.add_argument("--scaling", action="store_true")
     ap.add_argument("--brian2", default="", help="comma list of Brian2 targets: numpy,cpp_standalone")
+    ap.add_argument("--brian2-python", default=None, help="Python interpreter that has Brian2 installed")
     a = ap.parse_args()
     rows = []
     if a.scaling:
         for n in (4000, 16000, 64000):
-            r = run(NMLSIM, "cobahh", n, a.duration, a.method)
-            rows.append(("nmlsim", "cobahh", n, r))
+            r = run(NMLSIM, "ei_hh", n, a.duration, a.method)
+            rows.append(("nmlsim", "ei_hh", n, r))
             print(rows[-1], flush=True)
     else:
-        for model in ("cobahh", "coba_lif"):
+        for model in ("ei_hh", "coba_lif"):
             r = run(NMLSIM, model, 4000, a.duration, a.method)
             rows.append(("nmlsim", model, 4000, r))
             print(rows[-1], flush=True)
             for target in filter(None, a.brian2.split(",")):
-                try:
-                    import brian2  # noqa: F401
-                except ImportError:
-                    print("brian2 not installed: skipped")
+                check = subprocess.run([a.brian2_python or sys.executable, "-c", "import brian2"],
+                                       capture_output=True, text=True)
+                if check.returncode != 0:
+                    print("brian2 not importable here (pass --brian2-python): skipped")
                     break
-                rb = run(BRIAN2, model, 4000, a.duration, target)
+                rb = run(BRIAN2, model, 4000, a.duration, target, python=a.brian2_python)
                 rows.append((f"brian2-{target}", model, 4000, rb))
                 print(rows[-1], flush=True)
                 if "loop" in r and "loop" in rb:

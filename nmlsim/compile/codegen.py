@@ -30,6 +30,8 @@ Key = Tuple[int, str]
 
 def _bc(x, n):
     """Broadcast ``x`` to a float array of shape (n,) (a view when possible)."""
+    if type(x) is np.ndarray and x.shape == (n,):
+        return x
     a = np.asarray(x, dtype=float)
     if a.shape == (n,):
         return a
@@ -37,6 +39,8 @@ def _bc(x, n):
 
 
 def _bcb(x, n):
+    if type(x) is np.ndarray and x.shape == (n,) and x.dtype == bool:
+        return x
     a = np.asarray(x, dtype=bool)
     if a.shape == (n,):
         return a
@@ -466,6 +470,10 @@ class Program:
         body.append("    return _TRUE1")
         return [f"def {fname}(V, t, m):"] + self._loads(loads) + body
 
+    def _time_only(self, g: Group, ast) -> bool:
+        """True if ``ast`` depends on nothing but time and compile-time constants."""
+        return not E.has_random(ast) and all(n == "t" or (g.gid, n) in self.literals for n in E.names(ast))
+
     def _handler_src(self, g: Group, h: Handler, fname: str) -> List[str]:
         if self._fast(g):
             return self._handler_src_fast(g, h, fname)
@@ -474,13 +482,23 @@ class Program:
         n = g.n
         conds = []
         if h.test is not None:
-            conds.append(f"_bcb({self._code(g, h.test, loads)}, {n})")
+            code = self._code(g, h.test, loads)
+            if self._time_only(g, h.test):
+                # a test on time and constants (pulse generators, spike times): one Python bool
+                body.append(f"    if not ({code}):")
+                body.append("        return None")
+            else:
+                conds.append(f"_bcb({code}, {n})")
         if h.regime is not None:
             rk, ri = h.regime
             rp = self.py(g.gid, rk)
             loads.add(rp)
             conds.append(f"({rp} == {float(ri)})")
-        body.append("    m = _np.ones(%d, dtype=bool) if m is None else m" % n)
+        if conds:
+            first = conds.pop(0)
+            body.append(f"    m = {first} if m is None else m & {first}")
+        else:
+            body.append("    m = _np.ones(%d, dtype=bool) if m is None else m" % n)
         for c in conds:
             body.append(f"    m = m & {c}")
         body.append("    if not m.any():")
