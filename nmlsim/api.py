@@ -21,6 +21,10 @@ from .io.results import write_dat, write_events, write_sonata_spikes
 from .lems.model import LemsModel
 
 
+#: key of ``RunResult.traces`` holding the extra quantities (the Display lines for --plot)
+DISPLAY_TRACES = "__display__"
+
+
 @dataclass
 class LoadedSimulation:
     path: Path
@@ -115,8 +119,13 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
         spike_rec.finalize = finalize
         recorders.append(spike_rec)
     if extra_quantities:
-        cols = [resolve_quantity(built, q) for q in extra_quantities]
-        recorders.append(TraceRecorder("__extra__", cols, lambda n, d, c: result.traces.__setitem__(n, d)))
+        cols = []
+        for q in extra_quantities:
+            try:
+                cols.append(resolve_quantity(built, q))
+            except ModelError as e:
+                raise e.located(file=sim.path, element=f"Line quantity='{q}'") from None
+        recorders.append(TraceRecorder(DISPLAY_TRACES, cols, lambda n, d, c: result.traces.__setitem__(n, d)))
     result.complete = True
     simulator.run(duration, recorders, progress=progress)
     return result

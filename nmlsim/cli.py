@@ -51,7 +51,9 @@ def cmd_run(args) -> int:
     nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
     show = not args.quiet and sys.stderr.isatty() and nsteps > 20000
     try:
+        displays = sim.spec.display_quantities if args.plot else ()
         res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
+                      extra_quantities=displays,
                       outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes)
     except KeyboardInterrupt:
         print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)

@@ -17,6 +17,12 @@ def plot_result(sim, res, outdir: Path) -> Path:
     EventOutputFile; written to ``<outdir>/<simulation id>.png``."""
     plt = _plt()
     panels = [(of, res.traces.get(of.id)) for of in sim.spec.outputs if res.traces.get(of.id) is not None]
+    from .api import DISPLAY_TRACES
+    from .io.lems_sim import OutputColumn, OutputFile
+    if res.traces.get(DISPLAY_TRACES) is not None and sim.spec.display_quantities:
+        disp = OutputFile("displays", "Display lines",
+                          [OutputColumn(str(k), q) for k, q in enumerate(sim.spec.display_quantities)])
+        panels.append((disp, res.traces[DISPLAY_TRACES]))
     rasters = [(ef, res.events.get(ef.id)) for ef in sim.spec.event_outputs if res.events.get(ef.id) is not None]
     n = max(1, len(panels) + 2 * len(rasters))
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.4 * n), sharex=True, squeeze=False)

@@ -506,7 +506,10 @@ class Program:
         for key, ast in h.assignments:
             tgt = self.py(g.gid, key)
             loads.add(tgt)
-            body.append(f"    {tgt}[m] = _bc({self._code(g, ast, loads)}, {n})[m]")
+            if self._time_only(g, ast):
+                body.append(f"    {tgt}[m] = {self._code(g, ast, loads)}")
+            else:
+                body.append(f"    {tgt}[m] = _bc({self._code(g, ast, loads)}, {n})[m]")
         if h.transition is not None:
             rp = self.py(g.gid, h.regime[0])
             loads.add(rp)
@@ -531,8 +534,13 @@ class Program:
                 calc.append(f"    r{j} = {f}")
                 b = jdiag[j] if jdiag is not None else None
                 if b is not None and not (b[0] == "num" and b[1] == 0.0):
-                    phi = "_phi1" if self._fast(g) else "_phi"
-                    calc.append(f"    r{j} = r{j} * {phi}(({self._code(g, b, loads)}) * {dt!r})")
+                    if self._time_only(g, b) and "t" not in E.names(b):
+                        # a constant linear coefficient (synaptic decay): phi folded now
+                        env = {n: self.literals[(g.gid, n)] for n in E.names(b)}
+                        calc.append(f"    r{j} = r{j} * {_phi1(float(E.evaluate(b, env)) * dt)!r}")
+                    else:
+                        phi = "_phi1" if self._fast(g) else "_phi"
+                        calc.append(f"    r{j} = r{j} * {phi}(({self._code(g, b, loads)}) * {dt!r})")
                 if self._fast(g):
                     calc.append(f"    n{j} = {x} + {dt!r} * r{j}")
                     write.append(f"    V[{x!r}][0] = n{j}")
