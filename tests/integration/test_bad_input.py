@@ -83,3 +83,42 @@ def test_multicompartment_refused(tmp_path):
     p = run_cli(["run", f], cwd=tmp_path)
     assert p.returncode == 4
     assert "multi-compartment" in p.stderr and "mc" in p.stderr
+
+
+BLOWUP = """<ComponentType name="runaway" extends="baseCellMembPot">
+  <Constant name="T" dimension="time" value="1s"/><Constant name="V1" dimension="voltage" value="1V"/>
+  <Dynamics><StateVariable name="v" dimension="voltage" exposure="v"/>
+  <TimeDerivative variable="v" value="v * v * 1e6 / (T * V1)"/>
+  <OnStart><StateAssignment variable="v" value="V1"/></OnStart></Dynamics>
+</ComponentType><runaway id="c"/>"""
+
+
+def test_nan_blowup_stops_with_partial_outputs(tmp_path):
+    f = tmp_path / "LEMS_blow.xml"
+    f.write_text(lems(BLOWUP + net()).replace('length="10ms"', 'length="1000ms"'))
+    p = run_cli(["run", f, "--method", "euler"], cwd=tmp_path)
+    assert p.returncode == 5, p.stderr
+    line = p.stderr.strip()
+    assert len(line.splitlines()) == 1 and "'v' of cell 0 in 'p'" in line and "t = " in line, line
+    assert (tmp_path / "v.dat").exists() and (tmp_path / "v.dat.partial").exists()
+
+
+def test_unwritable_output_folder(tmp_path):
+    import os
+    f = tmp_path / "LEMS_ok.xml"
+    f.write_text(lems(GOOD_CELL + net()))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        if os.access(ro, os.W_OK):  # running as root: permissions do not bind
+            blocker = tmp_path / "afile"
+            blocker.write_text("x")
+            outdir = blocker  # a file where a folder is needed
+        else:
+            outdir = ro
+        p = run_cli(["run", f, "--outdir", outdir], cwd=tmp_path)
+    finally:
+        os.chmod(ro, 0o700)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "cannot write output" in p.stderr
