@@ -147,3 +147,20 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
     rec = SpikeRecorder(spiking_groups(built))
     simulator.run(duration, [rec], progress=progress)
     return rec.result(), simulator
+
+
+def run_sonata(config, *, method: str = "exp_euler", dt: Optional[float] = None, duration: Optional[float] = None,
+               seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None):
+    """Simulate a SONATA simulation config; writes the SONATA spike file it names.
+
+    Returns (spikes {population: (node ids, times s)}, path of the spike file).
+    """
+    from .io.sonata import read_sonata
+    net, settings = read_sonata(config, include_root=include_root)
+    dt = dt or settings["dt_s"]
+    duration = duration if duration is not None else settings["tstop_s"]
+    seed = seed if seed is not None else settings["seed"]
+    spikes, sim = simulate_network(net, duration, dt, method=method, seed=seed, progress=progress)
+    out = Path(settings["output_dir"]) / settings["spikes_file"]
+    write_sonata_spikes(out, spikes, not sim.interrupted)
+    return spikes, out

@@ -46,7 +46,12 @@ def cmd_run(args) -> int:
     t0 = time.time()
     path = Path(args.file)
     if path.suffix == ".json":
-        from .io import sonata  # noqa: F401  (SONATA support arrives with its own issue)
+        spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
+                                     include_root=args.include_root)
+        if not args.quiet:
+            n = sum(len(i) for i, _ in spikes.values())
+            print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s ({args.method})")
+        return 0
     sim = api.load(path, include_root=args.include_root)
     nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
     show = not args.quiet and sys.stderr.isatty() and nsteps > 20000
@@ -152,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS")
     ex.add_argument("model")
     ex.add_argument("outdir")
-    ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml (sonata: planned)")
+    ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml, sonata")
     ex.add_argument("--size", type=int, default=None, help="number of cells (default 4000; in-degree kept)")
     ex.add_argument("--seed", type=int, default=1)
     ex.add_argument("--duration", type=float, default=None, help="simulated time in the LEMS file, seconds")
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # jnml compatibility: `nmlsim LEMS_x.xml -nogui`
     if argv and argv[0] not in ("run", "info", "validate", "plot", "convert", "export", "-h", "--help", "--version") \
-            and argv[0].endswith(".xml"):
+            and argv[0].endswith((".xml", ".json")):
         argv = ["run"] + argv
     args = build_parser().parse_args(argv)
     try:

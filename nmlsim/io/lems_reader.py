@@ -265,6 +265,18 @@ class LemsReader:
         return d
 
 
+CORE_FILES_ORDER = ("NeuroML2CoreTypes.xml", "Cells.xml", "Networks.xml", "Simulation.xml", "Inputs.xml",
+                    "PyNN.xml", "Synapses.xml", "Channels.xml")
+
+
+def core_model() -> LemsModel:
+    """A model holding just the NeuroML2 core types (for graphs built in Python)."""
+    reader = LemsReader(include_root=CORE_DIR)
+    for f in CORE_FILES_ORDER:
+        reader.load(CORE_DIR / f)
+    return reader.model
+
+
 def load_model(path, include_root=None, with_core=True) -> LemsModel:
     """Load a LEMS or NeuroML file and everything it includes.
 
@@ -273,9 +285,7 @@ def load_model(path, include_root=None, with_core=True) -> LemsModel:
     """
     reader = LemsReader(include_root=include_root or default_include_root(Path(path)))
     if with_core:
-        reader.load(CORE_DIR / "NeuroML2CoreTypes.xml")
-        for f in ("Cells.xml", "Networks.xml", "Simulation.xml", "Inputs.xml", "PyNN.xml", "Synapses.xml",
-                  "Channels.xml"):
+        for f in CORE_FILES_ORDER:
             reader.load(CORE_DIR / f)
     reader.load(path)
     return reader.model

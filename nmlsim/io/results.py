@@ -95,13 +95,17 @@ def write_sonata_spikes(path, spikes, complete: bool = True) -> None:
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
+            f.attrs["magic"] = np.uint32(0x0A7A)
+            f.attrs["version"] = np.array([0, 1], dtype=np.uint32)
             grp = f.create_group("spikes")
             for pop, (ids, times) in spikes.items():
                 ids = np.asarray(ids, dtype=np.uint64)
                 times = np.asarray(times, dtype=float) * 1e3
                 order = np.lexsort((ids, times))
                 g = grp.create_group(pop)
-                g.attrs["sorting"] = "by_time"
+                # an HDF5 enum, as the SONATA spec and libsonata want (bmtk writes a string)
+                g.attrs.create("sorting", 2, dtype=h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2},
+                                                                     basetype="u1"))
                 ts = g.create_dataset("timestamps", data=times[order])
                 ts.attrs["units"] = "ms"
                 g.create_dataset("node_ids", data=ids[order])

@@ -42,7 +42,8 @@ def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optiona
                                          event_outputs=events, traces=traces)
             written += [nml, lems]
         elif fmt == "sonata":
-            raise UnsupportedFeature("SONATA export is not implemented yet (it arrives with the SONATA issue)")
+            from ..io.sonata import write_sonata
+            written += write_sonata(net, outdir / "sonata", tstop_s=length, dt_s=step, seed=seed)
         else:
             raise UnsupportedFeature(f"unknown export format '{fmt}' (neuroml or sonata)")
     return written

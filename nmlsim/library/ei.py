@@ -23,7 +23,8 @@ from typing import Optional
 import numpy as np
 
 from ..graph.network import InputList, Network, Population, Projection
-from ..lems.model import Component, LemsModel
+from ..io.lems_reader import core_model
+from ..lems.model import Component
 
 KICK_S = 1e-3  # duration of the initial-condition kick
 KICK_A = 1e-9  # its nominal amplitude (A); per-cell weights scale it
@@ -34,16 +35,6 @@ def C(tag: str, id: Optional[str] = None, children=(), **attrs) -> Component:
     type_attr = attrs.pop("type", None)
     return Component(tag=tag, id=id, type_attr=type_attr, attrs={k: str(v) for k, v in attrs.items()},
                      children=list(children), file="<nmlsim.library.ei>")
-
-
-def _core_model() -> LemsModel:
-    from ..coretypes import CORE_DIR
-    from ..io.lems_reader import LemsReader
-    r = LemsReader(include_root=CORE_DIR)
-    for f in ("NeuroML2CoreTypes.xml", "Cells.xml", "Networks.xml", "Simulation.xml", "Inputs.xml",
-              "Synapses.xml", "Channels.xml", "PyNN.xml"):
-        r.load(CORE_DIR / f)
-    return r.model
 
 
 def traub_miles_channels():
@@ -119,7 +110,7 @@ def build(name: str, n: int = 4000, seed: int = 0, k: int = 80) -> Network:
     rng = np.random.default_rng(seed)
     n_e = int(round(0.8 * n))
     n_i = n - n_e
-    model = _core_model()
+    model = core_model()
     if name == "cobahh":
         comps = traub_miles_channels() + [hh_cell("hh_cell", "-70mV")]
         cell_id, cap = "hh_cell", 200e-12

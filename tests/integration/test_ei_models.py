@@ -37,7 +37,7 @@ def test_export_reimport_same_spikes(tmp_path):
         ids, times = direct[pop]
         with h5py.File(tmp_path / "out" / "spikes.h5") as f:
             g = f["spikes"][pop]
-            assert g.attrs["sorting"] == "by_time"
+            assert g.attrs["sorting"] == 2  # SONATA enum: by_time
             assert np.array_equal(np.sort(g["node_ids"][:]), np.sort(ids))
             assert np.allclose(np.sort(g["timestamps"][:]), np.sort(times) * 1e3)
     assert len(ev) == 2

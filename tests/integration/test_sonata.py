@@ -1,0 +1,105 @@
+"""SONATA export of nmlsim networks, re-import, libsonata, and bad SONATA input."""
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from nmlsim.analysis import read_sonata_spikes
+from nmlsim.library import export
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("son")
+    export("coba_lif", d, size=200, seed=4, duration=0.08, to=("neuroml", "sonata"))
+    return d
+
+
+def test_sonata_reimport_gives_identical_spikes(exported, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(exported, d)
+    p = run_cli(["run", "LEMS_coba_lif.xml", "--sonata-spikes", "results/spikes.h5", "-q"], cwd=d)
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["run", d / "sonata" / "simulation_config.json", "-q"])
+    assert p.returncode == 0, p.stderr
+    a = read_sonata_spikes(d / "results" / "spikes.h5")
+    b = read_sonata_spikes(d / "sonata" / "output" / "spikes.h5")
+    assert set(a) == set(b) == {"E", "I"}
+    for pop in a:
+        assert len(a[pop][0]) > 0
+        assert np.array_equal(a[pop][0], b[pop][0]) and np.array_equal(a[pop][1], b[pop][1])
+
+
+def test_libsonata_opens_export(exported, tmp_path):
+    libsonata = pytest.importorskip("libsonata")
+    net = exported / "sonata" / "network"
+    nodes = libsonata.NodeStorage(str(net / "nodes.h5"))
+    assert nodes.population_names == {"E", "I"}
+    assert nodes.open_population("E").size == 160
+    edges = libsonata.EdgeStorage(str(net / "edges.h5"))
+    ee = edges.open_population("proj_EE")
+    assert ee.source == "E" and ee.target == "E" and {"syn_weight", "delay"} <= ee.attribute_names
+    libsonata.CircuitConfig.from_file(str(exported / "sonata" / "circuit_config.json"))
+    d = tmp_path / "m"
+    shutil.copytree(exported, d)
+    run_cli(["run", d / "sonata" / "simulation_config.json", "-q"])
+    spikes = libsonata.SpikeReader(str(d / "sonata" / "output" / "spikes.h5"))
+    assert set(spikes.get_population_names()) == {"E", "I"} and spikes["E"].sorting == "by_time"
+
+
+def _break(d, what):
+    net = d / "sonata" / "network"
+    if what == "missing_dataset":
+        with h5py.File(net / "nodes.h5", "a") as f:
+            del f["nodes/E/node_type_id"]
+        return "missing dataset /nodes/E/node_type_id"
+    if what == "length_mismatch":
+        with h5py.File(net / "edges.h5", "a") as f:
+            g = f["edges/proj_EE"]
+            t = g["target_node_id"][()]
+            attrs = dict(g["target_node_id"].attrs)
+            del g["target_node_id"]
+            ds = g.create_dataset("target_node_id", data=t[:-3])
+            for k, v in attrs.items():
+                ds.attrs[k] = v
+        return "expected"
+    if what == "id_out_of_range":
+        with h5py.File(net / "edges.h5", "a") as f:
+            f["edges/proj_EE/target_node_id"][0] = 99999
+        return "out of range"
+    if what == "wrong_dtype":
+        with h5py.File(net / "nodes.h5", "a") as f:
+            t = f["nodes/E/node_type_id"][()]
+            del f["nodes/E/node_type_id"]
+            f["nodes/E"].create_dataset("node_type_id", data=t.astype(float))
+        return "dtype"
+    if what == "unknown_template":
+        p = net / "node_types.csv"
+        p.write_text(p.read_text().replace("nml:lif_cell.nml", "nest:iaf_psc_beta"))
+        return "nest:iaf_psc_beta"
+    if what == "outside_folder":
+        p = d / "sonata" / "circuit_config.json"
+        c = json.loads(p.read_text())
+        c["networks"]["nodes"][0]["nodes_file"] = "/etc/passwd"
+        p.write_text(json.dumps(c))
+        return "outside the model folder"
+    if what == "bad_json":
+        (d / "sonata" / "circuit_config.json").write_text("{ not json")
+        return "malformed JSON"
+    raise ValueError(what)
+
+
+@pytest.mark.parametrize("what", ["missing_dataset", "length_mismatch", "id_out_of_range", "wrong_dtype",
+                                  "unknown_template", "outside_folder", "bad_json"])
+def test_bad_sonata_input(exported, tmp_path, what):
+    d = tmp_path / "m"
+    shutil.copytree(exported, d)
+    needle = _break(d, what)
+    p = run_cli(["run", d / "sonata" / "simulation_config.json", "-q"])
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert needle in lines[0], lines[0]
