@@ -291,30 +291,29 @@ class Program:
             g = self.by_gid[gid]
             deps[(gid, k)] = [x for x in self._deps(g, g.derived[k]) if x in todo_set]
         order, state = [], {}
-
-        def visit(node, stack):
-            st = state.get(node)
-            if st == 2:
-                return
-            if st == 1:
-                cyc = " -> ".join(k for _, k in stack[stack.index(node):] + [node])
-                raise ModelError(f"derived variables depend on each other in a circle: {cyc}",
-                                 **self.by_gid[node[0]].where_of(node[1]))
-            state[node] = 1
-            stack.append(node)
-            for dep in deps[node]:
-                visit(dep, stack)
-            stack.pop()
-            state[node] = 2
-            order.append(node)
-        import sys
-        old = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(old, 10 * len(todo) + 1000))
-        try:
-            for node in todo:
-                visit(node, [])
-        finally:
-            sys.setrecursionlimit(old)
+        for start in todo:  # iterative depth-first search: no recursion limit on big models
+            if state.get(start) == 2:
+                continue
+            stack = [(start, iter(deps[start]))]
+            state[start] = 1
+            while stack:
+                node, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    state[node] = 2
+                    order.append(node)
+                    continue
+                st = state.get(nxt)
+                if st == 2:
+                    continue
+                if st == 1:
+                    path = [n for n, _ in stack]
+                    cyc = " -> ".join(k for _, k in path[path.index(nxt):] + [nxt])
+                    raise ModelError(f"derived variables depend on each other in a circle: {cyc}",
+                                     **self.by_gid[nxt[0]].where_of(nxt[1]))
+                state[nxt] = 1
+                stack.append((nxt, iter(deps[nxt])))
         return order
 
     def _loads(self, loads: Set[str], defined: Set[str] = frozenset()) -> List[str]:

@@ -350,6 +350,9 @@ def read_sonata(config_path, include_root=None):
                                                       tgt[sel].astype(np.int64), np.asarray(w, float)[sel],
                                                       np.asarray(d, float)[sel]))
     run = cfg.get("run", {})
+    # current clamps with the same timing on one population become one pulseGenerator
+    # with per-node weights (what nmlsim writes: one clamp per distinct amplitude)
+    clamps: Dict[Tuple[str, float, float], Dict[int, float]] = {}
     for name, inp in (cfg.get("inputs") or {}).items():
         if inp.get("input_type") != "current_clamp":
             raise UnsupportedFeature(f"input '{name}' of type '{inp.get('input_type')}' is not supported yet",
@@ -361,11 +364,22 @@ def read_sonata(config_path, include_root=None):
         if pop not in net.populations:
             raise ModelError(f"input '{name}': node set population '{pop}' is unknown", file=cfg_path)
         ids = np.asarray(ns.get("node_id", np.arange(net.populations[pop].size)), dtype=np.int64)
-        comp = Component(tag="pulseGenerator", id=f"sonata_{name}", file=str(cfg_path),
-                         attrs={"amplitude": f"{inp['amp']!r}nA", "delay": f"{inp['delay']!r}ms",
-                                "duration": f"{inp['duration']!r}ms"})
+        if len(ids) and (ids.min() < 0 or ids.max() >= net.populations[pop].size):
+            raise ModelError(f"input '{name}': node id out of range for population '{pop}'", file=cfg_path)
+        try:
+            amp, delay, dur = float(inp["amp"]), float(inp["delay"]), float(inp["duration"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"input '{name}': current_clamp needs scalar amp, delay and duration "
+                             "(lists are not supported yet)", file=cfg_path) from None
+        acc = clamps.setdefault((pop, delay, dur), {})
+        for i in ids:
+            acc[int(i)] = acc.get(int(i), 0.0) + amp
+    for k, ((pop, delay, dur), amps) in enumerate(clamps.items()):
+        comp = Component(tag="pulseGenerator", id=f"sonata_clamp{k}", file=str(cfg_path),
+                         attrs={"amplitude": "1nA", "delay": f"{delay!r}ms", "duration": f"{dur!r}ms"})
         model.add_component(comp)
-        net.inputs.append(InputList(name, comp, pop, ids, np.ones(len(ids))))
+        ids = np.array(sorted(amps), dtype=np.int64)
+        net.inputs.append(InputList(f"clamp{k}", comp, pop, ids, np.array([amps[i] for i in ids])))
     settings = {"tstop_s": float(run.get("tstop", 0.0)) * 1e-3, "dt_s": float(run.get("dt", 0.1)) * 1e-3,
                 "seed": run.get("seed"),
                 "output_dir": (cfg.get("output") or {}).get("output_dir", str(cfg_path.parent / "output")),
