@@ -118,6 +118,13 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .convert import convert
+    for p in convert(args.input, args.outdir, to=args.to, include_root=args.include_root):
+        print(f"wrote {p}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .library import export
     for p in export(args.model, args.outdir, to=args.to.split(","), size=args.size, seed=args.seed,
@@ -154,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.add_argument("--include-root", default=None)
     v.set_defaults(fn=cmd_validate)
+    cv = sub.add_parser("convert", help="convert a LEMS/NeuroML network to SONATA, or a SONATA circuit to NeuroML+LEMS")
+    cv.add_argument("input", help="LEMS simulation file, or SONATA simulation/circuit config (.json)")
+    cv.add_argument("outdir")
+    cv.add_argument("--to", required=True, choices=("sonata", "neuroml"))
+    cv.add_argument("--include-root", default=None)
+    cv.set_defaults(fn=cmd_convert)
     ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS")
     ex.add_argument("model")
     ex.add_argument("outdir")

@@ -72,6 +72,9 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
                  ) -> List[Path]:
     """Write ``net`` as a SONATA circuit plus a simulation config; returns the files written."""
     model = net.model
+    if net.electrical or net.continuous:
+        kind = "gap junctions (electricalProjection)" if net.electrical else "graded synapses (continuousProjection)"
+        raise UnsupportedFeature(f"network '{net.id}' has {kind}, which nmlsim cannot write as SONATA yet")
     out = Path(outdir)
     comp_dir = out / "components" / "nml"
     written: List[Path] = []

@@ -103,3 +103,26 @@ def test_bad_sonata_input(exported, tmp_path, what):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert needle in lines[0], lines[0]
+
+
+def test_convert_both_ways(exported, tmp_path):
+    p = run_cli(["convert", exported / "sonata" / "simulation_config.json", tmp_path / "nml", "--to", "neuroml"])
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["run", "LEMS_sonata_network.xml", "-q"], cwd=tmp_path / "nml")
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["convert", exported / "LEMS_coba_lif.xml", tmp_path / "son", "--to", "sonata"])
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["run", tmp_path / "son" / "simulation_config.json", "-q"])
+    assert p.returncode == 0, p.stderr
+    n_nml = sum(len(f.read_text().splitlines()) for f in (tmp_path / "nml" / "results").glob("*.spikes"))
+    spikes = read_sonata_spikes(tmp_path / "son" / "output" / "spikes.h5")
+    assert n_nml == sum(len(i) for i, _ in spikes.values()) > 0
+
+
+def test_convert_refuses_what_sonata_cannot_hold(tmp_path):
+    from conftest import CORPUS, have_shared
+    if not have_shared():
+        pytest.skip("no corpus")
+    f = CORPUS / "nml2_ex19_gapjunctions" / "LEMSexamples" / "LEMS_NML2_Ex19_GapJunctions.xml"
+    p = run_cli(["convert", f, tmp_path / "gj", "--to", "sonata"])
+    assert p.returncode == 4 and "gap junctions" in p.stderr
