@@ -122,3 +122,21 @@ def test_unwritable_output_folder(tmp_path):
         os.chmod(ro, 0o700)
     assert p.returncode == 2, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "cannot write output" in p.stderr
+
+
+def test_include_cycle_is_read_once(tmp_path):
+    """a.nml includes b.nml includes a.nml: each file is read once, no hang, no error."""
+    (tmp_path / "a.nml").write_text('<neuroml id="a"><include href="b.nml"/>' + GOOD_CELL + "</neuroml>")
+    (tmp_path / "b.nml").write_text('<neuroml id="b"><include href="a.nml"/></neuroml>')
+    f = tmp_path / "LEMS_cyc.xml"
+    f.write_text(lems('<Include file="a.nml"/>' + net()))
+    p = run_cli(["run", f, "-q"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "v.dat").exists()
+
+
+def test_duplicate_ids_do_not_crash(tmp_path):
+    f = tmp_path / "LEMS_dup.xml"
+    f.write_text(lems(GOOD_CELL + GOOD_CELL + net()))
+    p = run_cli(["run", f, "-q"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
