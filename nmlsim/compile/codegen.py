@@ -383,13 +383,27 @@ class Program:
                     red = "_np.prod" if d.op == "multiply" else "_np.sum"
                     parts.append(sp if ag.gid in self.scalar_gids else f"float({red}(_bc({sp}, {ag.n})))")
                     continue
+                if ag.n == 1 and d.op != "multiply":
+                    # a single attached instance: no bincount, one element update below
+                    i0 = int(idx[0]) if idx is not None else 0
+                    parts.append(("one", i0, sp))
+                    continue
                 cname = f"I{len(self.consts)}"
                 self.consts[cname] = np.asarray(idx if idx is not None else np.zeros(ag.n, dtype=np.int64),
                                                 dtype=np.int64)
                 fn = "_scatter_mul" if d.op == "multiply" else "_scatter_add"
                 parts.append(f"{fn}(C[{cname!r}], {sp}, {ag.n}, {g.n})")
+            if self._fast(g):
+                op = " * " if d.op == "multiply" else " + "
+                return [f"    {me} = {op.join(parts)}"]
+            arrays = [p for p in parts if isinstance(p, str)]
+            ones = [p for p in parts if not isinstance(p, str)]
             op = " * " if d.op == "multiply" else " + "
-            return [f"    {me} = {op.join(parts)}"]
+            # bincount results are fresh arrays, so the single-instance terms can be added in place
+            lines = [f"    {me} = {op.join(arrays)}" if arrays else f"    {me} = _np.zeros({g.n})"]
+            for _, i0, sp in ones:
+                lines.append(f"    {me}[{i0}] += _at({sp}, 0)")
+            return lines
         raise ValueError(d.kind)
 
     def rate_ast(self, g: Group, key: str):
