@@ -31,7 +31,8 @@ NMLSIM = textwrap.dedent("""
     net = build(name, size=n, seed=1)
     built = build_groups(net)
     sim = Simulator(built, 1e-4, method=method, seed=1)
-    rec = SpikeRecorder([(p, g, "spike") for p, g in built.pop_groups.items()])
+    from nmlsim.compile.build import spiking_groups
+    rec = SpikeRecorder(spiking_groups(built))
     t1 = time.perf_counter()
     sim.run(T, [rec])
     t2 = time.perf_counter()

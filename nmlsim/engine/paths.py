@@ -44,7 +44,7 @@ def resolve_cell(built: Built, parts: List[str], q: str) -> Tuple[Group, int, Li
     else:
         return built.root, 0, parts
     pop = net.populations[pid]
-    return built.pop_groups[pid], pop.index_of(i), rest
+    return built.pop_groups[pid], pop.index_of(i) + built.pop_offset[pid], rest
 
 
 def resolve_quantity(built: Built, q: str) -> Tuple[Group, str, int]:

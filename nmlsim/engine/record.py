@@ -91,25 +91,36 @@ class EventRecorder(Recorder):
 
 
 class SpikeRecorder(Recorder):
-    """Every event of every instance of some groups: per group, arrays of (index, time)."""
+    """Every event of every cell of some populations: per population, arrays of (index, time).
 
-    def __init__(self, groups: List[Tuple[str, Group, str]]):
+    ``groups``: (name, group, port, offset, size) — a population is cells
+    offset..offset+size-1 of its group (populations of one cell type share a group).
+    """
+
+    def __init__(self, groups):
         self.groups = groups
 
     def initialize(self, sim, nsteps):
-        self.idx = {name: [] for name, _, _ in self.groups}
-        self.times = {name: [] for name, _, _ in self.groups}
-        for name, g, port in self.groups:
-            def cb(mask, t, name=name):
+        self.idx = {name: [] for name, *_ in self.groups}
+        self.times = {name: [] for name, *_ in self.groups}
+        by_group = {}
+        for name, g, port, offset, size in self.groups:
+            by_group.setdefault((g.gid, port), []).append((name, offset, size))
+        for key, pops in by_group.items():
+            def cb(mask, t, pops=pops):
                 i = np.nonzero(mask)[0]
-                if len(i):
-                    self.idx[name].append(i)
-                    self.times[name].append(np.full(len(i), t))
-            sim.event_listeners[(g.gid, port)].append(cb)
+                if not len(i):
+                    return
+                for name, offset, size in pops:
+                    sel = i[(i >= offset) & (i < offset + size)]
+                    if len(sel):
+                        self.idx[name].append(sel - offset)
+                        self.times[name].append(np.full(len(sel), t))
+            sim.event_listeners[key].append(cb)
 
     def result(self):
         out = {}
-        for name, _, _ in self.groups:
+        for name, *_ in self.groups:
             if self.idx[name]:
                 out[name] = (np.concatenate(self.idx[name]), np.concatenate(self.times[name]))
             else:

@@ -269,7 +269,12 @@ class Simulator:
             if not np.all(np.isfinite(arr)):
                 bad = int(np.nonzero(~np.isfinite(arr))[0][0])
                 g = prog.by_gid[gid]
-                raise SimulationError(f"'{key}' of cell {bad} in '{g.name}' became {arr[bad]} at t = {t:.6g} s "
+                where, idx = g.name, bad
+                for pid, pg in self.built.pop_groups.items():  # name the population, not the fused group
+                    o = self.built.pop_offset[pid]
+                    if pg is g and o <= bad < o + self.built.net.populations[pid].size:
+                        where, idx = pid, bad - o
+                raise SimulationError(f"'{key}' of cell {idx} in '{where}' became {arr[bad]} at t = {t:.6g} s "
                                       f"(try a smaller --dt or another --method)")
 
 
