@@ -162,27 +162,12 @@ def write_network_nml(net: Network, path, doc_id: Optional[str] = None) -> Path:
                     lines = []
             fh.write("".join(lines))
             fh.write("        </projection>\n")
+        used = {pr.id for pr in net.projections}
         for e in net.electrical:
-            fh.write(f'        <electricalProjection id={quoteattr(e.id)} presynapticPopulation={quoteattr(e.pre)} '
-                     f'postsynapticPopulation={quoteattr(e.post)}>\n')
-            for k in range(len(e.pre_idx)):
-                w = "" if e.weight[k] == 1.0 else f' weight="{e.weight[k]:.10g}"'
-                tag = "electricalConnectionInstance" + ("W" if w else "")
-                fh.write(f'            <{tag} id="{k}" preCell="{_cell_path(net, e.pre, e.pre_idx[k])}" '
-                         f'postCell="{_cell_path(net, e.post, e.post_idx[k])}" synapse={quoteattr(e.synapse.id)}'
-                         f' preSegment="0" postSegment="0" preFractionAlong="0.5" postFractionAlong="0.5"{w}/>\n')
-            fh.write("        </electricalProjection>\n")
+            _tunnel_projection(fh, net, "electrical", e, f" synapse={quoteattr(e.synapse.id)}", used)
         for c in net.continuous:
-            fh.write(f'        <continuousProjection id={quoteattr(c.id)} presynapticPopulation={quoteattr(c.pre)} '
-                     f'postsynapticPopulation={quoteattr(c.post)}>\n')
-            for k in range(len(c.pre_idx)):
-                w = "" if c.weight[k] == 1.0 else f' weight="{c.weight[k]:.10g}"'
-                tag = "continuousConnectionInstance" + ("W" if w else "")
-                fh.write(f'            <{tag} id="{k}" preCell="{_cell_path(net, c.pre, c.pre_idx[k])}" '
-                         f'postCell="{_cell_path(net, c.post, c.post_idx[k])}" '
-                         f'preComponent={quoteattr(c.pre_component.id)} postComponent={quoteattr(c.post_component.id)}'
-                         f' preSegment="0" postSegment="0" preFractionAlong="0.5" postFractionAlong="0.5"{w}/>\n')
-            fh.write("        </continuousProjection>\n")
+            _tunnel_projection(fh, net, "continuous", c, f" preComponent={quoteattr(c.pre_component.id)} "
+                               f"postComponent={quoteattr(c.post_component.id)}", used)
         for i in net.inputs:
             fh.write(f'        <inputList id={quoteattr(i.id)} component={quoteattr(i.component.id)} '
                      f'population={quoteattr(i.population)}>\n')
@@ -198,6 +183,25 @@ def write_network_nml(net: Network, path, doc_id: Optional[str] = None) -> Path:
         fh.write("    </network>\n</neuroml>\n")
     _atomic_write(path, write)
     return path
+
+
+def _tunnel_projection(fh, net: Network, kind: str, p, refs: str, used: set) -> None:
+    """An electricalProjection or continuousProjection (one per synapse kind; ids kept unique)."""
+    pid = p.id
+    k = 1
+    while pid in used:
+        pid = f"{p.id}_{k}"
+        k += 1
+    used.add(pid)
+    fh.write(f'        <{kind}Projection id={quoteattr(pid)} presynapticPopulation={quoteattr(p.pre)} '
+             f'postsynapticPopulation={quoteattr(p.post)}>\n')
+    for k in range(len(p.pre_idx)):
+        w = "" if p.weight[k] == 1.0 else f' weight="{p.weight[k]:.10g}"'
+        tag = f"{kind}ConnectionInstance" + ("W" if w else "")
+        fh.write(f'            <{tag} id="{k}" preCell="{_cell_path(net, p.pre, p.pre_idx[k])}" '
+                 f'postCell="{_cell_path(net, p.post, p.post_idx[k])}"{refs}'
+                 f' preSegment="0" postSegment="0" preFractionAlong="0.5" postFractionAlong="0.5"{w}/>\n')
+    fh.write(f"        </{kind}Projection>\n")
 
 
 def _escape(s: str) -> str:

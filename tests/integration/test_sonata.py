@@ -126,3 +126,25 @@ def test_convert_refuses_what_sonata_cannot_hold(tmp_path):
     f = CORPUS / "nml2_ex19_gapjunctions" / "LEMSexamples" / "LEMS_NML2_Ex19_GapJunctions.xml"
     p = run_cli(["convert", f, tmp_path / "gj", "--to", "sonata"])
     assert p.returncode == 4 and "gap junctions" in p.stderr
+
+
+def test_convert_gap_junction_network_to_neuroml_and_back(tmp_path):
+    """A LEMS network with gap junctions and graded synapses written as NeuroML by nmlsim
+    runs with the same traces as the original."""
+    from conftest import CORPUS, have_shared
+    if not have_shared():
+        pytest.skip("no corpus")
+    from nmlsim import api
+    from nmlsim.io.neuroml_writer import write_lems_simulation, write_network_nml
+    for case, lems in (("nml2_ex19_gapjunctions", "LEMS_NML2_Ex19_GapJunctions.xml"),
+                       ("nml2_ex26_weights", "LEMS_NML2_Ex26_Weights.xml")):
+        sim = api.load(CORPUS / case / "LEMSexamples" / lems)
+        net = sim.network
+        out = tmp_path / case
+        nml = write_network_nml(net, out / "net.nml")
+        q = [f"{pid}[0]/v" for pid in net.populations]
+        write_lems_simulation(out / "LEMS_rt.xml", sim_id="rt", target=net.id, includes=[nml.name],
+                              length_s=0.05, step_s=sim.spec.step, traces={"v.dat": q})
+        a = api.run(sim, duration=0.05, write=False, extra_quantities=q).traces["__display__"]
+        b = api.run(api.load(out / "LEMS_rt.xml"), write=False).traces["of0"]
+        assert np.allclose(a, b, rtol=0, atol=1e-12), case
