@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nmlsim", description="NeuroML2/LEMS and SONATA simulator and converter")
     p.add_argument("--version", action="version", version="nmlsim " + __import__("nmlsim").__version__)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="simulate a LEMS file, writing its OutputFiles like jnml")
+    r = sub.add_parser("run", help="simulate a LEMS file (writing its OutputFiles like jnml) or a SONATA simulation config")
     r.add_argument("file")
     r.add_argument("--method", default="exp_euler", choices=("euler", "exp_euler", "rk4"),
                    help="integrator (default: exp_euler; euler is what jLEMS does)")
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--to", required=True, choices=("sonata", "neuroml"))
     cv.add_argument("--include-root", default=None)
     cv.set_defaults(fn=cmd_convert)
-    ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS")
+    ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS and/or SONATA")
     ex.add_argument("model")
     ex.add_argument("outdir")
     ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml, sonata")
