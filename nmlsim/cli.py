@@ -78,12 +78,19 @@ def cmd_run(args) -> int:
 
 def cmd_info(args) -> int:
     from .api import load
-    sim = load(args.file, include_root=args.include_root)
-    net = sim.network
-    print(f"Simulation '{sim.spec.id}': {sim.spec.length:g} s, step {sim.spec.step:g} s, target '{sim.spec.target}'")
+    if str(args.file).endswith(".json"):
+        from .io.sonata import read_sonata
+        net, settings = read_sonata(args.file, include_root=args.include_root)
+        print(f"SONATA simulation: {settings['tstop_s']:g} s, step {settings['dt_s']:g} s")
+        sim = None
+    else:
+        sim = load(args.file, include_root=args.include_root)
+        net = sim.network
+        print(f"Simulation '{sim.spec.id}': {sim.spec.length:g} s, step {sim.spec.step:g} s, "
+              f"target '{sim.spec.target}'")
     print(f"Network '{net.id}': {len(net.populations)} populations, {net.n_cells} cells")
     for p in net.populations.values():
-        print(f"  population {p.id}: {p.size} x {p.component.id} ({sim.model.type_of(p.component)})")
+        print(f"  population {p.id}: {p.size} x {p.component.id} ({net.model.type_of(p.component)})")
     for pr in net.projections:
         print(f"  projection {pr.id}: {pr.pre} -> {pr.post} via {pr.synapse.id}, {len(pr.pre_idx)} connections")
     for e in net.electrical:
@@ -93,9 +100,9 @@ def cmd_info(args) -> int:
               f" {len(c.pre_idx)} connections")
     for i in net.inputs:
         print(f"  inputs {i.id}: {i.component.id} -> {i.population}, {len(i.target_idx)} targets")
-    for of in sim.spec.outputs:
+    for of in (sim.spec.outputs if sim else []):
         print(f"  output {of.file_name}: {len(of.columns)} columns")
-    for ef in sim.spec.event_outputs:
+    for ef in (sim.spec.event_outputs if sim else []):
         print(f"  event output {ef.file_name}: {len(ef.selections)} selections")
     return 0
 

@@ -110,6 +110,8 @@ def test_convert_both_ways(exported, tmp_path):
     assert p.returncode == 0, p.stderr
     p = run_cli(["run", "LEMS_sonata_network.xml", "-q"], cwd=tmp_path / "nml")
     assert p.returncode == 0, p.stderr
+    p = run_cli(["info", exported / "sonata" / "simulation_config.json"])
+    assert p.returncode == 0 and "population E: 160" in p.stdout, p.stdout + p.stderr
     p = run_cli(["convert", exported / "LEMS_coba_lif.xml", tmp_path / "son", "--to", "sonata"])
     assert p.returncode == 0, p.stderr
     p = run_cli(["run", tmp_path / "son" / "simulation_config.json", "-q"])
