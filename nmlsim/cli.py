@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help="seed for every random element")
     r.add_argument("--outdir", default=None, help="resolve output file names here (default: working directory)")
     r.add_argument("--include-root", default=None,
-                   help="folder that includes may not leave (default: two levels above the file)")
+                   help="folder that includes may not leave (default: three levels above the file)")
     r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
     r.add_argument("--sonata-spikes", default=None, metavar="FILE",
                    help="also write every population's spikes to a SONATA spikes.h5 (relative to --outdir)")

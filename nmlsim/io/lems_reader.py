@@ -18,7 +18,7 @@ from ..lems.model import (Assignment, Component, ComponentType, DerivedVariable,
 from .xmlsafe import confined, local, parse_xml
 
 #: how many folders above the top-level file an include may reach by default
-DEFAULT_INCLUDE_DEPTH = 2
+DEFAULT_INCLUDE_DEPTH = 3
 
 _SKIP_TAGS = {"Description", "About", "Meta", "notes", "annotation", "Documentation"}
 _TYPE_SKIP = {"Description", "About", "Meta", "Simulation", "InstanceRequirement", "ComponentRequirement",
