@@ -43,7 +43,7 @@ def test_interrupted_run_leaves_marked_partial_outputs(tmp_path):
     export("coba_lif", tmp_path, size=400, seed=3, duration=30.0)
     proc = subprocess.Popen([sys.executable, "-m", "nmlsim.cli", "run", "LEMS_coba_lif.xml", "-q"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    time.sleep(8)  # loading takes about 1 s; the 30 s run takes over a minute
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
