@@ -69,14 +69,6 @@ def _ix(x, idx):
     return x
 
 
-def _hs(x):
-    return 1.0 if x > 0 else (0.5 if x == 0 else 0.0)
-
-
-def _sign1(x):
-    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
-
-
 def _at(x, i):
     """Element i of an array, or x itself if it is a scalar."""
     try:
@@ -180,10 +172,10 @@ class Program:
         linecache.cache[fname] = (len(self.source), None, self.source.splitlines(True), fname)
         ns = {"_np": np, "np": np, "_m": math, "_bc": _bc, "_bcb": _bcb, "_scatter_add": _scatter_add,
               "_scatter_mul": _scatter_mul, "_heaviside": E.heaviside, "_factorial": E._factorial_fn,
-              "_rng": self.rng, "C": self.consts, "_hs": _hs, "_sign1": _sign1, "_at": _at,
-              "_fact1": lambda x: math.gamma(x + 1.0), "_rand1": lambda x: self.rng.random() * x,
+              "_rng": self.rng, "C": self.consts, "_at": _at,
               "_randu": lambda n, x: self.rng.random(n) * x, "_TRUE1": np.ones(1, dtype=bool),
-              "_phi": _phi, "_phi1": _phi1, "_ix": _ix}
+              "_phi": _phi, "_phi1": _phi1, "_ix": _ix,
+              **E.python_namespace(lambda x: self.rng.random() * x)}
         try:
             exec(compile(self.source, fname, "exec"), ns)
         except SyntaxError as e:  # a bug in the generator, not in the model

@@ -94,9 +94,6 @@ class Simulator:
         self.ring_len = maxd + 1
         self.ring = [defaultdict(list) for _ in range(self.ring_len)]
 
-    def _emit(self, g, prefix: str, port: str, mask: np.ndarray, queue: list):
-        queue.append((g, prefix, port, mask))
-
     def _process_events(self, queue: list, t: float):
         groups = self.built.groups
         guard = 0

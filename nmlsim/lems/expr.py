@@ -252,6 +252,46 @@ def has_random(node) -> bool:
 _PY_OP = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**"}
 
 
+class _Dialect:
+    """How one target spells logic, powers, selects and functions."""
+
+    def __init__(self, functions, and_, or_, not_, power=None, select=None):
+        self.functions, self.and_, self.or_, self.not_ = functions, and_, or_, not_
+        self.power, self.select = power, select
+
+
+def _emit(node, name_fn, d: _Dialect) -> str:
+    k = node[0]
+
+    def r(n):
+        return _emit(n, name_fn, d)
+    if k == "num":
+        return repr(node[1])
+    if k == "name":
+        return name_fn(node[1])
+    if k == "bin":
+        if node[1] == "^" and d.power is not None:
+            return d.power(r(node[2]), r(node[3]))
+        return f"({r(node[2])} {_PY_OP[node[1]]} {r(node[3])})"
+    if k == "neg":
+        return f"(-{r(node[1])})"
+    if k == "cmp":
+        return f"({r(node[2])} {node[1]} {r(node[3])})"
+    if k == "and":
+        return f"({r(node[1])} {d.and_} {r(node[2])})"
+    if k == "or":
+        return f"({r(node[1])} {d.or_} {r(node[2])})"
+    if k == "not":
+        return f"({d.not_}{r(node[1])})"
+    if k == "call":
+        if node[1] == "__select" and d.select is not None:
+            c, a, b = node[2]
+            return d.select(r(c), r(a), r(b))
+        args = ", ".join(r(a) for a in node[2])
+        return f"{d.functions[node[1]]}({args})"
+    raise ValueError(node)
+
+
 def to_numpy(node, name_fn: Callable[[str], str] = lambda s: s) -> str:
     """Generate NumPy source for an AST; ``name_fn`` maps variable names to code.
 
@@ -260,27 +300,48 @@ def to_numpy(node, name_fn: Callable[[str], str] = lambda s: s) -> str:
     >>> to_numpy(parse("a .gt. 2 .and. b .lt. -1"))
     '((a > 2.0) & (b < -1.0))'
     """
-    k = node[0]
-    if k == "num":
-        return repr(node[1])
-    if k == "name":
-        return name_fn(node[1])
-    if k == "bin":
-        return f"({to_numpy(node[2], name_fn)} {_PY_OP[node[1]]} {to_numpy(node[3], name_fn)})"
-    if k == "neg":
-        return f"(-{to_numpy(node[1], name_fn)})"
-    if k == "cmp":
-        return f"({to_numpy(node[2], name_fn)} {node[1]} {to_numpy(node[3], name_fn)})"
-    if k == "and":
-        return f"({to_numpy(node[1], name_fn)} & {to_numpy(node[2], name_fn)})"
-    if k == "or":
-        return f"({to_numpy(node[1], name_fn)} | {to_numpy(node[2], name_fn)})"
-    if k == "not":
-        return f"(~{to_numpy(node[1], name_fn)})"
-    if k == "call":
-        args = ", ".join(to_numpy(a, name_fn) for a in node[2])
-        return f"{FUNCTIONS[node[1]]}({args})"
-    raise ValueError(node)
+    return _emit(node, name_fn, _NUMPY)
+
+
+#: scalar (Python float) spelling of the LEMS functions, used for single-instance groups
+PY_FUNCTIONS = {
+    "exp": "_m.exp", "log": "_m.log", "ln": "_m.log", "log10": "_m.log10", "sqrt": "_m.sqrt",
+    "sin": "_m.sin", "cos": "_m.cos", "tan": "_m.tan", "asin": "_m.asin", "acos": "_m.acos",
+    "atan": "_m.atan", "sinh": "_m.sinh", "cosh": "_m.cosh", "tanh": "_m.tanh",
+    "abs": "abs", "ceil": "_m.ceil", "floor": "_m.floor", "H": "_hs", "random": "_rand1",
+    "factorial": "_fact1", "max": "max", "min": "min", "pow": "_m.pow", "sign": "_sign1",
+}
+
+_NUMPY = _Dialect(FUNCTIONS, "&", "|", "~")
+_PYTHON = _Dialect(PY_FUNCTIONS, "and", "or", "not ", power=lambda a, b: f"_m.pow({a}, {b})",
+                   select=lambda c, a, b: f"({a} if {c} else {b})")
+
+
+def to_python(node, name_fn: Callable[[str], str] = lambda s: s) -> str:
+    """Generate scalar Python source (floats, ``math``) for an AST.
+
+    Unlike :func:`to_numpy`, a division by zero or a domain error raises; callers fall
+    back to the NumPy version of the code for that step.
+
+    >>> to_python(parse("a .gt. 2 .and. b .lt. -1"))
+    '((a > 2.0) and (b < -1.0))'
+    """
+    return _emit(node, name_fn, _PYTHON)
+
+
+def _scalar_heaviside(x):
+    return 1.0 if x > 0 else (0.5 if x == 0 else 0.0)
+
+
+def _scalar_sign(x):
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+def python_namespace(random1: Callable[[float], float]) -> dict:
+    """The names :func:`to_python` code needs; ``random1(x)`` draws uniformly in [0, x)."""
+    import math
+    return {"_m": math, "_hs": _scalar_heaviside, "_sign1": _scalar_sign,
+            "_fact1": lambda x: math.gamma(x + 1.0), "_rand1": random1}
 
 
 def evaluate(node, env: dict):
@@ -308,51 +369,3 @@ def _factorial_fn(x):
 
 def _no_random(x):
     raise ModelError("random() is not allowed in a constant expression")
-
-
-#: scalar (Python float) spelling of the LEMS functions, used for single-instance groups
-PY_FUNCTIONS = {
-    "exp": "_m.exp", "log": "_m.log", "ln": "_m.log", "log10": "_m.log10", "sqrt": "_m.sqrt",
-    "sin": "_m.sin", "cos": "_m.cos", "tan": "_m.tan", "asin": "_m.asin", "acos": "_m.acos",
-    "atan": "_m.atan", "sinh": "_m.sinh", "cosh": "_m.cosh", "tanh": "_m.tanh",
-    "abs": "abs", "ceil": "_m.ceil", "floor": "_m.floor", "H": "_hs", "random": "_rand1",
-    "factorial": "_fact1", "max": "max", "min": "min", "pow": "_m.pow", "sign": "_sign1",
-}
-
-
-def to_python(node, name_fn: Callable[[str], str] = lambda s: s) -> str:
-    """Generate scalar Python source (floats, ``math``) for an AST.
-
-    Unlike :func:`to_numpy`, a division by zero or a domain error raises; callers fall
-    back to the NumPy version of the code for that step.
-
-    >>> to_python(parse("a .gt. 2 .and. b .lt. -1"))
-    '((a > 2.0) and (b < -1.0))'
-    """
-    k = node[0]
-    r = lambda n: to_python(n, name_fn)  # noqa: E731
-    if k == "num":
-        return repr(node[1])
-    if k == "name":
-        return name_fn(node[1])
-    if k == "bin":
-        if node[1] == "^":
-            return f"_m.pow({r(node[2])}, {r(node[3])})"
-        return f"({r(node[2])} {_PY_OP[node[1]]} {r(node[3])})"
-    if k == "neg":
-        return f"(-{r(node[1])})"
-    if k == "cmp":
-        return f"({r(node[2])} {node[1]} {r(node[3])})"
-    if k == "and":
-        return f"({r(node[1])} and {r(node[2])})"
-    if k == "or":
-        return f"({r(node[1])} or {r(node[2])})"
-    if k == "not":
-        return f"(not {r(node[1])})"
-    if k == "call":
-        if node[1] == "__select":
-            c, a, b = node[2]
-            return f"({r(a)} if {r(c)} else {r(b)})"
-        args = ", ".join(r(a) for a in node[2])
-        return f"{PY_FUNCTIONS[node[1]]}({args})"
-    raise ValueError(node)

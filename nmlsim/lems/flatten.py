@@ -617,12 +617,9 @@ def _inline_eval(g: Group, ast, env: dict, memo: dict):
             v = float(np.random.default_rng(abs(hash(name)) % (2 ** 32)).uniform(0.5, 1.5))
         memo[name] = v
         return v
-    import math as _math
     names = {n: value(n) for n in E.names(ast)}
     code = E.to_python(ast, lambda n: f"_v[{n!r}]")
-    return eval(code, {"_m": _math, "_v": names, "_hs": lambda x: 1.0 if x > 0 else 0.0, "abs": abs,
-                       "_sign1": lambda x: (x > 0) - (x < 0), "max": max, "min": min,
-                       "_fact1": lambda x: _math.gamma(x + 1), "_rand1": lambda x: 0.5 * x})
+    return eval(code, {"_v": names, **E.python_namespace(lambda x: 0.5 * x)})
 
 
 def linear_event_synapse(g: Group) -> bool:
