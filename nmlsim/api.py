@@ -109,14 +109,13 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
     if sonata_spikes:
         from .compile.build import spiking_groups
         from .engine.record import SpikeRecorder
-        spike_rec = SpikeRecorder(spiking_groups(built))
         path_h5 = Path(sonata_spikes) if Path(sonata_spikes).is_absolute() else base / sonata_spikes
 
-        def finalize(sim_, complete, _orig=spike_rec.finalize):
+        def spikes_sink(spikes, complete):
             if write:
-                write_sonata_spikes(path_h5, spike_rec.result(), complete)
+                write_sonata_spikes(path_h5, spikes, complete)
                 result.files.append(str(path_h5))
-        spike_rec.finalize = finalize
+        spike_rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink)
         recorders.append(spike_rec)
     if extra_quantities:
         cols = []
@@ -135,7 +134,7 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
 
 def simulate_network(net: Network, duration: float, dt: float, *, method: str = "exp_euler",
                      seed: Optional[int] = None, progress: Optional[Callable] = None,
-                     merge_synapses: bool = True):
+                     merge_synapses: bool = True, spikes_sink: Optional[Callable] = None):
     """Simulate a graph built in Python and return the spikes of every population.
 
     Returns ``{population: (cell indices, spike times in s)}`` and the Simulator.
@@ -144,7 +143,7 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
     from .engine.record import SpikeRecorder
     built = build_groups(net, merge_synapses=merge_synapses)
     simulator = Simulator(built, dt, method=method, seed=seed)
-    rec = SpikeRecorder(spiking_groups(built))
+    rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink)
     simulator.run(duration, [rec], progress=progress)
     return rec.result(), simulator
 
@@ -160,7 +159,8 @@ def run_sonata(config, *, method: str = "exp_euler", dt: Optional[float] = None,
     dt = dt or settings["dt_s"]
     duration = duration if duration is not None else settings["tstop_s"]
     seed = seed if seed is not None else settings["seed"]
-    spikes, sim = simulate_network(net, duration, dt, method=method, seed=seed, progress=progress)
     out = Path(settings["output_dir"]) / settings["spikes_file"]
-    write_sonata_spikes(out, spikes, not sim.interrupted)
+    # written from the recorder's finalize, so an interrupted run still leaves its (marked) spikes
+    spikes, _ = simulate_network(net, duration, dt, method=method, seed=seed, progress=progress,
+                                 spikes_sink=lambda sp, complete: write_sonata_spikes(out, sp, complete))
     return spikes, out

@@ -46,8 +46,12 @@ def cmd_run(args) -> int:
     t0 = time.time()
     path = Path(args.file)
     if path.suffix == ".json":
-        spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
-                                     include_root=args.include_root)
+        try:
+            spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration,
+                                         seed=args.seed, include_root=args.include_root)
+        except KeyboardInterrupt:
+            print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if not args.quiet:
             n = sum(len(i) for i, _ in spikes.values())
             print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s ({args.method})")

@@ -97,8 +97,9 @@ class SpikeRecorder(Recorder):
     offset..offset+size-1 of its group (populations of one cell type share a group).
     """
 
-    def __init__(self, groups):
+    def __init__(self, groups, sink: Optional[Callable[[dict, bool], None]] = None):
         self.groups = groups
+        self.sink = sink
 
     def initialize(self, sim, nsteps):
         self.idx = {name: [] for name, *_ in self.groups}
@@ -117,6 +118,10 @@ class SpikeRecorder(Recorder):
                         self.idx[name].append(sel - offset)
                         self.times[name].append(np.full(len(sel), t))
             sim.event_listeners[key].append(cb)
+
+    def finalize(self, sim, complete):
+        if self.sink is not None:
+            self.sink(self.result(), complete)
 
     def result(self):
         out = {}

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,19 @@ def test_interrupted_run_leaves_marked_partial_outputs(tmp_path):
     assert float(rows[-1][0]) < 30.0
     assert "partial" in err
     assert not list(tmp_path.joinpath("results").glob(".*.tmp"))
+
+
+def test_interrupted_sonata_run_keeps_marked_spikes(tmp_path):
+    export("coba_lif", tmp_path, size=400, seed=3, duration=30.0, to=("sonata",))
+    cfg = tmp_path / "sonata" / "simulation_config.json"
+    proc = subprocess.Popen([sys.executable, "-m", "nmlsim.cli", "run", str(cfg), "-q"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # loading takes about 1 s; the 30 s run takes over a minute
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    spikes = tmp_path / "sonata" / "output" / "spikes.h5"
+    assert spikes.exists() and Path(str(spikes) + ".partial").exists()
+    import h5py
+    with h5py.File(spikes) as f:
+        assert len(f["spikes/E/timestamps"]) > 0
