@@ -17,7 +17,7 @@ from .graph.network import Network
 from .io.lems_reader import load_model
 from .io.lems_sim import SimulationSpec, read_simulation
 from .io.neuroml import build_network
-from .io.results import write_dat, write_events, write_sonata_spikes
+from .io.results import write_dat, write_events, write_sonata_report, write_sonata_spikes
 from .lems.model import LemsModel
 
 
@@ -149,18 +149,56 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
 
 
 def run_sonata(config, *, method: str = "exp_euler", dt: Optional[float] = None, duration: Optional[float] = None,
-               seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None):
-    """Simulate a SONATA simulation config; writes the SONATA spike file it names.
+               seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None,
+               output_dir=None):
+    """Simulate a SONATA simulation config; writes its spike file and reports.
 
-    Returns (spikes {population: (node ids, times s)}, path of the spike file).
+    Spikes and reports use the SONATA population names and node ids (a population split
+    into node types inside nmlsim is written back as one).  Returns (spikes {population:
+    (node ids, times s)}, path of the spike file).
     """
-    from .io.sonata import read_sonata
-    net, settings = read_sonata(config, include_root=include_root)
-    dt = dt or settings["dt_s"]
-    duration = duration if duration is not None else settings["tstop_s"]
-    seed = seed if seed is not None else settings["seed"]
-    out = Path(settings["output_dir"]) / settings["spikes_file"]
-    # written from the recorder's finalize, so an interrupted run still leaves its (marked) spikes
-    spikes, _ = simulate_network(net, duration, dt, method=method, seed=seed, progress=progress,
-                                 spikes_sink=lambda sp, complete: write_sonata_spikes(out, sp, complete))
-    return spikes, out
+    from .compile.build import spiking_groups
+    from .engine.record import SpikeRecorder
+    from .io.sonata_reader import read_sonata_run
+    r = read_sonata_run(config, include_root=include_root)
+    net = r.network
+    dt = dt or r.dt_s
+    duration = duration if duration is not None else r.tstop_s
+    seed = seed if seed is not None else r.seed
+    out = r.spikes_file
+    reports = r.reports
+    if output_dir is not None:
+        out = Path(output_dir) / out.name
+        for rep in reports:
+            rep.file = Path(output_dir) / rep.file.name
+    built = build_groups(net)
+    simulator = Simulator(built, dt, method=method, seed=seed)
+
+    def to_sonata(spikes):
+        merged: Dict[str, list] = {}
+        for pid, (idx, times) in spikes.items():
+            origin = net.populations[pid].origin
+            name, ids = (origin[0], origin[1][idx]) if origin is not None else (pid, idx)
+            merged.setdefault(name, []).append((ids, times))
+        return {k: (np.concatenate([a for a, _ in v]), np.concatenate([b for _, b in v])) for k, v in merged.items()}
+
+    # written from the recorders' finalize, so an interrupted run still leaves its (marked) outputs
+    recorders = [SpikeRecorder(spiking_groups(built),
+                               sink=lambda sp, complete: write_sonata_spikes(out, to_sonata(sp), complete,
+                                                                             sort=r.spikes_sort_order))]
+    for rep in reports:
+        every = max(1, int(round(rep.dt_ms * 1e-3 / dt)))
+        pops = list(rep.quantities)
+        cols = [resolve_quantity(built, q) for p in pops for q in rep.quantities[p]]
+        bounds = np.cumsum([0] + [len(rep.quantities[p]) for p in pops])
+
+        def sink(name, data, complete, rep=rep, pops=pops, bounds=bounds, every=every):
+            t = data[:, 0] * 1e3
+            rows = (t >= rep.start_ms - 1e-9) & (t <= rep.end_ms + 1e-9)
+            t0 = float(t[rows][0]) if rows.any() else rep.start_ms
+            write_sonata_report(rep.file, {
+                p: (rep.cells[p], data[rows, 1 + bounds[k]:1 + bounds[k + 1]] * rep.scale,
+                    (t0, rep.end_ms, every * dt * 1e3), rep.unit) for k, p in enumerate(pops)}, complete)
+        recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
+    simulator.run(duration, recorders, progress=progress)
+    return to_sonata(recorders[0].result()), out

@@ -47,8 +47,10 @@ def cmd_run(args) -> int:
     path = Path(args.file)
     if path.suffix == ".json":
         try:
+            show = not args.quiet and sys.stderr.isatty()
             spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration,
-                                         seed=args.seed, include_root=args.include_root)
+                                         seed=args.seed, include_root=args.include_root,
+                                         output_dir=args.outdir, progress=_progress_bar(show))
         except KeyboardInterrupt:
             print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
             return EXIT_INTERRUPTED

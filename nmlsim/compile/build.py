@@ -22,6 +22,21 @@ class EventRoute:
         self.delay_s = np.asarray(delay_s, dtype=float)
 
 
+class SourceGroup:
+    """A spike-source population: nothing to compile, the simulator replays its spike times.
+
+    ``steps[i]`` is the step at whose end spike i is emitted: ``ceil(t / dt)``, the grid
+    point at or after the spike (NEST's rule for spikes off the grid).
+    """
+    merged = False
+    port = "spike"
+
+    def __init__(self, gid: int, name: str, size: int, times, ids):
+        self.gid, self.name, self.n = gid, name, int(size)
+        self.times = np.asarray(times, dtype=float)
+        self.ids = np.asarray(ids, dtype=np.int64)
+
+
 class Built:
     def __init__(self, net: Network):
         self.net = net
@@ -30,11 +45,14 @@ class Built:
         self.pop_groups = {}  # population id -> group (several populations may share one)
         self.pop_offset = {}  # population id -> index of its first cell in that group
         self.routes: List[EventRoute] = []
+        self.sources: dict = {}  # population id -> SourceGroup
         # (population id, component id) -> list of (group, host index array) for attachment lookup
         self.attachments = []
 
 
-def _out_port(g: Group) -> str:
+def _out_port(g) -> str:
+    if isinstance(g, SourceGroup):
+        return g.port
     for name, d in g.root.ct.event_ports.items():
         if d == "out":
             return name
@@ -107,9 +125,14 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
             b.pop_offset[pid] = offset
             offset += net.populations[pid].size
 
+    for k, (sid, src) in enumerate(net.sources.items()):
+        b.sources[sid] = SourceGroup(-(k + 1), sid, src.size, src.times, src.ids)
+        b.pop_offset[sid] = 0
+
     def off(pid, idx):
         return np.asarray(idx, dtype=np.int64) + b.pop_offset[pid]
     mergeable = {}
+    merged = {}
 
     def can_merge(comp, host):
         key = (id(comp), host.gid)
@@ -125,18 +148,22 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
 
     for proj in net.projections:
         post = b.pop_groups[proj.post]
-        pre = b.pop_groups[proj.pre]
+        pre = b.pop_groups[proj.pre] if proj.pre in b.pop_groups else b.sources[proj.pre]
         post_idx, pre_idx = off(proj.post, proj.post_idx), off(proj.pre, proj.pre_idx)
         if merge_synapses and len(proj.post_idx) and can_merge(proj.synapse, post):
-            posts, inv = np.unique(post_idx, return_inverse=True)
-            if len(posts) < len(proj.post_idx):
-                g = new_group(f"{proj.id}:{proj.synapse.id}", proj.synapse, len(posts))
+            # one instance per host cell carries the sum over every connection of every
+            # projection that uses this synapse on this cell group
+            key = (id(proj.synapse), post.gid)
+            g = merged.get(key)
+            if g is None:
+                g = new_group(f"{proj.synapse.id}@{post.name}", proj.synapse, post.n)
                 g.host_pop = proj.post
                 g.merged = True
-                attach(g, post, posts)
-                b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), pre_idx,
-                                           inv, proj.delay, weight=proj.weight))
-                continue
+                attach(g, post, np.arange(post.n))
+                merged[key] = g
+            b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), pre_idx,
+                                       post_idx, proj.delay, weight=proj.weight))
+            continue
         g = new_group(f"{proj.id}:{proj.synapse.id}", proj.synapse, len(proj.post_idx))
         g.host_pop = proj.post
         attach(g, post, post_idx)

@@ -81,6 +81,13 @@ class _Fallback(Exception):
     pass
 
 
+def _is_zero_literal(src: str) -> bool:
+    try:
+        return float(src) == 0.0
+    except ValueError:
+        return False
+
+
 def _scatter_add(idx, vals, nsrc, n):
     return np.bincount(idx, weights=_bc(vals, nsrc), minlength=n)
 
@@ -369,6 +376,8 @@ class Program:
             parts = []
             for ag, k, idx in d.terms:
                 sp = self.name_fn(ag)(k)
+                if d.op != "multiply" and _is_zero_literal(sp):
+                    continue  # adds nothing (a delta synapse's current)
                 if sp.startswith("x"):
                     loads.add(sp)
                 if self._fast(g):
@@ -380,11 +389,18 @@ class Program:
                     i0 = int(idx[0]) if idx is not None else 0
                     parts.append(("one", i0, sp))
                     continue
+                if (d.op != "multiply" and idx is not None and ag.n == g.n
+                        and np.array_equal(idx, np.arange(g.n))):
+                    # one attached instance per host cell, in order (merged synapses): no scatter
+                    parts.append(f"_bc({sp}, {g.n}).copy()")
+                    continue
                 cname = f"I{len(self.consts)}"
                 self.consts[cname] = np.asarray(idx if idx is not None else np.zeros(ag.n, dtype=np.int64),
                                                 dtype=np.int64)
                 fn = "_scatter_mul" if d.op == "multiply" else "_scatter_add"
                 parts.append(f"{fn}(C[{cname!r}], {sp}, {ag.n}, {g.n})")
+            if not parts:
+                return [f"    {me} = 0.0" if self._fast(g) else f"    {me} = _np.zeros({g.n})"]
             if self._fast(g):
                 op = " * " if d.op == "multiply" else " + "
                 return [f"    {me} = {op.join(parts)}"]

@@ -93,6 +93,12 @@ class Simulator:
             self.routes[(r.src.gid, r.port)].append(rec)
         self.ring_len = maxd + 1
         self.ring = [defaultdict(list) for _ in range(self.ring_len)]
+        # spike sources: emission step of each spike (ceil(t/dt), a small tolerance keeps
+        # times on the grid on their own step) and a cursor
+        self.sources = []
+        for src in self.built.sources.values():
+            steps = np.ceil(src.times / self.dt - 1e-6).astype(np.int64)
+            self.sources.append([src, np.maximum(steps, 0), 0])
 
     def _process_events(self, queue: list, t: float):
         groups = self.built.groups
@@ -248,6 +254,12 @@ class Simulator:
                 for rec, sel in items:
                     self._deliver(rec, sel, queue)
             slot.clear()
+        for entry in self.sources:
+            src, steps, cur = entry
+            if cur < len(steps) and steps[cur] <= k:
+                end = int(np.searchsorted(steps, k, side="right"))
+                entry[2] = end
+                self._emit(src, src.ids[cur:end], queue)
         for g, h, fn in self.cond_handlers:
             m = fn(V, t, None)
             if m is not None:
@@ -258,6 +270,20 @@ class Simulator:
                     queue.append((g, h.node.prefix, out, m))
         if queue:
             self._process_events(queue, t)
+
+    def _emit(self, src, ids, queue):
+        """Spikes of source cells ``ids`` (a cell may appear twice: one round per repeat)."""
+        while len(ids):
+            uniq, first = np.unique(ids, return_index=True)
+            m = np.zeros(src.n, dtype=bool)
+            m[uniq] = True
+            queue.append((src, "", src.port, m))
+            if len(uniq) == len(ids):
+                return
+            keep = np.ones(len(ids), dtype=bool)
+            keep[first] = False
+            ids = ids[keep]
+            self._process_events(queue, self.t)
 
     def _check_finite(self, t):
         prog = self.program

@@ -7,7 +7,7 @@ for delays).  Nothing here knows XML or HDF5.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,9 @@ class Population:
     size: int
     positions: Optional[np.ndarray] = None  # (size, 3), micrometres
     instance_ids: Optional[np.ndarray] = None  # NeuroML instance ids of populationList
+    #: (SONATA population, node id of each cell) when this population is one node type of
+    #: a larger SONATA population; outputs are written under the SONATA names
+    origin: Optional[Tuple[str, np.ndarray]] = None
 
     def index_of(self, cell_id: int) -> int:
         """Array index of NeuroML cell id ``cell_id``."""
@@ -36,6 +39,31 @@ class Population:
         if len(hit) == 0:
             raise ModelError(f"population '{self.id}' has no instance with id {cell_id}")
         return int(hit[0])
+
+
+@dataclass
+class SpikeSourcePopulation:
+    """Cells that only replay given spike times (SONATA virtual nodes, spike-file inputs).
+
+    ``times`` (seconds) and ``ids`` (0..size-1) are parallel arrays, sorted by time.
+    """
+    id: str
+    size: int
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def set_spikes(self, ids, times) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        times = np.asarray(times, dtype=float)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.size):
+            raise ModelError(f"spike input node id {int(ids.max() if ids.max() >= self.size else ids.min())} "
+                             f"is out of range for population '{self.id}' of {self.size} nodes")
+        if not np.all(np.isfinite(times)):
+            raise ModelError(f"spike input for population '{self.id}' has non-finite times")
+        all_ids = np.concatenate([self.ids, ids])
+        all_t = np.concatenate([self.times, times])
+        order = np.argsort(all_t, kind="stable")
+        self.ids, self.times = all_ids[order], all_t[order]
 
 
 @dataclass
@@ -95,6 +123,7 @@ class Network:
     electrical: List[ElectricalProjection] = field(default_factory=list)
     continuous: List[ContinuousProjection] = field(default_factory=list)
     inputs: List[InputList] = field(default_factory=list)
+    sources: Dict[str, SpikeSourcePopulation] = field(default_factory=dict)
     root: Optional[Component] = None  # the simulation target (network itself or a tissue around it)
     root_path: List[str] = field(default_factory=list)  # network's path inside root
     description: str = ""

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ..coretypes import CORE_DIR, core_file
+from ..coretypes import CORE_DIR, NEST_DIR, core_file
 from ..errors import FormatError, ModelError, NmlsimError
 from ..lems.model import (Assignment, Component, ComponentType, DerivedVariable, Dynamics,
                           EventConnectionDecl, EventHandler, KineticScheme, LemsModel, Regime)
@@ -45,7 +45,7 @@ class LemsReader:
     def load(self, path, *, _from=None, _line=None) -> None:
         path = Path(path)
         real = Path(os.path.realpath(path))
-        is_core = real.parent == Path(os.path.realpath(CORE_DIR))
+        is_core = real.parent in (Path(os.path.realpath(CORE_DIR)), Path(os.path.realpath(NEST_DIR)))
         if self.include_root is None:
             self.include_root = default_include_root(path)
         if not is_core and _from is not None:

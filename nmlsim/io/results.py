@@ -82,33 +82,22 @@ def read_dat(path) -> np.ndarray:
         raise FormatError(f"cannot read trace file: {e}", file=path) from None
 
 
-def write_sonata_spikes(path, spikes, complete: bool = True) -> None:
-    """SONATA spike file: ``/spikes/<population>/{timestamps (ms), node_ids}``, sorted by time.
-
-    ``spikes``: {population: (node ids, times in seconds)}.
-    """
+def _atomic_h5(path, fill, what: str) -> None:
+    """Write an HDF5 file (SONATA magic/version attributes) under a temporary name, then rename."""
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    except OSError as e:
+        raise FormatError(f"cannot write {what}: {e.strerror}", file=path) from None
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["magic"] = np.uint32(0x0A7A)
             f.attrs["version"] = np.array([0, 1], dtype=np.uint32)
-            grp = f.create_group("spikes")
-            for pop, (ids, times) in spikes.items():
-                ids = np.asarray(ids, dtype=np.uint64)
-                times = np.asarray(times, dtype=float) * 1e3
-                order = np.lexsort((ids, times))
-                g = grp.create_group(pop)
-                # an HDF5 enum, as the SONATA spec and libsonata want (bmtk writes a string)
-                g.attrs.create("sorting", 2, dtype=h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2},
-                                                                     basetype="u1"))
-                ts = g.create_dataset("timestamps", data=times[order])
-                ts.attrs["units"] = "ms"
-                g.create_dataset("node_ids", data=ids[order])
+            fill(f)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -116,5 +105,59 @@ def write_sonata_spikes(path, spikes, complete: bool = True) -> None:
     except OSError as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise FormatError(f"cannot write spikes: {e}", file=path) from None
-    _mark(path, complete, sum(len(v[0]) for v in spikes.values()))
+        raise FormatError(f"cannot write {what}: {e}", file=path) from None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+_SORTING = {"none": 0, "by_id": 1, "by_time": 2}
+
+
+def write_sonata_spikes(path, spikes, complete: bool = True, sort: str = "time") -> None:
+    """SONATA spike file: ``/spikes/<population>/{timestamps (ms), node_ids}``.
+
+    ``spikes``: {population: (node ids, times in seconds)}; ``sort``: ``time`` (ties by
+    id), ``id`` (ties by time) or ``none`` (as recorded, which is time order here).
+    """
+    import h5py
+    key = {"time": "by_time", "by_time": "by_time", "id": "by_id", "by_id": "by_id", "gid": "by_id"}.get(sort, "none")
+
+    def fill(f):
+        grp = f.create_group("spikes")
+        for pop, (ids, times) in spikes.items():
+            ids = np.asarray(ids, dtype=np.uint64)
+            times = np.asarray(times, dtype=float) * 1e3
+            order = np.lexsort((times, ids)) if key == "by_id" else np.lexsort((ids, times))
+            g = grp.create_group(pop)
+            # an HDF5 enum, as the SONATA spec and libsonata want (bmtk writes a string)
+            g.attrs.create("sorting", _SORTING[key], dtype=h5py.enum_dtype(_SORTING, basetype="u1"))
+            ts = g.create_dataset("timestamps", data=times[order])
+            ts.attrs["units"] = "ms"
+            g.create_dataset("node_ids", data=ids[order])
+    _atomic_h5(path, fill, "spikes")
+    _mark(Path(path), complete, sum(len(v[0]) for v in spikes.values()))
+
+
+def write_sonata_report(path, reports, complete: bool = True) -> None:
+    """SONATA report: ``/report/<population>/data`` (time x node) and ``mapping``.
+
+    ``reports``: {population: (node ids, data (T x N), (tstart, tstop, dt) in ms, units)}.
+    One element per node (point / single-compartment cells: element id 0, the soma).
+    """
+    def fill(f):
+        root = f.create_group("report")
+        for pop, (ids, data, (t0, t1, dt), units) in reports.items():
+            g = root.create_group(pop)
+            d = g.create_dataset("data", data=np.asarray(data, dtype=float))
+            d.attrs["units"] = units
+            m = g.create_group("mapping")
+            n = len(ids)
+            m.create_dataset("node_ids", data=np.asarray(ids, dtype=np.uint64))
+            m.create_dataset("index_pointers", data=np.arange(n + 1, dtype=np.uint64))
+            m.create_dataset("element_ids", data=np.zeros(n, dtype=np.uint32))
+            m.create_dataset("element_pos", data=np.full(n, 0.5))
+            m.create_dataset("time", data=np.array([t0, t1, dt], dtype=float))
+    _atomic_h5(path, fill, "report")
+    _mark(Path(path), complete, max((len(v[1]) for v in reports.values()), default=0))

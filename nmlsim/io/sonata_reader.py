@@ -1,0 +1,867 @@
+"""SONATA circuit + simulation config -> :class:`nmlsim.graph.Network` and run settings.
+
+What is read (details and the real tools' deviations: docs/features.md, SONATA table):
+
+* configs: ``manifest`` variables (``$VAR``, ``${configdir}``), a top-level ``config.json``
+  with ``network``/``simulation``, a simulation config naming its circuit in ``network``;
+* nodes: populations with several node groups and node types; attributes from the h5
+  groups and the node types CSV; per-node ``dynamics_params`` overrides; ``virtual``
+  nodes become spike sources;
+* cell templates ``nml:`` (NeuroML point / single-compartment cells) and ``nest:``
+  (:mod:`nmlsim.io.nest_models`);
+* edges: edge groups, ``syn_weight`` x ``nsyns`` (h5 over CSV), ``delay`` (h5 over CSV,
+  1 ms when absent: NEST's default), ``receptor_type`` from the synapse JSON;
+* node sets (file and inline): id lists, attribute queries over h5 and CSV attributes,
+  compound sets, the implicit set per population;
+* inputs: spike files (``/spikes/<pop>`` and the legacy ``/spikes/{gids,timestamps}``;
+  modules sonata / h5 / csv), ``current_clamp`` with scalar or list amp/delay/duration and
+  the csv form; reports of the membrane potential.
+
+A node-type population is one nmlsim :class:`Population` per node type (and per distinct
+per-node parameter set); ``Population.origin`` keeps the SONATA name and node ids so that
+outputs use them.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import FormatError, ModelError, NmlsimError, UnsupportedFeature
+from ..graph.network import InputList, Network, Population, Projection, SpikeSourcePopulation
+from ..lems.model import Component
+from . import nest_models
+from .xmlsafe import confined
+
+#: NEST's static_synapse delay when neither the h5 file nor the CSV gives one
+DEFAULT_DELAY_MS = 1.0
+_NULL = {"", "NULL", "NONE", "None", "null"}
+_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+# ------------------------------------------------------------------------------ configs
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FormatError("file not found", file=path) from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"malformed JSON: {e.msg}", file=path, line=e.lineno) from None
+    except UnicodeDecodeError:
+        raise FormatError("not a UTF-8 text file", file=path) from None
+
+
+def _expand(obj, variables: Dict[str, str]):
+    if isinstance(obj, str):
+        for _ in range(10):
+            new = _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), obj)
+            if new == obj:
+                break
+            obj = new
+        return obj
+    if isinstance(obj, dict):
+        return {k: _expand(v, variables) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_expand(v, variables) for v in obj]
+    return obj
+
+
+def load_config(path: Path) -> dict:
+    """A config with its manifest variables substituted (repeatedly, until stable)."""
+    cfg = load_json(path)
+    if not isinstance(cfg, dict):
+        raise FormatError("a SONATA config must be a JSON object", file=path)
+    variables = {"configdir": str(path.parent)}
+    for k, v in (cfg.get("manifest") or {}).items():
+        variables[k.lstrip("$")] = str(v)
+    for _ in range(10):
+        variables = {k: _expand(v, variables) for k, v in variables.items()}
+    return _expand(cfg, variables)
+
+
+class Paths:
+    """Resolves config paths against their config's folder, confined to ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __call__(self, p, base: Path, what: str, cfg_path: Path) -> Path:
+        if not isinstance(p, str) or not p:
+            raise FormatError(f"{what}: expected a path, got {p!r}", file=cfg_path)
+        q = Path(p)
+        if not q.is_absolute():
+            q = base / q
+        return confined(q, self.root, file=cfg_path, what=what)
+
+
+def read_types(path: Path) -> Dict[int, dict]:
+    """node_types.csv / edge_types.csv: space separated, quoted, first line header."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FormatError("types file not found", file=path) from None
+    rows = list(csv.reader(text.splitlines(), delimiter=" ", skipinitialspace=True))
+    rows = [[c for c in r if c != ""] for r in rows]
+    if not rows:
+        raise FormatError("empty types file", file=path)
+    header = rows[0]
+    key = "node_type_id" if "node_type_id" in header else "edge_type_id"
+    if key not in header:
+        raise FormatError("no node_type_id/edge_type_id column", file=path, line=1)
+    out = {}
+    for ln, r in enumerate(rows[1:], start=2):
+        if not r:
+            continue
+        if len(r) != len(header):
+            raise FormatError(f"{len(r)} columns, header has {len(header)}", file=path, line=ln)
+        d = {k: (None if v in _NULL else v) for k, v in zip(header, r)}
+        try:
+            out[int(d[key])] = d
+        except (TypeError, ValueError):
+            raise FormatError(f"{key} '{d[key]}' is not an integer", file=path, line=ln) from None
+    return out
+
+
+def dataset(g, name, path, kinds="iu", length=None):
+    if name not in g:
+        raise FormatError(f"missing dataset {g.name}/{name}", file=path)
+    d = g[name]
+    if not hasattr(d, "dtype"):
+        raise FormatError(f"{g.name}/{name} is a group, expected a dataset", file=path)
+    if d.dtype.kind not in kinds:
+        what = "integers" if kinds == "iu" else "numbers"
+        raise FormatError(f"dataset {g.name}/{name} has dtype {d.dtype}, expected {what}", file=path)
+    a = d[()]
+    if np.ndim(a) != 1:
+        raise FormatError(f"dataset {g.name}/{name} must be one-dimensional", file=path)
+    if length is not None and len(a) != length:
+        raise FormatError(f"dataset {g.name}/{name} has {len(a)} rows, expected {length}", file=path)
+    return a
+
+
+def _attr_str(obj, name):
+    v = obj.attrs.get(name)
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v.item()
+    return v
+
+
+# ------------------------------------------------------------------------------ nodes
+@dataclass
+class Part:
+    """One nmlsim population inside a SONATA node population."""
+    pop_id: str
+    node_ids: np.ndarray
+    template: str
+    nest: Optional[nest_models.NestCell] = None
+    component: Optional[Component] = None
+
+
+@dataclass
+class NodePopulation:
+    name: str
+    file: Path
+    n: int
+    type_ids: np.ndarray  # by node id
+    types: Dict[int, dict]
+    attrs: Dict[str, np.ndarray] = field(default_factory=dict)  # h5 attributes by node id (NaN/None gaps)
+    dyn: Dict[str, np.ndarray] = field(default_factory=dict)  # per-node dynamics_params
+    virtual: bool = False
+    parts: List[Part] = field(default_factory=list)
+    part_of: Optional[np.ndarray] = None  # node id -> index into parts
+    index_in_part: Optional[np.ndarray] = None
+
+    def column(self, key: str) -> Optional[np.ndarray]:
+        """Attribute ``key`` of every node: h5 value, else the node type's CSV value."""
+        if key == "node_type_id":
+            return self.type_ids
+        if key in self.attrs:
+            return self.attrs[key]
+        if any(key in t for t in self.types.values()):
+            return np.array([self.types[int(t)].get(key) for t in self.type_ids], dtype=object)
+        return None
+
+
+def _read_node_population(name, g, nfile, types) -> NodePopulation:
+    tids = dataset(g, "node_type_id", nfile)
+    n = len(tids)
+    ids = dataset(g, "node_id", nfile, length=n) if "node_id" in g else np.arange(n)
+    if n and not np.array_equal(np.sort(ids), np.arange(n)):
+        raise FormatError(f"node ids of population '{name}' are not 0..{n - 1}", file=nfile)
+    order = np.empty(n, dtype=np.int64)
+    order[np.asarray(ids, dtype=np.int64)] = np.arange(n)  # node id -> row
+    missing = sorted({int(t) for t in np.unique(tids)} - set(types))
+    if missing:
+        raise FormatError(f"node_type_id {missing[0]} of population '{name}' is not in the types file", file=nfile)
+    np_ = NodePopulation(name, nfile, n, np.asarray(tids, dtype=np.int64)[order], types)
+    groups = [k for k in g.keys() if k.isdigit()]
+    if "node_group_id" in g:
+        gid = dataset(g, "node_group_id", nfile, length=n)
+        gidx = dataset(g, "node_group_index", nfile, length=n) if "node_group_index" in g else None
+    else:
+        if len(groups) > 1:
+            raise FormatError(f"population '{name}' has {len(groups)} node groups but no node_group_id", file=nfile)
+        gid = np.full(n, int(groups[0]) if groups else 0)
+        gidx = None
+    for grp_name in groups:
+        rows = np.nonzero(gid == int(grp_name))[0]
+        if not len(rows):
+            continue
+        grp = g[grp_name]
+        index = gidx[rows] if gidx is not None else np.arange(len(rows))
+        for col, obj in grp.items():
+            if col == "dynamics_params" and hasattr(obj, "keys"):
+                for p, d in obj.items():
+                    _fill(np_.dyn, p, d, rows, index, order, n, nfile, grp_name)
+            elif hasattr(obj, "dtype") and not col.startswith("@"):
+                _fill(np_.attrs, col, obj, rows, index, order, n, nfile, grp_name)
+    unknown_groups = sorted({int(x) for x in np.unique(gid)} - {int(x) for x in groups})
+    if unknown_groups:
+        raise FormatError(f"population '{name}': node_group_id {unknown_groups[0]} has no group", file=nfile)
+    return np_
+
+
+def _fill(table, col, d, rows, index, order, n, nfile, grp_name):
+    a = d[()]
+    if np.ndim(a) != 1:
+        return
+    if len(index) and (index.max() >= len(a) or index.min() < 0):
+        raise FormatError(f"node_group_index out of range for group {grp_name}/{col} ({len(a)} rows)", file=nfile)
+    vals = a[np.asarray(index, dtype=np.int64)]
+    if col not in table:
+        table[col] = np.full(n, np.nan) if vals.dtype.kind in "iuf" else np.full(n, None, dtype=object)
+    if vals.dtype.kind == "S":
+        vals = np.array([v.decode() for v in vals], dtype=object)
+    # rows are file rows; store by node id
+    node_ids_of_rows = np.argsort(order)[rows]
+    table[col][node_ids_of_rows] = vals
+
+
+# ------------------------------------------------------------------------------ reader
+@dataclass
+class ReportSpec:
+    name: str
+    file: Path
+    variable: str
+    unit: str
+    scale: float  # SI -> unit
+    start_ms: float
+    end_ms: float
+    dt_ms: float
+    cells: Dict[str, np.ndarray]  # SONATA population -> node ids
+    quantities: Dict[str, List[str]]  # SONATA population -> nmlsim quantity path per node
+
+
+@dataclass
+class SonataRun:
+    network: Network
+    tstop_s: float
+    dt_s: float
+    tstart_s: float
+    seed: Optional[int]
+    output_dir: Path
+    spikes_file: Path
+    spikes_sort_order: str
+    reports: List[ReportSpec]
+    node_populations: Dict[str, NodePopulation]
+
+
+class SonataReader:
+    def __init__(self, config_path, include_root=None):
+        from .lems_reader import LemsReader, core_model
+        self.cfg_path = Path(config_path).resolve()
+        self.root = Path(include_root).resolve() if include_root else self.cfg_path.parent
+        self.path = Paths(self.root)
+        self.model = core_model()
+        self.lems = LemsReader(model=self.model, include_root=self.root)
+        self.loaded: Dict[str, Component] = {}
+        self.pops: Dict[str, NodePopulation] = {}
+        self.json_cache: Dict[Path, dict] = {}
+
+    # ------------------------------------------------------------- configs
+    def _configs(self):
+        cfg = load_config(self.cfg_path)
+        sim_path, sim, circ_path, circuit = self.cfg_path, cfg, self.cfg_path, cfg
+        if isinstance(cfg.get("network"), str) and isinstance(cfg.get("simulation"), str):
+            circ_path = self.path(cfg["network"], self.cfg_path.parent, "circuit config", self.cfg_path)
+            sim_path = self.path(cfg["simulation"], self.cfg_path.parent, "simulation config", self.cfg_path)
+            circuit, sim = load_config(circ_path), load_config(sim_path)
+        elif isinstance(cfg.get("network"), str):
+            circ_path = self.path(cfg["network"], self.cfg_path.parent, "circuit config", self.cfg_path)
+            circuit = load_config(circ_path)
+        if "networks" not in circuit:
+            raise FormatError("no 'networks' section (is this a SONATA circuit/simulation config?)", file=circ_path)
+        # bmtk merges the two: a simulation config may carry components, a circuit may carry run
+        for k in ("components",):
+            if k not in circuit and k in sim:
+                circuit[k] = sim[k]
+        return sim_path, sim, circ_path, circuit
+
+    def _json(self, path: Path) -> dict:
+        if path not in self.json_cache:
+            d = load_json(path)
+            if not isinstance(d, dict):
+                raise FormatError("expected a JSON object", file=path)
+            self.json_cache[path] = d
+        return self.json_cache[path]
+
+    def _component_file(self, rel: str, dirs, where: Path, what: str) -> Path:
+        for d in dirs:
+            if d:
+                cand = Path(d) / rel
+                if cand.exists():
+                    return self.path(rel, Path(d), what, where)
+        for d in dirs:  # name the escape, if that is what it is
+            if d:
+                self.path(rel, Path(d), what, where)
+        raise FormatError(f"{what} '{rel}' not found in the components folders", file=where)
+
+    # ------------------------------------------------------------- read
+    def read(self) -> SonataRun:
+        import h5py
+        sim_path, sim, circ_path, circuit = self._configs()
+        comps = circuit.get("components") or {}
+        self.comps = comps
+        netc = Component(tag="network", id="sonata_network", file=str(circ_path))
+        net = Network(id="sonata_network", component=netc, model=self.model, root=netc)
+        self.net = net
+        networks = circuit["networks"]
+        for spec in networks.get("nodes") or []:
+            nfile = self.path(spec.get("nodes_file"), circ_path.parent, "nodes file", circ_path)
+            types = read_types(self.path(spec.get("node_types_file"), circ_path.parent, "node types file", circ_path))
+            try:
+                f = h5py.File(nfile, "r")
+            except (OSError, FileNotFoundError):
+                raise FormatError("cannot open as HDF5", file=nfile) from None
+            with f:
+                if "nodes" not in f:
+                    raise FormatError("no /nodes group", file=nfile)
+                for pop, g in f["nodes"].items():
+                    if pop in self.pops:
+                        raise FormatError(f"node population '{pop}' is defined twice", file=nfile)
+                    self.pops[pop] = _read_node_population(pop, g, nfile, types)
+        for np_ in self.pops.values():
+            self._make_cells(np_)
+        for spec in networks.get("edges") or []:
+            if spec.get("enabled", True) is False:
+                continue
+            efile = self.path(spec.get("edges_file"), circ_path.parent, "edges file", circ_path)
+            etypes = read_types(self.path(spec.get("edge_types_file"), circ_path.parent, "edge types file", circ_path))
+            try:
+                f = h5py.File(efile, "r")
+            except (OSError, FileNotFoundError):
+                raise FormatError("cannot open as HDF5", file=efile) from None
+            with f:
+                for epop, g in (f["edges"].items() if "edges" in f else ()):
+                    self._edges(epop, g, efile, etypes)
+        run = sim.get("run") or {}
+        try:
+            tstop = float(run["tstop"])
+            dt = float(run.get("dt", 0.1))
+            tstart = float(run.get("tstart", 0.0))
+        except (KeyError, TypeError, ValueError):
+            raise FormatError("'run' needs numeric tstop (and dt) in ms", file=sim_path) from None
+        if dt <= 0 or tstop < tstart:
+            raise FormatError(f"bad run times: tstop {tstop}, dt {dt}", file=sim_path)
+        self.node_sets = dict(self._node_sets_file(sim, sim_path, circuit, circ_path))
+        self.node_sets.update(sim.get("node_sets") or {})
+        self.sim_path, self.tstop_ms, self.dt_ms = sim_path, tstop, dt
+        for name, inp in (sim.get("inputs") or {}).items():
+            if not isinstance(inp, dict) or inp.get("enabled", True) is False:
+                continue
+            try:
+                self._input(name, inp)
+            except NmlsimError as e:
+                raise e.located(file=sim_path, element=f"input '{name}'")
+        out = sim.get("output") or {}
+        out_dir = Path(out.get("output_dir") or (sim_path.parent / "output"))
+        if not out_dir.is_absolute():
+            out_dir = sim_path.parent / out_dir
+        spikes_file = Path(out.get("spikes_file") or "spikes.h5")
+        if not spikes_file.is_absolute():
+            spikes_file = out_dir / spikes_file
+        reports = []
+        for name, rep in (sim.get("reports") or {}).items():
+            if not isinstance(rep, dict) or rep.get("enabled", True) is False:
+                continue
+            try:
+                reports.append(self._report(name, rep, out_dir, dt, tstart, tstop))
+            except NmlsimError as e:
+                raise e.located(file=sim_path, element=f"report '{name}'")
+        seed = run.get("seed", sim.get("seed"))
+        return SonataRun(net, tstop * 1e-3, dt * 1e-3, tstart * 1e-3, seed, out_dir, spikes_file,
+                         str(out.get("spikes_sort_order") or "time"), reports, self.pops)
+
+    # ------------------------------------------------------------- cells
+    def _make_cells(self, np_: NodePopulation) -> None:
+        mtypes = np_.column("model_type")
+        if mtypes is None:
+            raise FormatError(f"population '{np_.name}': no model_type for its nodes", file=np_.file)
+        is_virtual = np.array([m == "virtual" for m in mtypes], dtype=bool)
+        if is_virtual.all():
+            np_.virtual = True
+            self.net.sources[np_.name] = SpikeSourcePopulation(np_.name, np_.n)
+            np_.parts = [Part(np_.name, np.arange(np_.n), "virtual")]
+            np_.part_of = np.zeros(np_.n, dtype=np.int64)
+            np_.index_in_part = np.arange(np_.n)
+            return
+        if is_virtual.any():
+            raise UnsupportedFeature(f"population '{np_.name}' mixes virtual and simulated nodes", file=np_.file)
+        templates = np_.column("model_template")
+        dyn_files = np_.column("dynamics_params")
+        # one part per node type and per distinct per-node parameter set
+        keys = [np_.type_ids]
+        dyn_names = sorted(np_.dyn)
+        for p in dyn_names:
+            col = np_.dyn[p]
+            keys.append(np.unique(col.astype(str), return_inverse=True)[1])
+        combo = np.stack(keys, axis=1) if len(keys) > 1 else keys[0][:, None]
+        uniq, inv = np.unique(combo, axis=0, return_inverse=True)
+        inv = np.asarray(inv).reshape(-1)
+        np_.part_of = inv.astype(np.int64)
+        np_.index_in_part = np.zeros(np_.n, dtype=np.int64)
+        for k in range(len(uniq)):
+            nodes = np.nonzero(inv == k)[0]
+            np_.index_in_part[nodes] = np.arange(len(nodes))
+            first = int(nodes[0])
+            tid = int(np_.type_ids[first])
+            template = templates[first] if templates is not None else None
+            if not template:
+                raise FormatError(f"node type {tid} of population '{np_.name}' has no model_template",
+                                  file=np_.file)
+            pid = np_.name if len(uniq) == 1 else f"{np_.name}_{tid}" + (f"_{k}" if dyn_names else "")
+            overrides = {p: _py(np_.dyn[p][first]) for p in dyn_names}
+            dfile = dyn_files[first] if dyn_files is not None else None
+            part = Part(pid, nodes, template)
+            self._cell_component(np_, part, tid, dfile, overrides, mtypes[first])
+            np_.parts.append(part)
+            pos = None
+            if all(a in np_.attrs for a in "xyz"):
+                pos = np.stack([np_.attrs[a][nodes] for a in "xyz"], axis=1).astype(float)
+            self.net.populations[pid] = Population(pid, part.component, len(nodes), pos, None,
+                                                   origin=(np_.name, nodes.astype(np.int64)))
+
+    def _cell_component(self, np_, part: Part, tid, dfile, overrides, mtype) -> None:
+        where = {"file": str(np_.file), "element": f"node type {tid} of population '{np_.name}'"}
+        template = part.template
+        if ":" not in template:
+            raise UnsupportedFeature(f"model_template '{template}' has no schema prefix (nml:, nest:...)", **where)
+        schema, resource = template.split(":", 1)
+        dirs = [self.comps.get("point_neuron_models_dir"), self.comps.get("biophysical_neuron_models_dir")]
+        if schema == "nest":
+            params = {}
+            if dfile:
+                params.update(self._json(self._component_file(dfile, dirs, np_.file, "dynamics_params file")))
+            params.update(overrides)
+            nest_models.register_types(self.model)
+            cid = f"{np_.name}_{tid}" if part.pop_id == np_.name or not overrides else part.pop_id
+            try:
+                cell = nest_models.cell_component(resource, params, cid, where)
+            except NmlsimError as e:
+                raise e.located(**where)
+            self.model.add_component(cell.component)
+            part.nest, part.component = cell, cell.component
+            return
+        if schema == "nml":
+            if overrides:
+                raise UnsupportedFeature("per-node dynamics_params on nml: templates are not supported", **where)
+            part.component = self._nml(resource, dirs, np_.file)
+            return
+        raise UnsupportedFeature(f"model_template '{template}' is not supported (nmlsim reads nml: NeuroML cells "
+                                 f"and nest: {', '.join(nest_models.supported_models())})", **where)
+
+    def _nml(self, rel: str, dirs, where: Path) -> Component:
+        if rel in self.loaded:
+            return self.loaded[rel]
+        f = self._component_file(rel, dirs, where, "model template")
+        before = set(self.model.components)
+        self.lems.load(f)
+        new = [self.model.components[c] for c in self.model.components if c not in before]
+        stem = Path(rel).name.split(".")[0]
+        comp = self.model.components.get(stem) or (new[-1] if new else None)
+        if comp is None:
+            raise ModelError(f"'{rel}' defines no component", file=f)
+        self.loaded[rel] = comp
+        return comp
+
+    # ------------------------------------------------------------- edges
+    def _edges(self, epop, g, efile, etypes) -> None:
+        src = dataset(g, "source_node_id", efile).astype(np.int64)
+        n = len(src)
+        tgt = dataset(g, "target_node_id", efile, length=n).astype(np.int64)
+        etid = dataset(g, "edge_type_id", efile, length=n).astype(np.int64)
+        pre = _attr_str(g["source_node_id"], "node_population")
+        post = _attr_str(g["target_node_id"], "node_population")
+        ends = []
+        for name, pp, ix in (("source", pre, src), ("target", post, tgt)):
+            if pp not in self.pops:
+                raise FormatError(f"edges '{epop}': {name} population '{pp}' is unknown", file=efile)
+            size = self.pops[pp].n
+            if n and (ix.min() < 0 or ix.max() >= size):
+                bad = int(ix.max() if ix.max() >= size else ix.min())
+                raise FormatError(f"edges '{epop}': {name} node id {bad} out of range "
+                                  f"(population '{pp}' has {size} nodes)", file=efile)
+            ends.append(self.pops[pp])
+        spop, tpop = ends
+        if tpop.virtual:
+            raise ModelError(f"edges '{epop}' end on virtual population '{post}'", file=efile)
+        missing = sorted({int(t) for t in np.unique(etid)} - set(etypes))
+        if missing:
+            raise FormatError(f"edge_type_id {missing[0]} is not in the edge types file", file=efile)
+        cols = self._edge_columns(g, efile, n)
+        csv_num = {}
+        for key in ("syn_weight", "delay", "nsyns"):
+            csv_num[key] = np.array([_float(etypes[int(t)].get(key), key, efile) for t in etid]) if n else np.zeros(0)
+        weight = cols.get("syn_weight", csv_num["syn_weight"])
+        weight = np.where(np.isnan(weight), 1.0, weight)
+        nsyns = cols.get("nsyns", csv_num["nsyns"])
+        weight = weight * np.where(np.isnan(nsyns), 1.0, nsyns)
+        delay = cols.get("delay", csv_num["delay"])
+        delay = np.where(np.isnan(delay), DEFAULT_DELAY_MS, delay)
+        for t in np.unique(etid):
+            wf = etypes[int(t)].get("weight_function")
+            if wf:
+                raise UnsupportedFeature(f"edge type {int(t)} uses weight_function '{wf}' (a Python function "
+                                         "registered with bmtk); nmlsim cannot run it", file=efile)
+        where = {"file": str(efile), "element": f"edges '{epop}'"}
+        # receptor per edge type (NEST synapse JSON), template per edge type (nml:)
+        receptor = {}
+        for t in np.unique(etid):
+            et = etypes[int(t)]
+            d = {}
+            if et.get("dynamics_params"):
+                d = self._json(self._component_file(et["dynamics_params"], [self.comps.get("synaptic_models_dir")],
+                                                    efile, "synapse dynamics_params file"))
+            r = d.get("receptor_type", 0)
+            try:
+                receptor[int(t)] = int(r)
+            except (TypeError, ValueError):
+                raise ModelError(f"edge type {int(t)}: receptor_type {r!r} is not an integer", **where) from None
+        src_part, src_idx = spop.part_of[src], spop.index_in_part[src]
+        tgt_part, tgt_idx = tpop.part_of[tgt], tpop.index_in_part[tgt]
+        inhib = (weight < 0).astype(np.int64)
+        combo = np.stack([src_part, tgt_part, etid, inhib], axis=1) if n else np.zeros((0, 4), dtype=np.int64)
+        uniq, inv = np.unique(combo, axis=0, return_inverse=True)
+        inv = np.asarray(inv).reshape(-1)
+        acc: Dict[Tuple[int, int, str], List[np.ndarray]] = {}
+        syns: Dict[str, Component] = {}
+        absw: Dict[str, bool] = {}
+        for k, (sp, tp, t, neg) in enumerate(uniq):
+            part = tpop.parts[int(tp)]
+            if part.nest is not None:
+                key, syn, use_abs = nest_models.synapse_for(part.nest, receptor[int(t)], bool(neg), where)
+            else:
+                tmpl = etypes[int(t)].get("model_template") or ""
+                if not tmpl.startswith("nml:"):
+                    raise UnsupportedFeature(f"edge type {int(t)} onto NeuroML cells needs an nml: synapse template, "
+                                             f"got '{tmpl}'", **where)
+                syn = self._nml(tmpl[4:], [self.comps.get("synaptic_models_dir")], efile)
+                key, use_abs = syn.id, False
+            if key not in self.model.components:
+                self.model.add_component(syn)
+            syns[key], absw[key] = self.model.components[key], use_abs
+            acc.setdefault((int(sp), int(tp), key), []).append(np.nonzero(inv == k)[0])
+        for (sp, tp, key), rows in acc.items():
+            rows = np.sort(np.concatenate(rows))
+            w = np.abs(weight[rows]) if absw[key] else weight[rows]
+            pid = f"{epop}" if len(acc) == 1 else f"{epop}_{len(self.net.projections)}"
+            self.net.projections.append(Projection(
+                pid, spop.parts[sp].pop_id, tpop.parts[tp].pop_id, syns[key], src_idx[rows].astype(np.int64),
+                tgt_idx[rows].astype(np.int64), np.asarray(w, float), np.asarray(delay[rows], float) * 1e-3))
+
+    def _edge_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
+        groups = [k for k in g.keys() if k.isdigit()]
+        if not groups:
+            return {}
+        if "edge_group_id" in g:
+            gid = dataset(g, "edge_group_id", efile, length=n)
+            gidx = dataset(g, "edge_group_index", efile, length=n) if "edge_group_index" in g else None
+        else:
+            gid, gidx = np.full(n, int(groups[0])), None
+        out: Dict[str, np.ndarray] = {}
+        for grp_name in groups:
+            rows = np.nonzero(gid == int(grp_name))[0]
+            if not len(rows):
+                continue
+            grp = g[grp_name]
+            index = gidx[rows].astype(np.int64) if gidx is not None else np.arange(len(rows))
+            for col in ("syn_weight", "delay", "nsyns"):
+                if col in grp:
+                    a = dataset(grp, col, efile, kinds="iuf")
+                    if len(index) and index.max() >= len(a):
+                        raise FormatError(f"edge_group_index out of range for {grp.name}/{col} ({len(a)} rows)",
+                                          file=efile)
+                    out.setdefault(col, np.full(n, np.nan))[rows] = a[index]
+        return out
+
+    # ------------------------------------------------------------- node sets
+    def _node_sets_file(self, sim, sim_path, circuit, circ_path):
+        for cfg, p in ((circuit, circ_path), (sim, sim_path)):
+            f = cfg.get("node_sets_file")
+            if f:
+                d = load_json(self.path(f, p.parent, "node sets file", p))
+                if not isinstance(d, dict):
+                    raise FormatError("node sets file must hold a JSON object", file=p)
+                yield from d.items()
+
+    def resolve_node_set(self, spec, _depth=0) -> Dict[str, np.ndarray]:
+        """A node set (name, basic dict or compound list) -> {population: sorted node ids}."""
+        if _depth > 20:
+            raise ModelError("node sets refer to each other in a cycle")
+        if isinstance(spec, str):
+            if spec in self.node_sets:
+                return self.resolve_node_set(self.node_sets[spec], _depth + 1)
+            if spec in self.pops:  # bmtk's implicit set per population
+                return {spec: np.arange(self.pops[spec].n)}
+            raise ModelError(f"unknown node set '{spec}'")
+        if isinstance(spec, list):
+            out: Dict[str, np.ndarray] = {}
+            for s in spec:
+                for pop, ids in self.resolve_node_set(s, _depth + 1).items():
+                    out[pop] = np.union1d(out.get(pop, np.zeros(0, dtype=np.int64)), ids)
+            return out
+        if not isinstance(spec, dict):
+            raise ModelError(f"a node set must be a name, an object or a list, got {spec!r}")
+        pops = spec.get("population")
+        if pops is None:
+            names = list(self.pops)
+        else:
+            names = pops if isinstance(pops, list) else [pops]
+            for p in names:
+                if p not in self.pops:
+                    raise ModelError(f"node set names unknown population '{p}'")
+        out = {}
+        for name in names:
+            np_ = self.pops[name]
+            mask = np.ones(np_.n, dtype=bool)
+            for key, want in spec.items():
+                if key == "population":
+                    continue
+                wants = want if isinstance(want, list) else [want]
+                if key == "node_id":
+                    ids = np.asarray(wants, dtype=np.int64)
+                    if len(ids) and (ids.min() < 0 or ids.max() >= np_.n):
+                        raise ModelError(f"node set: node id {int(ids.max())} out of range for population "
+                                         f"'{name}' ({np_.n} nodes)")
+                    m = np.zeros(np_.n, dtype=bool)
+                    m[ids] = True
+                    mask &= m
+                    continue
+                col = np_.column(key)
+                if col is None:
+                    mask[:] = False
+                    continue
+                mask &= _matches(col, wants)
+            if mask.any() or pops is not None:
+                out[name] = np.nonzero(mask)[0]
+        return out
+
+    # ------------------------------------------------------------- inputs
+    def _input(self, name, inp) -> None:
+        itype, module = inp.get("input_type"), inp.get("module")
+        if itype == "spikes":
+            self._spike_input(name, inp, module)
+        elif itype == "current_clamp" or (itype == "csv" and module == "IClamp"):
+            self._clamp_input(name, inp)
+        else:
+            raise UnsupportedFeature(f"input_type '{itype}' (module '{module}') is not supported")
+
+    def _spike_input(self, name, inp, module) -> None:
+        import h5py
+        target = self.resolve_node_set(inp.get("node_set"))
+        src_pops = [p for p in target if p in self.net.sources]
+        if not src_pops:
+            raise ModelError(f"spike input node set '{inp.get('node_set')}' holds no virtual nodes")
+        f = self.path(inp.get("input_file"), self.sim_path.parent, "spike input file", self.sim_path)
+        spikes: Dict[Optional[str], Tuple[np.ndarray, np.ndarray]] = {}
+        if module in ("sonata", "h5", "hdf5"):
+            try:
+                h = h5py.File(f, "r")
+            except (OSError, FileNotFoundError):
+                raise FormatError("cannot open as HDF5", file=f) from None
+            with h:
+                if "spikes" not in h:
+                    raise FormatError("no /spikes group", file=f)
+                sg = h["spikes"]
+                if "timestamps" in sg and hasattr(sg["timestamps"], "dtype"):
+                    ids_name = "gids" if "gids" in sg else "node_ids"
+                    t = dataset(sg, "timestamps", f, kinds="iuf")
+                    spikes[None] = (dataset(sg, ids_name, f, length=len(t)), t)
+                for pop, pg in sg.items():
+                    if hasattr(pg, "keys"):
+                        t = dataset(pg, "timestamps", f, kinds="iuf")
+                        spikes[pop] = (dataset(pg, "node_ids", f, length=len(t)), t)
+        elif module == "csv":
+            spikes = _spikes_csv(f)
+        else:
+            raise UnsupportedFeature(f"spike input module '{module}' is not supported (sonata, h5, csv)")
+        for pop in src_pops:
+            ids, t = spikes.get(pop, spikes.get(None, (None, None)))
+            if ids is None:
+                raise FormatError(f"no spikes for population '{pop}' (nor a population-free /spikes layout)", file=f)
+            ids = np.asarray(ids, dtype=np.int64)
+            keep = np.isin(ids, target[pop])
+            try:
+                self.net.sources[pop].set_spikes(ids[keep], np.asarray(t, float)[keep] * 1e-3)
+            except ModelError as e:
+                raise e.located(file=f)
+
+    def _clamp_input(self, name, inp) -> None:
+        target = self.resolve_node_set(inp.get("node_set"))
+        if inp.get("input_type") == "csv" or "file" in inp:
+            f = self.path(inp.get("file"), self.sim_path.parent, "current clamp file", self.sim_path)
+            steps = _clamp_csv(f)
+            amps = [a for _, a in steps]
+            delays = [t for t, _ in steps]
+            durs = [(steps[i + 1][0] if i + 1 < len(steps) else max(self.tstop_ms, t) + 1.0) - t
+                    for i, (t, _) in enumerate(steps)]
+        else:
+            amps, delays, durs = (inp.get(k) for k in ("amp", "delay", "duration"))
+            lists = [isinstance(x, list) for x in (amps, delays, durs)]
+            if any(lists):
+                amps, delays, durs = ([x] if not isinstance(x, list) else x for x in (amps, delays, durs))
+                m = max(len(amps), len(delays), len(durs))
+                amps, delays, durs = ((x * m if len(x) == 1 else x) for x in (amps, delays, durs))
+                if not len(amps) == len(delays) == len(durs):
+                    raise ModelError("current_clamp amp, delay and duration lists differ in length")
+            else:
+                amps, delays, durs = [amps], [delays], [durs]
+            try:
+                amps, delays, durs = ([float(x) for x in v] for v in (amps, delays, durs))
+            except (TypeError, ValueError):
+                raise ModelError("current_clamp needs numeric amp, delay and duration") from None
+        for pop, ids in target.items():
+            np_ = self.pops[pop]
+            if np_.virtual:
+                raise ModelError(f"current clamp on virtual population '{pop}'")
+            for k, (amp, delay, dur) in enumerate(zip(amps, delays, durs)):
+                if dur <= 0:
+                    continue
+                for part_i, part in enumerate(np_.parts):
+                    sel = ids[np_.part_of[ids] == part_i]
+                    if not len(sel):
+                        continue
+                    unit = nest_models.current_unit(part.template)
+                    # NEST's step current reaches the membrane one step after its start time
+                    # and nmlsim's pulse (jLEMS timing) acts from the step ending at it
+                    start = delay + (2 * self.dt_ms if part.nest is not None else 0.0)
+                    cid = f"{name}_{part.pop_id}_{k}"
+                    comp = Component(tag="pulseGenerator", id=cid, type="pulseGenerator", file=str(self.sim_path),
+                                     attrs={"amplitude": f"{amp!r}{unit}", "delay": f"{start!r}ms",
+                                            "duration": f"{dur!r}ms"})
+                    self.model.add_component(comp)
+                    self.net.inputs.append(InputList(cid, comp, part.pop_id, np_.index_in_part[sel].astype(np.int64),
+                                                     np.ones(len(sel))))
+
+    # ------------------------------------------------------------- reports
+    def _report(self, name, rep, out_dir, dt, tstart, tstop) -> ReportSpec:
+        var = rep.get("variable_name")
+        if var not in ("V_m", "v"):
+            raise UnsupportedFeature(f"report variable '{var}' is not supported (V_m / v, the membrane potential)")
+        cells = self.resolve_node_set(rep.get("cells", list(self.pops)))
+        quantities, kept = {}, {}
+        for pop, ids in cells.items():
+            np_ = self.pops[pop]
+            if np_.virtual or not len(ids):
+                continue
+            kept[pop] = ids
+            quantities[pop] = [f"{np_.parts[np_.part_of[i]].pop_id}[{int(np_.index_in_part[i])}]/v" for i in ids]
+        fname = rep.get("file_name") or f"{name}.h5"
+        f = Path(fname) if Path(fname).is_absolute() else out_dir / fname
+        rdt = float(rep.get("dt", dt))
+        return ReportSpec(name, f, var, "mV", 1e3, float(rep.get("start_time", tstart)),
+                          float(rep.get("end_time", tstop)), max(rdt, dt), kept, quantities)
+
+
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _float(v, key, where):
+    if v is None:
+        return np.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise FormatError(f"{key} '{v}' is not a number", file=where) from None
+
+
+def _matches(col: np.ndarray, wants) -> np.ndarray:
+    m = np.zeros(len(col), dtype=bool)
+    numeric = col.dtype.kind in "iuf"
+    for w in wants:
+        if numeric:
+            try:
+                m |= col == float(w)
+            except (TypeError, ValueError):
+                continue
+        else:
+            sw = str(w)
+            hit = np.array([c is not None and (str(c) == sw or _num_eq(c, w)) for c in col], dtype=bool)
+            m |= hit
+    return m
+
+
+def _num_eq(a, b) -> bool:
+    try:
+        return not isinstance(b, (str, bool)) and float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _spikes_csv(f: Path):
+    """bmtk's spike CSV: space-separated ``timestamps population node_ids`` with a header."""
+    try:
+        rows = list(csv.reader(f.read_text().splitlines(), delimiter=" ", skipinitialspace=True))
+    except FileNotFoundError:
+        raise FormatError("file not found", file=f) from None
+    if not rows:
+        raise FormatError("empty spike file", file=f)
+    head = rows[0]
+    for need in ("timestamps", "node_ids"):
+        if need not in head:
+            raise FormatError(f"no '{need}' column", file=f, line=1)
+    out: Dict[Optional[str], Tuple[list, list]] = {}
+    for ln, r in enumerate(rows[1:], start=2):
+        if not r:
+            continue
+        d = dict(zip(head, r))
+        try:
+            t, i = float(d["timestamps"]), int(d["node_ids"])
+        except (KeyError, ValueError):
+            raise FormatError("bad spike row", file=f, line=ln) from None
+        ids, ts = out.setdefault(d.get("population"), ([], []))
+        ids.append(i)
+        ts.append(t)
+    return {k: (np.array(v[0]), np.array(v[1])) for k, v in out.items()}
+
+
+def _clamp_csv(f: Path):
+    """``timestamps amps`` table: the amplitude steps to each value at each time."""
+    try:
+        rows = list(csv.reader(f.read_text().splitlines(), delimiter=" ", skipinitialspace=True))
+    except FileNotFoundError:
+        raise FormatError("file not found", file=f) from None
+    rows = [[c for c in r if c] for r in rows if r]
+    if not rows or "timestamps" not in rows[0] or "amps" not in rows[0]:
+        raise FormatError("a current clamp table needs 'timestamps' and 'amps' columns", file=f, line=1)
+    it, ia = rows[0].index("timestamps"), rows[0].index("amps")
+    steps = []
+    for ln, r in enumerate(rows[1:], start=2):
+        try:
+            steps.append((float(r[it]), float(r[ia])))
+        except (IndexError, ValueError):
+            raise FormatError("bad row", file=f, line=ln) from None
+    steps.sort()
+    return steps
+
+
+def read_sonata_run(config_path, include_root=None) -> SonataRun:
+    return SonataReader(config_path, include_root).read()
