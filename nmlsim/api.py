@@ -52,7 +52,7 @@ class RunResult:
     simulator: Optional[Simulator] = None
 
 
-def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float] = None,
+def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
         sonata_spikes=None) -> RunResult:
@@ -61,6 +61,7 @@ def run(sim: LoadedSimulation, *, method: str = "exp_euler", dt: Optional[float]
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
     """
     spec = sim.spec
+    method = method or "exp_euler"
     dt = float(dt) if dt else spec.step
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
@@ -148,7 +149,7 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
     return rec.result(), simulator
 
 
-def run_sonata(config, *, method: str = "exp_euler", dt: Optional[float] = None, duration: Optional[float] = None,
+def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = None, duration: Optional[float] = None,
                seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None,
                output_dir=None):
     """Simulate a SONATA simulation config; writes its spike file and reports.
@@ -162,6 +163,7 @@ def run_sonata(config, *, method: str = "exp_euler", dt: Optional[float] = None,
     from .io.sonata_reader import read_sonata_run
     r = read_sonata_run(config, include_root=include_root)
     net = r.network
+    method = method or r.method
     dt = dt or r.dt_s
     duration = duration if duration is not None else r.tstop_s
     seed = seed if seed is not None else r.seed

@@ -56,7 +56,7 @@ def cmd_run(args) -> int:
             return EXIT_INTERRUPTED
         if not args.quiet:
             n = sum(len(i) for i, _ in spikes.values())
-            print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s ({args.method})")
+            print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s")
         return 0
     sim = api.load(path, include_root=args.include_root)
     nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
@@ -73,7 +73,7 @@ def cmd_run(args) -> int:
         for f in res.files:
             print(f"wrote {f}")
         print(f"simulated {sim.spec.length if args.duration is None else args.duration:g} s "
-              f"in {time.time() - t0:.2f} s ({args.method})")
+              f"in {time.time() - t0:.2f} s ({args.method or 'exp_euler'})")
     if args.plot:
         from .plot import plot_result
         out = plot_result(sim, res, Path(args.outdir or "."))
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="simulate a LEMS file (writing its OutputFiles like jnml) or a SONATA simulation config")
     r.add_argument("file")
-    r.add_argument("--method", default="exp_euler", choices=("euler", "exp_euler", "rk4"),
+    r.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4"),
                    help="integrator (default: exp_euler; euler is what jLEMS does)")
     r.add_argument("--dt", type=float, default=None, help="time step in seconds (default: the Simulation step)")
     r.add_argument("--duration", type=float, default=None, help="simulated time in seconds (default: length)")

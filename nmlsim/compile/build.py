@@ -78,6 +78,25 @@ def _in_port(g: Group) -> str:
     raise ModelError(f"synapse {g.root.tname} has no input event port", **g.root.where())
 
 
+def _fusion_key(model, comp):
+    """Components of one type, without children, whose attributes differ in parameter
+    values only, fuse; anything else keys on the component itself."""
+    if comp.children:
+        return ("component", id(comp))
+    tname = model.type_of(comp)
+    if not model.has_type(tname):
+        return ("component", id(comp))
+    ct = model.resolved(tname)
+    fixed = tuple(sorted((k, v) for k, v in comp.attrs.items() if k not in ct.parameters))
+    return ("type", tname, tuple(sorted(k for k in comp.attrs if k in ct.parameters)), fixed)
+
+
+def _param_values(model, comp) -> dict:
+    """Parameter values (SI) of a childless component, by group key."""
+    probe = Group(-1, "probe", model, comp, 1)
+    return {probe.root.key(p): v for p, v in probe.root.params.items() if v is not None}
+
+
 def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bool = True) -> Built:
     model = net.model
     b = Built(net)
@@ -111,14 +130,25 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
     # Populations of the same cell component are one group (E and I of an E-I network):
     # half the generated statements, twice the work per statement.  pop_offset maps a
     # population's cell i to index i + offset of its group.
+    # Cells whose components differ only in parameter values (the node types of a SONATA
+    # population, NEST models with per-type parameters) share a group too, the differing
+    # parameters becoming per-cell arrays.
     buckets = {}
     for pid, pop in net.populations.items():
-        key = id(pop.component) if fuse_populations else pid
+        key = _fusion_key(model, pop.component) if fuse_populations else pid
         buckets.setdefault(key, []).append(pid)
     for pids in buckets.values():
         comp = net.populations[pids[0]].component
-        g = new_group("+".join(pids), comp, sum(net.populations[p].size for p in pids))
+        sizes = [net.populations[p].size for p in pids]
+        g = new_group("+".join(pids), comp, sum(sizes))
         g.parent = Link(root, net_node, None)
+        comps = [net.populations[p].component for p in pids]
+        if any(c is not comp for c in comps):
+            values = [_param_values(model, c) for c in comps]
+            for key in values[0]:
+                col = [v[key] for v in values]
+                if any(x != col[0] for x in col):
+                    g.per_instance[key] = np.repeat(np.asarray(col, dtype=float), sizes)
         offset = 0
         for pid in pids:
             b.pop_groups[pid] = g

@@ -146,7 +146,8 @@ def _glif(dynamics, cid, where) -> NestCell:
 def synapse_for(cell: NestCell, receptor: int, inhibitory: bool, where: dict) -> Tuple[str, Component, bool]:
     """(key, synapse component, use |weight|) for a static_synapse onto ``cell``.
 
-    ``key`` names the component uniquely per cell component, receptor and sign.
+    ``key`` names the component by its type and values, so that cells of different node
+    types with equal time constants share one synapse group.
     """
     m, p, cid = cell.model, cell.params, cell.component.id
     if m == "glif_psc":
@@ -154,29 +155,36 @@ def synapse_for(cell: NestCell, receptor: int, inhibitory: bool, where: dict) ->
         if not 1 <= receptor <= len(taus):
             raise ModelError(f"receptor_type {receptor} is out of range for glif_psc '{cid}' "
                              f"(ports 1..{len(taus)})", **where)
-        key = f"{cid}_psc_r{receptor}"
+        key = f"nest_alpha_psc_tau{_tag(taus[receptor - 1])}"
         return key, Component(tag="alphaCurrentSynapse", id=key, type="alphaCurrentSynapse",
                               attrs={"tau": _fmt(taus[receptor - 1], "ms"), "ibase": "1pA"}), False
     if receptor not in (0,):
         raise UnsupportedFeature(f"receptor_type {receptor} onto NEST {m} is not supported (port 0 only)", **where)
     side = "in" if inhibitory else "ex"
     tau = p[f"tau_syn_{side}"] if m != "iaf_psc_delta" else None
-    key = f"{cid}_{side}"
     if m == "iaf_psc_alpha":
+        key = f"nest_alpha_psc_tau{_tag(tau)}"
         return key, Component(tag="alphaCurrentSynapse", id=key, type="alphaCurrentSynapse",
                               attrs={"tau": _fmt(tau, "ms"), "ibase": "1pA"}), False
     if m == "iaf_psc_exp":
+        key = f"nest_exp_psc_tau{_tag(tau)}"
         return key, Component(tag="nestExpCurrentSynapse", id=key, type="nestExpCurrentSynapse",
                               attrs={"tau": _fmt(tau, "ms"), "ibase": "1pA"}), False
     if m == "iaf_psc_delta":
-        key = f"{cid}_delta"
+        key = "nest_delta_psc"
         return key, Component(tag="nestDeltaSynapse", id=key, type="nestDeltaSynapse",
                               attrs={"amplitude": "1mV"}), False
     if m == "iaf_cond_exp":
         erev = p["E_in"] if inhibitory else p["E_ex"]
+        key = f"nest_cond_exp_tau{_tag(tau)}_erev{_tag(erev)}"
         return key, Component(tag="expOneSynapse", id=key, type="expOneSynapse",
                               attrs={"gbase": "1nS", "erev": _fmt(erev, "mV"), "tauDecay": _fmt(tau, "ms")}), True
     raise UnsupportedFeature(f"no synapse for NEST model {m}", **where)
+
+
+def _tag(x: float) -> str:
+    """A number as an NmToken-safe id fragment: 2.0 -> '2', -85.5 -> 'm85p5'."""
+    return f"{float(x):g}".replace("-", "m").replace(".", "p").replace("+", "")
 
 
 def current_unit(cell_template: str) -> str:

@@ -271,6 +271,9 @@ class SonataRun:
     spikes_sort_order: str
     reports: List[ReportSpec]
     node_populations: Dict[str, NodePopulation]
+    #: the integrator runs use unless told otherwise: NEST integrates its models exactly,
+    #: which RK4 matches to rounding at NEST's usual steps; exponential Euler otherwise
+    method: str = "exp_euler"
 
 
 class SonataReader:
@@ -396,8 +399,10 @@ class SonataReader:
             except NmlsimError as e:
                 raise e.located(file=sim_path, element=f"report '{name}'")
         seed = run.get("seed", sim.get("seed"))
+        nest = any(part.nest is not None for p in self.pops.values() for part in p.parts)
         return SonataRun(net, tstop * 1e-3, dt * 1e-3, tstart * 1e-3, seed, out_dir, spikes_file,
-                         str(out.get("spikes_sort_order") or "time"), reports, self.pops)
+                         str(out.get("spikes_sort_order") or "time"), reports, self.pops,
+                         method="rk4" if nest else "exp_euler")
 
     # ------------------------------------------------------------- cells
     def _make_cells(self, np_: NodePopulation) -> None:
@@ -707,6 +712,11 @@ class SonataReader:
             if ids is None:
                 raise FormatError(f"no spikes for population '{pop}' (nor a population-free /spikes layout)", file=f)
             ids = np.asarray(ids, dtype=np.int64)
+            n = self.pops[pop].n
+            if len(ids) and (ids.min() < 0 or ids.max() >= n):
+                bad = int(ids.max() if ids.max() >= n else ids.min())
+                raise FormatError(f"spike for node id {bad}, out of range for population '{pop}' ({n} nodes)",
+                                  file=f)
             keep = np.isin(ids, target[pop])
             try:
                 self.net.sources[pop].set_spikes(ids[keep], np.asarray(t, float)[keep] * 1e-3)
