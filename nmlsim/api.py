@@ -116,7 +116,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
             if write:
                 write_sonata_spikes(path_h5, spikes, complete)
                 result.files.append(str(path_h5))
-        spike_rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink)
+        spike_rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink, state_time=True)
         recorders.append(spike_rec)
     if extra_quantities:
         cols = []
@@ -187,7 +187,8 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
     # written from the recorders' finalize, so an interrupted run still leaves its (marked) outputs
     recorders = [SpikeRecorder(spiking_groups(built),
                                sink=lambda sp, complete: write_sonata_spikes(out, to_sonata(sp), complete,
-                                                                             sort=r.spikes_sort_order))]
+                                                                             sort=r.spikes_sort_order),
+                               state_time=True)]
     for rep in reports:
         every = max(1, int(round(rep.dt_ms * 1e-3 / dt)))
         pops = list(rep.quantities)

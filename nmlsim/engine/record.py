@@ -97,14 +97,18 @@ class SpikeRecorder(Recorder):
     offset..offset+size-1 of its group (populations of one cell type share a group).
     """
 
-    def __init__(self, groups, sink: Optional[Callable[[dict, bool], None]] = None):
+    def __init__(self, groups, sink: Optional[Callable[[dict, bool], None]] = None, state_time: bool = False):
         self.groups = groups
         self.sink = sink
+        #: report the time of the state that crossed threshold (NEST, NEURON, SONATA files)
+        #: instead of jLEMS's event time, which is one step later
+        self.state_time = state_time
 
     def initialize(self, sim, nsteps):
         self.idx = {name: [] for name, *_ in self.groups}
         self.times = {name: [] for name, *_ in self.groups}
         by_group = {}
+        shift = sim.dt if self.state_time else 0.0
         for name, g, port, offset, size in self.groups:
             by_group.setdefault((g.gid, port), []).append((name, offset, size))
         for key, pops in by_group.items():
@@ -116,7 +120,7 @@ class SpikeRecorder(Recorder):
                     sel = i[(i >= offset) & (i < offset + size)]
                     if len(sel):
                         self.idx[name].append(sel - offset)
-                        self.times[name].append(np.full(len(sel), t))
+                        self.times[name].append(np.full(len(sel), t - shift))
             sim.event_listeners[key].append(cb)
 
     def finalize(self, sim, complete):

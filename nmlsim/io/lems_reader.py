@@ -8,6 +8,8 @@ ComponentType is named by the element (or by its ``type=`` attribute).
 from __future__ import annotations
 
 import os
+
+from lxml import etree
 from pathlib import Path
 from typing import Optional
 
@@ -129,6 +131,7 @@ class LemsReader:
         if not name:
             raise FormatError("ComponentType without a name", file=path, line=el.sourceline)
         ct = ComponentType(name=name, extends=el.get("extends"), file=str(path), line=el.sourceline)
+        ct.xml = etree.tostring(el, encoding="unicode", with_tail=False)
         for sub in el:
             t = local(sub.tag)
             g = sub.get

@@ -88,6 +88,41 @@ def referenced_components(model: LemsModel, roots: Iterable[Component]) -> List[
     return out
 
 
+def user_type_xml(model: LemsModel, comps: Iterable[Component]) -> List[str]:
+    """Definitions of the non-core ComponentTypes ``comps`` (and their children) use,
+    supertypes first, as read — so a written document runs without the files it came from."""
+    from ..coretypes import CORE_DIR
+    core = str(Path(CORE_DIR).resolve())
+    out: List[str] = []
+    seen = set()
+
+    def add_type(name: str):
+        if name in seen or not model.has_type(name):
+            return
+        seen.add(name)
+        ct = model.types[name]
+        if ct.extends:
+            add_type(ct.extends)
+        for t in list(ct.children.values()) + list(ct.child.values()):
+            add_type(t)
+        if ct.xml and not (ct.file and str(Path(ct.file).resolve()).startswith(core)):
+            out.append(ct.xml)
+
+    def visit(c: Component, parent_type=None):
+        try:
+            t = model.type_of(c, parent_type)
+        except Exception:
+            return
+        add_type(t)
+        pt = model.resolved(t) if model.has_type(t) else None
+        for ch in c.children:
+            visit(ch, pt)
+
+    for c in comps:
+        visit(c)
+    return out
+
+
 def _attr_values(c: Component):
     for v in c.attrs.values():
         yield v
@@ -126,6 +161,8 @@ def write_network_nml(net: Network, path, doc_id: Optional[str] = None) -> Path:
         fh.write(NEUROML_HEAD.format(id=quoteattr(doc_id or net.id)))
         if net.description:
             fh.write(f"    <notes>{_escape(net.description)}</notes>\n")
+        for x in user_type_xml(model, comps):
+            fh.write("    " + x.strip() + "\n")
         for c in schema_order(comps):
             fh.write(component_xml(c))
         netc = net.component

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import UnsupportedFeature
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
-from .neuroml_writer import NEUROML_HEAD, component_xml, referenced_components, schema_order
+from .neuroml_writer import NEUROML_HEAD, component_xml, referenced_components, schema_order, user_type_xml
 from .results import _atomic_write
 
 SONATA_MAGIC = 0x0A7A
@@ -39,6 +39,8 @@ def _write_component_doc(model: LemsModel, comp: Component, path: Path) -> None:
     def w(fh):
         fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
         fh.write(NEUROML_HEAD.format(id=f'"{comp.id}"'))
+        for x in user_type_xml(model, comps):
+            fh.write("    " + x.strip() + "\n")
         for c in comps:
             fh.write(component_xml(c))
         fh.write("</neuroml>\n")
@@ -154,6 +156,10 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
            "output": {"output_dir": "$OUTPUT_DIR", "spikes_file": "spikes.h5", "spikes_sort_order": "time"}}
     if seed is not None:
         sim["run"]["seed"] = seed
+    temp = net.component.attrs.get("temperature") if net.component is not None else None
+    if temp:
+        kelvin = model.units.parse(temp, "temperature")
+        sim["conditions"] = {"celsius": round(kelvin - 273.15, 12)}
     for name, obj in (("circuit_config.json", circuit), ("simulation_config.json", sim)):
         _atomic_write(out / name, lambda fh, obj=obj: json.dump(obj, fh, indent=1))
         written.append(out / name)

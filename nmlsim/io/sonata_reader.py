@@ -333,8 +333,25 @@ class SonataReader:
         comps = circuit.get("components") or {}
         self.comps = comps
         netc = Component(tag="network", id="sonata_network", file=str(circ_path))
+        celsius = (sim.get("conditions") or {}).get("celsius")
+        if celsius is not None:  # what temperature-dependent NeuroML cells (q10) read
+            try:
+                netc.attrs["temperature"] = f"{float(celsius)!r}degC"
+            except (TypeError, ValueError):
+                raise FormatError(f"conditions.celsius {celsius!r} is not a number", file=sim_path) from None
+            netc.type_attr = "networkWithTemperature"
         net = Network(id="sonata_network", component=netc, model=self.model, root=netc)
         self.net = net
+        run = sim.get("run") or {}
+        try:
+            tstop = float(run["tstop"])
+            dt = float(run.get("dt", 0.1))
+            tstart = float(run.get("tstart", 0.0))
+        except (KeyError, TypeError, ValueError):
+            raise FormatError("'run' needs numeric tstop (and dt) in ms", file=sim_path) from None
+        if dt <= 0 or tstop < tstart:
+            raise FormatError(f"bad run times: tstop {tstop}, dt {dt}", file=sim_path)
+        self.dt_ms = dt
         networks = circuit["networks"]
         for spec in networks.get("nodes") or []:
             nfile = self.path(spec.get("nodes_file"), circ_path.parent, "nodes file", circ_path)
@@ -364,15 +381,6 @@ class SonataReader:
             with f:
                 for epop, g in (f["edges"].items() if "edges" in f else ()):
                     self._edges(epop, g, efile, etypes)
-        run = sim.get("run") or {}
-        try:
-            tstop = float(run["tstop"])
-            dt = float(run.get("dt", 0.1))
-            tstart = float(run.get("tstart", 0.0))
-        except (KeyError, TypeError, ValueError):
-            raise FormatError("'run' needs numeric tstop (and dt) in ms", file=sim_path) from None
-        if dt <= 0 or tstop < tstart:
-            raise FormatError(f"bad run times: tstop {tstop}, dt {dt}", file=sim_path)
         self.node_sets = dict(self._node_sets_file(sim, sim_path, circuit, circ_path))
         self.node_sets.update(sim.get("node_sets") or {})
         self.sim_path, self.tstop_ms, self.dt_ms = sim_path, tstop, dt
@@ -445,6 +453,13 @@ class SonataReader:
             overrides = {p: _py(np_.dyn[p][first]) for p in dyn_names}
             dfile = dyn_files[first] if dyn_files is not None else None
             part = Part(pid, nodes, template)
+            morph = np_.column("morphology")
+            if morph is not None and morph[first] not in (None, "") and not (
+                    isinstance(morph[first], float) and np.isnan(morph[first])):
+                raise UnsupportedFeature(
+                    f"node type {tid} of population '{np_.name}' is a {mtypes[first]} cell on morphology "
+                    f"'{morph[first]}': multi-compartment cells are not supported (nmlsim simulates point and "
+                    "single-compartment cells)", file=np_.file)
             self._cell_component(np_, part, tid, dfile, overrides, mtypes[first])
             np_.parts.append(part)
             pos = None
@@ -576,10 +591,15 @@ class SonataReader:
         for (sp, tp, key), rows in acc.items():
             rows = np.sort(np.concatenate(rows))
             w = np.abs(weight[rows]) if absw[key] else weight[rows]
+            d = np.asarray(delay[rows], float)
+            if syns[key].type == "nestDeltaSynapse":
+                # the cell applies a delta synapse's jump one step after it arrives (it reads
+                # the synapse through a derived variable); NEST applies it at spike + delay
+                d = np.maximum(d - self.dt_ms, 0.0)
             pid = f"{epop}" if len(acc) == 1 else f"{epop}_{len(self.net.projections)}"
             self.net.projections.append(Projection(
                 pid, spop.parts[sp].pop_id, tpop.parts[tp].pop_id, syns[key], src_idx[rows].astype(np.int64),
-                tgt_idx[rows].astype(np.int64), np.asarray(w, float), np.asarray(delay[rows], float) * 1e-3))
+                tgt_idx[rows].astype(np.int64), np.asarray(w, float), d * 1e-3))
 
     def _edge_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
         groups = [k for k in g.keys() if k.isdigit()]

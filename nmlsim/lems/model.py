@@ -110,6 +110,7 @@ class ComponentType:
     has_structure: bool = False
     file: Optional[str] = None
     line: Optional[int] = None
+    xml: Optional[str] = None  # the definition as read, so writers can carry user types along
 
 
 @dataclass
@@ -224,6 +225,10 @@ class LemsModel:
                 t = comp.type_attr or comp.type
                 if t and self.has_type(t):
                     return t
+                if comp.type_attr and not self.has_type(comp.tag):
+                    # <forwardRate type="myRate"> with myRate defined nowhere: an error, not
+                    # the slot's abstract type (which would silently give a zero rate)
+                    raise ModelError(f"unknown component type '{comp.type_attr}'", **comp.where())
                 if self.has_type(comp.tag) and self.is_a(comp.tag, slot_type):
                     return comp.tag
                 return slot_type

@@ -45,8 +45,10 @@ def test_merge_decisions_and_equivalence(lems_file):
     sim = api.load(lems_file(NET.replace('<spikeGeneratorRegular id="unused" period="7ms"/>', ''), SIM))
     b = build_groups(sim.network)
     merged = {g.name: (g.merged, g.n) for g in b.groups}
-    assert merged["pe1:e1"] == (True, 2)  # two hosts carry three connections
-    assert merged["pe2:e2"] == (True, 1)
+    # one instance per cell of the host group carries the connections of every projection
+    # using that synapse: here three connections (pe1) and two (pe2) onto a 3-cell group
+    assert merged["e1@post"] == (True, 3)
+    assert merged["e2@post"] == (True, 3)
     assert merged["pstp:stp"] == (False, 2)  # depression state is per connection
     for method in ("euler", "exp_euler"):
         a = api.run(sim, method=method, write=False).traces["of"]
