@@ -26,9 +26,10 @@ def convert(src, outdir, *, to: str, include_root=None) -> List[Path]:
     if to == "sonata":
         from .io.sonata import write_sonata
         return write_sonata(net, outdir, tstop_s=length, dt_s=step, seed=seed)
-    from .io.neuroml_writer import write_lems_simulation, write_network_nml
-    nml = write_network_nml(net, outdir / f"{net.id}.net.nml")
+    from .io.neuroml_writer import write_lems_simulation, write_network
+    files = write_network(net, outdir / f"{net.id}.net.nml")
     events = {f"results/{pid}.spikes": [f"{pid}[{i}]" for i in range(p.size)] for pid, p in net.populations.items()}
     lems = write_lems_simulation(outdir / f"LEMS_{net.id}.xml", sim_id=f"sim_{net.id}", target=net.id,
-                                 includes=[nml.name], length_s=length, step_s=step, seed=seed, event_outputs=events)
-    return [nml, lems]
+                                 includes=[f.name for f in files], length_s=length, step_s=step, seed=seed,
+                                 event_outputs=events)
+    return files + [lems]

@@ -280,15 +280,17 @@ def core_model() -> LemsModel:
     return reader.model
 
 
-def load_model(path, include_root=None, with_core=True) -> LemsModel:
+def load_model(path, include_root=None, with_core=True, before=()) -> LemsModel:
     """Load a LEMS or NeuroML file and everything it includes.
 
     NeuroML documents (which include no core types) get the standard core types, as
-    jnml gives them.
+    jnml gives them; ``before`` are files to load ahead of ``path``.
     """
     reader = LemsReader(include_root=include_root or default_include_root(Path(path)))
     if with_core:
         for f in CORE_FILES_ORDER:
             reader.load(CORE_DIR / f)
+    for f in before:
+        reader.load(f)
     reader.load(path)
     return reader.model

@@ -146,14 +146,53 @@ def _cell_path(net: Network, pop: str, i: int) -> str:
     return f"../{pop}/{int(cid)}/{p.component.id}"
 
 
-def write_network_nml(net: Network, path, doc_id: Optional[str] = None) -> Path:
-    """Write ``net`` (components and structure) as one NeuroML document."""
+def write_network(net: Network, path, doc_id: Optional[str] = None) -> List[Path]:
+    """Write ``net`` as a NeuroML document; returns the files a LEMS file must include.
+
+    Components of types the NeuroML schema does not know (user ComponentTypes, nmlsim's
+    NEST neurons) and those types' definitions go into ``<stem>.types.xml``, a LEMS file
+    listed first, so that the NeuroML document stays schema-valid.
+    """
+    from ..graph.transform import sources_as_spike_arrays
+    net = sources_as_spike_arrays(net)
     model = net.model
+    path = Path(path)
+    roots = _roots(net)
+    comps = referenced_components(model, roots)
+    custom = [c for c in comps if c.tag not in _RANK]
+    types = user_type_xml(model, comps)
+    out = []
+    if custom or types:
+        tpath = path.with_name(path.name.split(".")[0] + ".types.xml")
+
+        def write_types(fh):
+            fh.write("<Lems>\n")
+            for x in types:
+                fh.write("    " + x.strip() + "\n")
+            for c in custom:
+                fh.write(component_xml(c))
+            fh.write("</Lems>\n")
+        _atomic_write(tpath, write_types)
+        out.append(tpath)
+    out.append(write_network_nml(net, path, doc_id, skip=set(map(id, custom))))
+    return out
+
+
+def _roots(net: Network) -> List[Component]:
     roots = [p.component for p in net.populations.values()]
     roots += [pr.synapse for pr in net.projections] + [e.synapse for e in net.electrical]
     roots += [c.pre_component for c in net.continuous] + [c.post_component for c in net.continuous]
     roots += [i.component for i in net.inputs]
-    comps = referenced_components(model, roots)
+    return roots
+
+
+def write_network_nml(net: Network, path, doc_id: Optional[str] = None, skip=frozenset()) -> Path:
+    """Write ``net`` (components and structure) as one NeuroML document (components whose
+    ``id()`` is in ``skip`` are left to another file: see :func:`write_network`)."""
+    from ..graph.transform import sources_as_spike_arrays
+    net = sources_as_spike_arrays(net)
+    model = net.model
+    comps = [c for c in referenced_components(model, _roots(net)) if id(c) not in skip]
     path = Path(path)
 
     def write(fh):
@@ -161,8 +200,6 @@ def write_network_nml(net: Network, path, doc_id: Optional[str] = None) -> Path:
         fh.write(NEUROML_HEAD.format(id=quoteattr(doc_id or net.id)))
         if net.description:
             fh.write(f"    <notes>{_escape(net.description)}</notes>\n")
-        for x in user_type_xml(model, comps):
-            fh.write("    " + x.strip() + "\n")
         for c in schema_order(comps):
             fh.write(component_xml(c))
         netc = net.component

@@ -783,7 +783,9 @@ class SonataReader:
                     # and nmlsim's pulse (jLEMS timing) acts from the step ending at it
                     start = delay + (2 * self.dt_ms if part.nest is not None else 0.0)
                     cid = f"{name}_{part.pop_id}_{k}"
-                    comp = Component(tag="pulseGenerator", id=cid, type="pulseGenerator", file=str(self.sim_path),
+                    # on NEST cells a step current that also offers the delta synapses' 'jump'
+                    tag = "nestStepCurrent" if part.nest is not None else "pulseGenerator"
+                    comp = Component(tag=tag, id=cid, type=tag, file=str(self.sim_path),
                                      attrs={"amplitude": f"{amp!r}{unit}", "delay": f"{start!r}ms",
                                             "duration": f"{dur!r}ms"})
                     self.model.add_component(comp)

@@ -58,8 +58,13 @@ def validate_file(path, include_root=None) -> List[str]:
     from .neuroml import build_network
 
     problems: List[str] = []
+    # nmlsim writes the components of non-NeuroML types beside a network document, in
+    # <stem>.types.xml (see neuroml_writer.write_network): check references against it
+    path = Path(path)
+    types = path.with_name(path.name.split(".")[0] + ".types.xml")
+    before = [types] if types.exists() and types.resolve() != path.resolve() else []
     try:
-        model = load_model(path, include_root=include_root)
+        model = load_model(path, include_root=include_root, before=before)
     except NmlsimError as e:
         return [str(e)]
     core = os.path.realpath(Path(__file__).resolve().parent.parent / "coretypes")

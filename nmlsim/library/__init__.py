@@ -23,7 +23,7 @@ def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optiona
            duration: Optional[float] = None, step: Optional[float] = None, trace_cells: int = 3):
     """Build model ``name`` and write it under ``outdir``; returns the paths written."""
     from ..errors import UnsupportedFeature
-    from ..io.neuroml_writer import write_lems_simulation, write_network_nml
+    from ..io.neuroml_writer import write_lems_simulation, write_network
     net = build(name, size, seed)
     _, default_len, default_step = MODELS[name]
     step = step if step is not None else default_step
@@ -32,15 +32,15 @@ def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optiona
     written = []
     for fmt in to:
         if fmt == "neuroml":
-            nml = write_network_nml(net, outdir / f"{name}.net.nml", doc_id=name)
+            files = write_network(net, outdir / f"{name}.net.nml", doc_id=name)
             events = {f"results/{name}_{pid}.spikes": [f"{pid}[{i}]" for i in range(p.size)]
                       for pid, p in net.populations.items()}
             traces = {f"results/{name}_v.dat": [f"{pid}[{i}]/v" for pid, p in net.populations.items()
                                                 for i in range(min(trace_cells, p.size))]}
             lems = write_lems_simulation(outdir / f"LEMS_{name}.xml", sim_id=f"sim_{name}", target=net.id,
-                                         includes=[nml.name], length_s=length, step_s=step, seed=seed,
+                                         includes=[f.name for f in files], length_s=length, step_s=step, seed=seed,
                                          event_outputs=events, traces=traces)
-            written += [nml, lems]
+            written += files + [lems]
         elif fmt == "sonata":
             from ..io.sonata import write_sonata
             written += write_sonata(net, outdir / "sonata", tstop_s=length, dt_s=step, seed=seed)

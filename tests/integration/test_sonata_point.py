@@ -180,3 +180,32 @@ def test_bmtk_120cells_first_100ms_match_nest(tmp_path):
     for n in np.unique(rid):
         a, b = np.sort(rt[rid == n]), np.sort(ct[cid == n])
         assert len(a) == len(b) and np.max(np.abs(a - b)) < 0.05
+
+
+def _event_times(folder):
+    out = {}
+    for f in sorted((folder / "results").glob("*.spikes")):
+        d = np.loadtxt(f, ndmin=2) if f.stat().st_size else np.zeros((0, 2))
+        out[f.stem] = np.sort(d[:, 1]) if d.size else np.zeros(0)
+    return out
+
+
+def test_nest_circuit_converts_to_neuroml_and_runs_the_same(tmp_path):
+    """SONATA (NEST cells, virtual inputs) -> NeuroML + LEMS (NEST types embedded, inputs as
+    spikeArrays) -> nmlsim: the same spikes, one step apart (jLEMS event time vs state time)."""
+    cfg = make_circuit(tmp_path / "son")
+    p = run_cli(["run", cfg, "--method", "euler", "-q"])
+    assert p.returncode == 0, p.stderr
+    with h5py.File(tmp_path / "son" / "out" / "spikes.h5") as f:
+        ids, ts = f["spikes/net/node_ids"][()], f["spikes/net/timestamps"][()]
+    p = run_cli(["convert", cfg, tmp_path / "nml", "--to", "neuroml"])
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["validate", tmp_path / "nml" / "sonata_network.net.nml"])
+    assert p.returncode == 0, p.stdout + p.stderr  # XSD-valid: NEST components sit in sonata_network.types.xml
+    p = run_cli(["run", "LEMS_sonata_network.xml", "--method", "euler", "-q"], cwd=tmp_path / "nml")
+    assert p.returncode == 0, p.stderr
+    ev = _event_times(tmp_path / "nml")
+    assert set(ev) >= {"net_10", "net_11"}
+    got = np.sort(np.concatenate([ev["net_10"], ev["net_11"]])) * 1e3
+    assert len(got) == len(ts) > 0
+    assert np.allclose(got, np.sort(ts) + 0.05, atol=1e-6)
