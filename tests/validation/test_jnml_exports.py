@@ -58,8 +58,9 @@ def test_exported_network_runs_in_jnml(tmp_path, model):
 def test_sonata_nest_circuit_runs_in_jnml(tmp_path):
     """A SONATA circuit of NEST cells with virtual inputs, converted to NeuroML + LEMS (the
     NEST types travel in <net>.types.xml), runs in jnml with the spikes nmlsim gives the
-    same files: equal counts, times within one step (jLEMS accumulates t by adding dt,
-    which moves refractory-period ends by a step now and then)."""
+    same files: equal counts, first spikes within one step, intervals within two (whether
+    ``t > lastSpikeTime + t_ref`` holds on the step where the two are equal depends on
+    rounding, and jLEMS accumulates t by adding dt while nmlsim computes k * dt)."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
     from test_sonata_point import _event_times, make_circuit
@@ -75,7 +76,8 @@ def test_sonata_nest_circuit_runs_in_jnml(tmp_path):
     total = 0
     for pop in ref:
         assert len(ref[pop]) == len(ours[pop])
-        if len(ref[pop]):
-            assert np.max(np.abs(ref[pop] - ours[pop])) <= 0.05e-3 + 1e-9
+        if len(ref[pop]):  # dt = 0.05 ms: first spikes within a step, intervals within two
+            assert abs(ref[pop][0] - ours[pop][0]) <= 0.05e-3 + 1e-9
+            assert np.max(np.abs(np.diff(ref[pop]) - np.diff(ours[pop]))) <= 0.1e-3 + 1e-9
         total += len(ref[pop])
     assert total > 10
