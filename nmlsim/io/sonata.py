@@ -6,10 +6,13 @@ Written layout (``write_sonata``)::
     OUT/network/nodes.h5  node_types.csv  edges.h5  edge_types.csv
     OUT/components/nml/<component>.nml      (one NeuroML document per cell / synapse type)
 
-Cells are ``nml:`` templates (``model_type`` ``point_neuron`` for abstract cells,
-``biophysical`` for single-compartment ``cell``s); each edge population is one
-projection with ``model_template`` ``nml:<synapse>.nml``; current inputs become
-``current_clamp`` inputs (one per distinct amplitude, with inline node sets).
+Cells are ``nml:`` templates (``model_type`` ``point_neuron`` for abstract cells and
+nmlsim's NEST neurons, whose LEMS types travel in the document; ``biophysical`` for
+single-compartment ``cell``s); populations read from one SONATA population keep its name
+and node ids; each edge population is one projection with ``model_template``
+``nml:<synapse>.nml``; current inputs become ``current_clamp`` inputs (one per distinct
+amplitude, with inline node sets); spike sources become ``virtual`` populations fed by
+``inputs/<population>_spikes.h5``.
 
 Reading is :mod:`nmlsim.io.sonata_reader` (``nml:`` and ``nest:`` templates, virtual
 nodes, node sets, spike and current-clamp inputs, reports).
@@ -27,7 +30,7 @@ from ..errors import UnsupportedFeature
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
 from .neuroml_writer import NEUROML_HEAD, component_xml, referenced_components, schema_order, user_type_xml
-from .results import _atomic_write
+from .results import _atomic_write, write_sonata_spikes
 
 SONATA_MAGIC = 0x0A7A
 
@@ -76,6 +79,15 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
     out = Path(outdir)
     comp_dir = out / "components" / "nml"
     written: List[Path] = []
+    # nmlsim populations that are node types of one SONATA population (Population.origin)
+    # are written back as that population; spike sources become virtual populations
+    spops: Dict[str, list] = {}
+    for p in net.populations.values():
+        name, ids = p.origin if p.origin is not None else (p.id, np.arange(p.size))
+        spops.setdefault(name, []).append((p, np.asarray(ids, dtype=np.int64)))
+    idmap = {p.id: (name, ids) for name, parts in spops.items() for p, ids in parts}
+    for sid, src in net.sources.items():
+        idmap[sid] = (sid, np.arange(src.size))
     types: Dict[str, int] = {}
     for p in net.populations.values():
         if p.component.id not in types:
@@ -86,20 +98,38 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
         comp = model.components[cid]
         mtype = "biophysical" if model.is_a(model.type_of(comp), "cell") else "point_neuron"
         node_rows.append([tid, mtype, f"nml:{cid}.nml", cid])
+    virtual_tid = 1
+    if net.sources:
+        node_rows.append([virtual_tid, "virtual", "NULL", "virtual"])
     _csv(out / "network" / "node_types.csv", ["node_type_id", "model_type", "model_template", "pop_name"], node_rows)
 
     def nodes(f):
-        for p in net.populations.values():
-            g = f.create_group(f"nodes/{p.id}")
-            g.create_dataset("node_id", data=np.arange(p.size, dtype=np.uint64))
-            g.create_dataset("node_type_id", data=np.full(p.size, types[p.component.id], dtype=np.uint64))
-            g.create_dataset("node_group_id", data=np.zeros(p.size, dtype=np.uint32))
-            g.create_dataset("node_group_index", data=np.arange(p.size, dtype=np.uint64))
+        for name, parts in spops.items():
+            n = sum(len(ids) for _, ids in parts)
+            tids = np.zeros(n, dtype=np.uint64)
+            for p, ids in parts:
+                tids[ids] = types[p.component.id]
+            g = f.create_group(f"nodes/{name}")
+            g.create_dataset("node_id", data=np.arange(n, dtype=np.uint64))
+            g.create_dataset("node_type_id", data=tids)
+            g.create_dataset("node_group_id", data=np.zeros(n, dtype=np.uint32))
+            g.create_dataset("node_group_index", data=np.arange(n, dtype=np.uint64))
             grp = g.create_group("0")
-            if p.positions is not None:
+            if all(p.positions is not None for p, _ in parts):
+                pos = np.zeros((n, 3))
+                for p, ids in parts:
+                    pos[ids] = p.positions
                 for k, ax in enumerate("xyz"):
-                    grp.create_dataset(ax, data=p.positions[:, k].astype(float))
+                    grp.create_dataset(ax, data=pos[:, k].astype(float))
+        for sid, src in net.sources.items():
+            g = f.create_group(f"nodes/{sid}")
+            g.create_dataset("node_id", data=np.arange(src.size, dtype=np.uint64))
+            g.create_dataset("node_type_id", data=np.full(src.size, virtual_tid, dtype=np.uint64))
+            g.create_dataset("node_group_id", data=np.zeros(src.size, dtype=np.uint32))
+            g.create_dataset("node_group_index", data=np.arange(src.size, dtype=np.uint64))
+            g.create_group("0")
     _h5_write(out / "network" / "nodes.h5", nodes)
+    written.append(out / "network" / "nodes.h5")
     edge_rows = []
     syn_ids: Dict[str, str] = {}
     for k, pr in enumerate(net.projections):
@@ -113,10 +143,11 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
         for k, pr in enumerate(net.projections):
             g = f.create_group(f"edges/{pr.id}")
             n = len(pr.pre_idx)
-            s = g.create_dataset("source_node_id", data=pr.pre_idx.astype(np.uint64))
-            s.attrs["node_population"] = pr.pre
-            t = g.create_dataset("target_node_id", data=pr.post_idx.astype(np.uint64))
-            t.attrs["node_population"] = pr.post
+            (pre, pre_ids), (post, post_ids) = idmap[pr.pre], idmap[pr.post]
+            s = g.create_dataset("source_node_id", data=pre_ids[pr.pre_idx].astype(np.uint64))
+            s.attrs["node_population"] = pre
+            t = g.create_dataset("target_node_id", data=post_ids[pr.post_idx].astype(np.uint64))
+            t.attrs["node_population"] = post
             g.create_dataset("edge_type_id", data=np.full(n, k + 1, dtype=np.uint32))
             g.create_dataset("edge_group_id", data=np.zeros(n, dtype=np.uint16))
             g.create_dataset("edge_group_index", data=np.arange(n, dtype=np.uint32))
@@ -125,6 +156,7 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             grp.create_dataset("delay", data=pr.delay.astype(float) * 1e3)
     if net.projections:
         _h5_write(out / "network" / "edges.h5", edges)
+        written.append(out / "network" / "edges.h5")
     circuit = {
         "manifest": {"$NETWORK_DIR": "${configdir}/network", "$COMPONENTS_DIR": "${configdir}/components"},
         "components": {"point_neuron_models_dir": "$COMPONENTS_DIR/nml",
@@ -135,19 +167,26 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
                                if net.projections else [])},
     }
     inputs = {}
+    for sid, src in net.sources.items():
+        spath = out / "inputs" / f"{sid}_spikes.h5"
+        write_sonata_spikes(spath, {sid: (src.ids, src.times)}, sort="none")
+        written.append(spath)
+        inputs[f"{sid}_spikes"] = {"input_type": "spikes", "module": "sonata", "node_set": sid,
+                                   "input_file": f"${{configdir}}/inputs/{sid}_spikes.h5"}
     for inp in net.inputs:
         comp = inp.component
-        if model.type_of(comp) != "pulseGenerator":
+        if model.type_of(comp) not in ("pulseGenerator", "nestStepCurrent"):
             raise UnsupportedFeature(f"input '{comp.id}' ({model.type_of(comp)}) has no SONATA form yet; "
                                      "pulseGenerator inputs are written as current_clamp")
         amp = model.units.parse(comp.attrs["amplitude"], "current") * 1e9
         delay = model.units.parse(comp.attrs["delay"], "time") * 1e3
         dur = model.units.parse(comp.attrs["duration"], "time") * 1e3
+        pop, node_ids = idmap[inp.population]
         for w in np.unique(inp.weight):
-            ids = inp.target_idx[inp.weight == w]
+            ids = node_ids[inp.target_idx[inp.weight == w]]
             inputs[f"{inp.id}_{len(inputs)}"] = {
                 "input_type": "current_clamp", "module": "IClamp", "amp": float(amp * w), "delay": delay,
-                "duration": dur, "node_set": {"population": inp.population, "node_id": [int(i) for i in ids]}}
+                "duration": dur, "node_set": {"population": pop, "node_id": [int(i) for i in ids]}}
     sim = {"manifest": {"$OUTPUT_DIR": "${configdir}/output"},
            "run": {"tstop": tstop_s * 1e3, "dt": dt_s * 1e3},
            "target_simulator": "nmlsim",

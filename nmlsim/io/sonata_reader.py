@@ -407,7 +407,7 @@ class SonataReader:
             except NmlsimError as e:
                 raise e.located(file=sim_path, element=f"report '{name}'")
         seed = run.get("seed", sim.get("seed"))
-        nest = any(part.nest is not None for p in self.pops.values() for part in p.parts)
+        nest = any(self.model.type_of(pop.component).startswith("nest_") for pop in net.populations.values())
         return SonataRun(net, tstop * 1e-3, dt * 1e-3, tstart * 1e-3, seed, out_dir, spikes_file,
                          str(out.get("spikes_sort_order") or "time"), reports, self.pops,
                          method="rk4" if nest else "exp_euler")

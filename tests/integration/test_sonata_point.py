@@ -209,3 +209,22 @@ def test_nest_circuit_converts_to_neuroml_and_runs_the_same(tmp_path):
     got = np.sort(np.concatenate([ev["net_10"], ev["net_11"]])) * 1e3
     assert len(got) == len(ts) > 0
     assert np.allclose(got, np.sort(ts) + 0.05, atol=1e-6)
+
+
+def test_nest_circuit_sonata_round_trip(tmp_path):
+    """SONATA (NEST cells, node types, virtual inputs) -> nmlsim -> SONATA -> nmlsim: same spikes,
+    same population names and node ids."""
+    cfg = make_circuit(tmp_path / "a")
+    p = run_cli(["run", cfg, "-q"])
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["convert", cfg, tmp_path / "b", "--to", "sonata"])
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["run", tmp_path / "b" / "simulation_config.json", "--outdir", tmp_path / "b" / "out", "-q"])
+    assert p.returncode == 0, p.stderr
+    with h5py.File(tmp_path / "a" / "out" / "spikes.h5") as f, h5py.File(tmp_path / "b" / "out" / "spikes.h5") as g:
+        assert list(f["spikes"]) == list(g["spikes"]) == ["net"]
+        assert np.array_equal(f["spikes/net/node_ids"][()], g["spikes/net/node_ids"][()])
+        assert np.array_equal(f["spikes/net/timestamps"][()], g["spikes/net/timestamps"][()])
+        assert len(f["spikes/net/node_ids"][()]) > 0
+    with h5py.File(tmp_path / "b" / "network" / "nodes.h5") as f:
+        assert set(f["nodes"]) == {"net", "ext"} and len(f["nodes/net/node_id"]) == 6
