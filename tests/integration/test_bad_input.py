@@ -1,69 +1,11 @@
 """Bad input: one line naming the file and element/line, a non-zero exit, no traceback."""
-import pytest
+import sys
+from pathlib import Path
 
-from conftest import LEMS_HEAD, run_cli
+from conftest import run_cli
 
-GOOD_CELL = '<iafCell id="c" leakReversal="-70mV" thresh="-50mV" reset="-70mV" C="100pF" leakConductance="10nS"/>'
-SIM = ('<Simulation id="sim1" length="10ms" step="0.1ms" target="net">'
-       '<OutputFile id="of" fileName="v.dat"><OutputColumn id="v" quantity="p[0]/v"/></OutputFile></Simulation>')
-
-
-def lems(body):
-    return LEMS_HEAD + body + SIM + "\n</Lems>\n"
-
-
-def net(comp="c"):
-    return f'<network id="net"><population id="p" component="{comp}" size="1"/></network>'
-
-
-CASES = {
-    "malformed": (lems(GOOD_CELL + net()).replace("</network>", "</netwrk>"), "malformed XML", 2),
-    "truncated": (lems(GOOD_CELL + net())[:300], "malformed XML", 2),
-    "billion_laughs": ('<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
-                       '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>\n'
-                       '<Lems>&lol2;</Lems>\n', "entities are not allowed", 2),
-    "xxe": ('<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n<Lems>&x;</Lems>\n',
-            "entities are not allowed", 2),
-    "include_escape": (lems('<Include file="../../../../../../../../etc/passwd"/>' + GOOD_CELL + net()),
-                       "outside the model folder", 2),
-    "include_absolute": (lems('<Include file="/etc/passwd"/>' + GOOD_CELL + net()), "absolute include", 2),
-    "include_missing": (lems('<Include file="nothere.nml"/>' + GOOD_CELL + net()), "not found", 2),
-    "unknown_type": (lems('<fooCell id="c" a="1"/>' + net()), "unknown component type 'fooCell'", 3),
-    "bad_unit": (lems(GOOD_CELL.replace('C="100pF"', 'C="100 pFF"') + net()), "unknown unit 'pFF'", 3),
-    "wrong_dimension": (lems(GOOD_CELL.replace('C="100pF"', 'C="100mV"') + net()), "expected capacitance", 3),
-    "missing_reference": (lems(GOOD_CELL + net("nope")), "unknown component 'nope'", 3),
-    "bad_expression": (lems('<ComponentType name="bad" extends="baseCell"><Dynamics>'
-                            '<StateVariable name="x" dimension="none"/>'
-                            '<TimeDerivative variable="x" value="x +* 2"/></Dynamics></ComponentType>'
-                            '<bad id="c"/>' + net()).replace("p[0]/v", "p[0]/x"), "x +* 2", 3),
-    "circular_derived": (lems('<ComponentType name="circ" extends="baseCell"><Dynamics>'
-                              '<DerivedVariable name="a" dimension="none" value="b + 1"/>'
-                              '<DerivedVariable name="b" dimension="none" value="a * 2"/>'
-                              '</Dynamics></ComponentType><circ id="c"/>' + net()).replace("p[0]/v", "p[0]/a"),
-                         "circle", 3),
-    "bad_quantity_path": (lems(GOOD_CELL + net()).replace("p[0]/v", "p[0]/nosuch"), "no variable 'nosuch'", 3),
-    "cell_out_of_range": (lems(GOOD_CELL + net()).replace("p[0]/v", "p[5]/v"), "out of range", 3),
-    "absurd_size": (lems(GOOD_CELL + net().replace('size="1"', 'size="1e12"')), "outside 0..", 3),
-    "not_xml": ("this is not xml at all", "not an XML file", 2),
-    "wrong_root": ('<html><body/></html>', "neither <Lems> nor <neuroml>", 2),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_one_line_error(tmp_path, name):
-    text, needle, code = CASES[name]
-    d = tmp_path / "a" / "b" / "model"
-    d.mkdir(parents=True)
-    f = d / "LEMS_bad.xml"
-    f.write_text(text)
-    p = run_cli(["run", f, "--outdir", tmp_path / "out"], cwd=d)
-    assert p.returncode == code, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1, p.stderr
-    assert "Traceback" not in p.stderr
-    assert needle in lines[0], lines[0]
-    assert "LEMS_bad.xml" in lines[0], lines[0]
-    assert not (tmp_path / "out" / "v.dat").exists()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bad_input"))
+from make_corpus import GOOD_CELL, lems, net  # noqa: E402  (the corpus cases: test_bad_corpus.py)
 
 
 def test_line_numbers_reported(tmp_path):
