@@ -199,9 +199,12 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
             t = data[:, 0] * 1e3
             rows = (t >= rep.start_ms - 1e-9) & (t <= rep.end_ms + 1e-9)
             t0 = float(t[rows][0]) if rows.any() else rep.start_ms
+            step_ms = every * dt * 1e3
+            t_end = t0 + int(rows.sum()) * step_ms  # SONATA's stop is open: one step past the last row
             write_sonata_report(rep.file, {
                 p: (rep.cells[p], data[rows, 1 + bounds[k]:1 + bounds[k + 1]] * rep.scale,
-                    (t0, rep.end_ms, every * dt * 1e3), rep.unit) for k, p in enumerate(pops)}, complete)
+                    (t0, t_end, step_ms), rep.unit) for k, p in enumerate(pops)}, complete,
+                dtype=rep.dtype)
         recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
     simulator.run(duration, recorders, progress=progress)
     return to_sonata(recorders[0].result()), out

@@ -140,17 +140,19 @@ def write_sonata_spikes(path, spikes, complete: bool = True, sort: str = "time")
     _mark(Path(path), complete, sum(len(v[0]) for v in spikes.values()))
 
 
-def write_sonata_report(path, reports, complete: bool = True) -> None:
+def write_sonata_report(path, reports, complete: bool = True, dtype: str = "float64") -> None:
     """SONATA report: ``/report/<population>/data`` (time x node) and ``mapping``.
 
     ``reports``: {population: (node ids, data (T x N), (tstart, tstop, dt) in ms, units)}.
     One element per node (point / single-compartment cells: element id 0, the soma).
+    ``dtype``: float64 as bmtk writes (the default), or float32, which libsonata's
+    ElementReportReader requires.
     """
     def fill(f):
         root = f.create_group("report")
         for pop, (ids, data, (t0, t1, dt), units) in reports.items():
             g = root.create_group(pop)
-            d = g.create_dataset("data", data=np.asarray(data, dtype=float))
+            d = g.create_dataset("data", data=np.asarray(data, dtype=dtype))
             d.attrs["units"] = units
             m = g.create_group("mapping")
             n = len(ids)
@@ -158,6 +160,7 @@ def write_sonata_report(path, reports, complete: bool = True) -> None:
             m.create_dataset("index_pointers", data=np.arange(n + 1, dtype=np.uint64))
             m.create_dataset("element_ids", data=np.zeros(n, dtype=np.uint32))
             m.create_dataset("element_pos", data=np.full(n, 0.5))
-            m.create_dataset("time", data=np.array([t0, t1, dt], dtype=float))
+            tm = m.create_dataset("time", data=np.array([t0, t1, dt], dtype=float))
+            tm.attrs["units"] = "ms"  # libsonata reads it
     _atomic_h5(path, fill, "report")
     _mark(Path(path), complete, max((len(v[1]) for v in reports.values()), default=0))

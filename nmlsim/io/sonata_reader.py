@@ -257,6 +257,7 @@ class ReportSpec:
     dt_ms: float
     cells: Dict[str, np.ndarray]  # SONATA population -> node ids
     quantities: Dict[str, List[str]]  # SONATA population -> nmlsim quantity path per node
+    dtype: str = "float64"
 
 
 @dataclass
@@ -808,8 +809,11 @@ class SonataReader:
         fname = rep.get("file_name") or f"{name}.h5"
         f = Path(fname) if Path(fname).is_absolute() else out_dir / fname
         rdt = float(rep.get("dt", dt))
+        dtype = str(rep.get("dtype", "float64"))
+        if dtype not in ("float64", "float32"):
+            raise ModelError(f"report dtype '{dtype}' must be float64 or float32")
         return ReportSpec(name, f, var, "mV", 1e3, float(rep.get("start_time", tstart)),
-                          float(rep.get("end_time", tstop)), max(rdt, dt), kept, quantities)
+                          float(rep.get("end_time", tstop)), max(rdt, dt), kept, quantities, dtype)
 
 
 def _py(v):

@@ -228,3 +228,19 @@ def test_nest_circuit_sonata_round_trip(tmp_path):
         assert len(f["spikes/net/node_ids"][()]) > 0
     with h5py.File(tmp_path / "b" / "network" / "nodes.h5") as f:
         assert set(f["nodes"]) == {"net", "ext"} and len(f["nodes/net/node_id"]) == 6
+
+
+def test_libsonata_reads_spikes_and_float32_report(tmp_path):
+    libsonata = pytest.importorskip("libsonata")
+    cfg = make_circuit(tmp_path)
+    c = json.loads(cfg.read_text())
+    c["reports"]["membrane_potential"]["dtype"] = "float32"  # what libsonata's report reader insists on
+    cfg.write_text(json.dumps(c))
+    p = run_cli(["run", cfg, "-q"])
+    assert p.returncode == 0, p.stderr
+    spikes = libsonata.SpikeReader(str(tmp_path / "out" / "spikes.h5"))
+    assert spikes.get_population_names() == ["net"] and len(spikes["net"].get()) > 0
+    rep = libsonata.ElementReportReader(str(tmp_path / "out" / "membrane_potential.h5"))["net"]
+    assert rep.get_node_ids() == [0, 1, 5] and rep.time_units == "ms" and rep.data_units == "mV"
+    frame = rep.get()
+    assert frame.data.shape == (1201, 3) and frame.times[-1] == pytest.approx(60.0)
