@@ -1,0 +1,28 @@
+"""The SONATA conformance corpus (bmtk + NEST references) through `nmlsim run`, judged by
+../shared/tools/compare_sonata.py. Slow (fine-step NEST circuits: minutes each)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SHARED, run_cli
+
+CORPUS = SHARED / "conformance" / "sonata"
+CASES = json.loads((CORPUS / "manifest.json").read_text())["cases"] if (CORPUS / "manifest.json").exists() else []
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CASES, reason="../shared SONATA corpus not present")]
+
+
+@pytest.mark.parametrize("case", [c["case"] for c in CASES])
+def test_sonata_case(tmp_path, case):
+    c = next(c for c in CASES if c["case"] == case)
+    out = tmp_path / case
+    p = run_cli(["run", c["run_config"], "--outdir", out, "-q"], cwd=CORPUS / c["dir"], timeout=3600)
+    if p.returncode == 4:  # cleanly refused (multi-compartment cells): one line naming the reason
+        assert len(p.stderr.strip().splitlines()) == 1 and "not supported" in p.stderr, p.stderr
+        pytest.skip(f"refused: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr
+    q = subprocess.run([sys.executable, str(SHARED / "tools" / "compare_sonata.py"), "--manifest",
+                        str(CORPUS / "manifest.json"), "--cand-root", str(tmp_path), "--only", case],
+                       capture_output=True, text=True)
+    assert q.returncode == 0, q.stdout + q.stderr
