@@ -29,15 +29,19 @@ def test_seeded_stochastic_runs_are_identical(tmp_path):
     assert (tmp_path / "other" / "results" / "ex16_v.dat").read_bytes() != outs[0]
 
 
-def test_seeded_network_spikes_identical(tmp_path):
-    export("coba_lif", tmp_path, size=200, seed=3, duration=0.05)
+@pytest.mark.parametrize("model", ["coba_lif", "ei_hh"])
+def test_seeded_network_spikes_identical(tmp_path, model):
+    """Two runs of a seeded E-I network (random connectivity and initial kicks from the
+    seed): byte-identical spike files, jnml-style and SONATA."""
+    export(model, tmp_path, size=200, seed=3, duration=0.05)
     data = []
     for k in range(2):
-        p = run_cli(["run", "LEMS_coba_lif.xml", "--outdir", tmp_path / f"o{k}", "-q",
+        p = run_cli(["run", f"LEMS_{model}.xml", "--outdir", tmp_path / f"o{k}", "-q",
                      "--sonata-spikes", "spikes.h5"], cwd=tmp_path)
         assert p.returncode == 0, p.stderr
-        data.append((tmp_path / f"o{k}" / "results" / "coba_lif_E.spikes").read_bytes())
-    assert data[0] == data[1] and len(data[0]) > 0
+        data.append(((tmp_path / f"o{k}" / "results" / f"{model}_E.spikes").read_bytes(),
+                     (tmp_path / f"o{k}" / "spikes.h5").read_bytes()))
+    assert data[0] == data[1] and len(data[0][0]) > 0
 
 
 def test_interrupted_run_leaves_marked_partial_outputs(tmp_path):
