@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS and/or SONATA")
     ex.add_argument("model")
     ex.add_argument("outdir")
-    ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml, sonata")
+    ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml, neuroml-h5 (network structure in NeuroML HDF5), sonata")
     ex.add_argument("--size", type=int, default=None, help="number of cells (default 4000; in-degree kept)")
     ex.add_argument("--seed", type=int, default=1)
     ex.add_argument("--duration", type=float, default=None, help="simulated time in the LEMS file, seconds")

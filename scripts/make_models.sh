@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf models/ei_hh models/coba_lif
-nmlsim export ei_hh models/ei_hh --to neuroml,sonata --seed 1
-nmlsim export coba_lif models/coba_lif --to neuroml,sonata --seed 1
+nmlsim export ei_hh models/ei_hh --to neuroml,neuroml-h5,sonata --seed 1
+nmlsim export coba_lif models/coba_lif --to neuroml,neuroml-h5,sonata --seed 1

@@ -56,6 +56,10 @@ class LemsReader:
             return
         self.loaded.add(real)
         self.model.files.append(str(path))
+        if path.suffix in (".h5", ".hdf5"):  # a NeuroML HDF5 network
+            from .neuroml_hdf5 import read_network_h5
+            self.model.add_component(read_network_h5(path))
+            return
         root = parse_xml(path)
         tag = local(root.tag)
         if tag not in ("Lems", "neuroml", "lems", "NeuroML"):

@@ -98,6 +98,12 @@ def _population(model: LemsModel, net: Network, c: Component, t: str) -> None:
     w = c.where()
     comp = model.component(c.attrs.get("component"), where=w)
     instances = [ch for ch in c.children if ch.tag == "instance"]
+    if c.data is not None and "positions" in c.data:  # HDF5 populationList
+        pos, ids = c.data["positions"], c.data.get("ids")
+        if ids is not None and np.array_equal(ids, np.arange(len(ids))):
+            ids = None
+        net.populations[c.id] = Population(c.id, comp, len(pos), pos, ids)
+        return
     if instances:
         ids = np.array([int(i.id) for i in instances], dtype=np.int64)
         pos = np.zeros((len(instances), 3))
@@ -150,9 +156,33 @@ def _prepost(c):
     return pre, post
 
 
+def _ids(net, pop, raw, c, what) -> np.ndarray:
+    """Cell ids from an HDF5 column -> array indices of ``pop``."""
+    p = net.population(pop, where=c.where())
+    ids = np.asarray(raw, dtype=float)
+    if len(ids) and (not np.all(ids == np.round(ids))):
+        raise ModelError(f"{what} ids of '{c.id}' are not integers", **c.where())
+    ids = ids.astype(np.int64)
+    if p.instance_ids is None:
+        if len(ids) and (ids.min() < 0 or ids.max() >= p.size):
+            raise ModelError(f"{what} cell {int(ids.max())} of '{c.id}' is out of range for population "
+                             f"'{pop}' of size {p.size}", **c.where())
+        return ids
+    return np.array([p.index_of(int(i)) for i in ids], dtype=np.int64)
+
+
 def _projection(model, net, c):
     pre, post = _prepost(c)
     syn = model.component(c.attrs.get("synapse"), where=c.where())
+    if c.data is not None:  # HDF5 columns
+        d = c.data
+        pi, qi = _ids(net, pre, d["pre"], c, "presynaptic"), _ids(net, post, d["post"], c, "postsynaptic")
+        if len(pi) != len(qi):
+            raise ModelError(f"projection '{c.id}': pre and post columns differ in length", **c.where())
+        wt = np.ones(len(pi)) if d.get("weight") is None else np.asarray(d["weight"], dtype=float)
+        dl = np.zeros(len(pi)) if d.get("delay_ms") is None else np.asarray(d["delay_ms"], dtype=float) * 1e-3
+        net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl))
+        return
     pi, qi, wt, dl = _conn_lists(model, net, c, pre, post, "preCellId", "postCellId", False)
     net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl))
 
@@ -186,6 +216,12 @@ def _input_list(model, net, c):
     ``population`` attribute is often wrong in real files), so this does too."""
     w = c.where()
     comp = model.component(c.attrs.get("component"), where=w)
+    if c.data is not None:  # HDF5 columns
+        pop = c.attrs.get("population")
+        idx = _ids(net, pop, c.data["target"], c, "target")
+        wts = np.ones(len(idx)) if c.data.get("weight") is None else np.asarray(c.data["weight"], dtype=float)
+        net.inputs.append(InputList(c.id, comp, pop, idx, wts))
+        return
     per_pop = {}
     for ch in c.children:
         if ch.tag not in ("input", "inputW"):

@@ -146,12 +146,14 @@ def _cell_path(net: Network, pop: str, i: int) -> str:
     return f"../{pop}/{int(cid)}/{p.component.id}"
 
 
-def write_network(net: Network, path, doc_id: Optional[str] = None) -> List[Path]:
+def write_network(net: Network, path, doc_id: Optional[str] = None, hdf5: bool = False) -> List[Path]:
     """Write ``net`` as a NeuroML document; returns the files a LEMS file must include.
 
     Components of types the NeuroML schema does not know (user ComponentTypes, nmlsim's
     NEST neurons) and those types' definitions go into ``<stem>.types.xml``, a LEMS file
-    listed first, so that the NeuroML document stays schema-valid.
+    listed first, so that the NeuroML document stays schema-valid.  With ``hdf5`` the
+    network structure goes into ``<stem>.net.h5`` (NeuroML HDF5) and ``path`` holds the
+    components only.
     """
     from ..graph.transform import sources_as_spike_arrays
     net = sources_as_spike_arrays(net)
@@ -174,7 +176,10 @@ def write_network(net: Network, path, doc_id: Optional[str] = None) -> List[Path
             fh.write("</Lems>\n")
         _atomic_write(tpath, write_types)
         out.append(tpath)
-    out.append(write_network_nml(net, path, doc_id, skip=set(map(id, custom))))
+    out.append(write_network_nml(net, path, doc_id, skip=set(map(id, custom)), with_network=not hdf5))
+    if hdf5:
+        from .neuroml_hdf5 import write_network_h5
+        out.append(write_network_h5(net, path.with_name(path.name.split(".")[0] + ".net.h5"), doc_id))
     return out
 
 
@@ -186,7 +191,8 @@ def _roots(net: Network) -> List[Component]:
     return roots
 
 
-def write_network_nml(net: Network, path, doc_id: Optional[str] = None, skip=frozenset()) -> Path:
+def write_network_nml(net: Network, path, doc_id: Optional[str] = None, skip=frozenset(),
+                      with_network: bool = True) -> Path:
     """Write ``net`` (components and structure) as one NeuroML document (components whose
     ``id()`` is in ``skip`` are left to another file: see :func:`write_network`)."""
     from ..graph.transform import sources_as_spike_arrays
@@ -202,6 +208,9 @@ def write_network_nml(net: Network, path, doc_id: Optional[str] = None, skip=fro
             fh.write(f"    <notes>{_escape(net.description)}</notes>\n")
         for c in schema_order(comps):
             fh.write(component_xml(c))
+        if not with_network:
+            fh.write("</neuroml>\n")
+            return
         netc = net.component
         attrs = "".join(f" {k}={quoteattr(str(v))}" for k, v in netc.attrs.items())
         typ = f" type={quoteattr(netc.type_attr)}" if netc.type_attr else ""
@@ -310,7 +319,7 @@ def write_lems_simulation(path, *, sim_id: str, target: str, includes: Sequence[
         for k, (fname, sels) in enumerate((event_outputs or {}).items()):
             fh.write(f'        <EventOutputFile id="ev{k}" fileName={quoteattr(fname)} format="ID_TIME">\n')
             for s in sels:
-                sid = s[s.index("[") + 1:-1] if "[" in s else s
+                sid = s[s.index("[") + 1:-1] if "[" in s else (s.split("/")[1] if s.count("/") >= 1 else s)
                 fh.write(f'            <EventSelection id="{sid}" select={quoteattr(s)} eventPort="spike"/>\n')
             fh.write("        </EventOutputFile>\n")
         fh.write("    </Simulation>\n</Lems>\n")

@@ -82,8 +82,9 @@ def read_dat(path) -> np.ndarray:
         raise FormatError(f"cannot read trace file: {e}", file=path) from None
 
 
-def _atomic_h5(path, fill, what: str) -> None:
-    """Write an HDF5 file (SONATA magic/version attributes) under a temporary name, then rename."""
+def _atomic_h5(path, fill, what: str, sonata: bool = True) -> None:
+    """Write an HDF5 file (with SONATA's magic/version attributes when ``sonata``) under a
+    temporary name, then rename."""
     import h5py
 
     path = Path(path)
@@ -95,8 +96,9 @@ def _atomic_h5(path, fill, what: str) -> None:
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs["magic"] = np.uint32(0x0A7A)
-            f.attrs["version"] = np.array([0, 1], dtype=np.uint32)
+            if sonata:
+                f.attrs["magic"] = np.uint32(0x0A7A)
+                f.attrs["version"] = np.array([0, 1], dtype=np.uint32)
             fill(f)
         umask = os.umask(0)
         os.umask(umask)

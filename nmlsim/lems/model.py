@@ -129,6 +129,8 @@ class Component:
     children: List["Component"] = field(default_factory=list)
     file: Optional[str] = None
     line: Optional[int] = None
+    #: column arrays standing in for many child elements (NeuroML HDF5 networks)
+    data: Optional[dict] = None
 
     def where(self) -> dict:
         return {"file": self.file, "line": self.line, "element": self.tag + (f" id='{self.id}'" if self.id else "")}

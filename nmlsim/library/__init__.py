@@ -31,13 +31,19 @@ def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optiona
     outdir = Path(outdir)
     written = []
     for fmt in to:
-        if fmt == "neuroml":
-            files = write_network(net, outdir / f"{name}.net.nml", doc_id=name)
-            events = {f"results/{name}_{pid}.spikes": [f"{pid}[{i}]" for i in range(p.size)]
+        if fmt in ("neuroml", "neuroml-h5"):
+            h5 = fmt == "neuroml-h5"
+            # the HDF5 variant: components in <name>.cells.nml, structure in <name>.net.h5
+            files = write_network(net, outdir / (f"{name}.cells.nml" if h5 else f"{name}.net.nml"), doc_id=name,
+                                  hdf5=h5)
+
+            def cell(pid, i):  # HDF5 populations are populationLists: jLEMS wants pop/i/component
+                return f"{pid}/{i}/{net.populations[pid].component.id}" if h5 else f"{pid}[{i}]"
+            events = {f"results/{name}_{pid}.spikes": [cell(pid, i) for i in range(p.size)]
                       for pid, p in net.populations.items()}
-            traces = {f"results/{name}_v.dat": [f"{pid}[{i}]/v" for pid, p in net.populations.items()
+            traces = {f"results/{name}_v.dat": [f"{cell(pid, i)}/v" for pid, p in net.populations.items()
                                                 for i in range(min(trace_cells, p.size))]}
-            lems = write_lems_simulation(outdir / f"LEMS_{name}.xml", sim_id=f"sim_{name}", target=net.id,
+            lems = write_lems_simulation(outdir / (f"LEMS_{name}_h5.xml" if h5 else f"LEMS_{name}.xml"), sim_id=f"sim_{name}", target=net.id,
                                          includes=[f.name for f in files], length_s=length, step_s=step, seed=seed,
                                          event_outputs=events, traces=traces)
             written += files + [lems]
@@ -45,5 +51,5 @@ def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optiona
             from ..io.sonata import write_sonata
             written += write_sonata(net, outdir / "sonata", tstop_s=length, dt_s=step, seed=seed)
         else:
-            raise UnsupportedFeature(f"unknown export format '{fmt}' (neuroml or sonata)")
+            raise UnsupportedFeature(f"unknown export format '{fmt}' (neuroml, neuroml-h5 or sonata)")
     return written
