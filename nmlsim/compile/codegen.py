@@ -151,7 +151,10 @@ class Program:
                 self.V[self.py(g.gid, key)] = np.zeros(g.n)
         self._fold_constants()
         self.order = self._topo_order()
-        self.scalar_gids = {g.gid for g in self.groups if g.n == 1} if self.fast_scalars else set()
+        # one-instance groups run as Python floats (faster than 1-element arrays); a group
+        # with nothing to compute (a network root without dynamics) does not need it
+        self.scalar_gids = {g.gid for g in self.groups if g.n == 1 and (g.state or g.derived or g.handlers)
+                            } if self.fast_scalars else set()
         self.scalar_arrays = {self.py(g.gid, k) for g in self.groups if g.gid in self.scalar_gids
                               for k in list(g.state) + list(g.per_instance)}
         src = []

@@ -212,6 +212,8 @@ def make_integrator(method: str, prog, dt: float):
         jd = jacobian_diagonal(prog) if method == "exp_euler" else None
         return prog.make_stepper(dt, jd)
     names = [prog.py(gid, key) for gid, key in prog.rate_keys]
+    if not prog.scalar_gids:
+        return _generated_rk4(prog, names, dt)
 
     def rk4(V, t):
         y0 = [np.array(V[nm], dtype=float) for nm in names]
@@ -231,3 +233,32 @@ def make_integrator(method: str, prog, dt: float):
         for nm, y, a, b, c, d in zip(names, y0, k1, k2, k3, k4):
             V[nm][...] = y + (dt / 6.0) * (a + 2.0 * b + 2.0 * c + d)
     return rk4
+
+
+def _generated_rk4(prog, names, dt: float):
+    """Classical RK4 as one generated function (no per-state Python loop); states are
+    updated in place, as the engine expects."""
+    h2, h6 = 0.5 * dt, dt / 6.0
+    lines = ["def rk4_step(V, t):"]
+    for j, nm in enumerate(names):
+        lines.append(f"    s{j} = V[{nm!r}]")
+        lines.append(f"    y{j} = s{j}.copy()")
+    lines.append("    a = rates(V, t)")
+    for j in range(len(names)):
+        lines.append(f"    s{j}[...] = y{j} + {h2!r} * a[{j}]")
+    lines.append(f"    derived(V, t + {h2!r})")
+    lines.append(f"    b = rates(V, t + {h2!r})")
+    for j in range(len(names)):
+        lines.append(f"    s{j}[...] = y{j} + {h2!r} * b[{j}]")
+    lines.append(f"    derived(V, t + {h2!r})")
+    lines.append(f"    c = rates(V, t + {h2!r})")
+    for j in range(len(names)):
+        lines.append(f"    s{j}[...] = y{j} + {dt!r} * c[{j}]")
+    lines.append(f"    derived(V, t + {dt!r})")
+    lines.append(f"    d = rates(V, t + {dt!r})")
+    for j in range(len(names)):
+        lines.append(f"    s{j}[...] = y{j} + {h6!r} * (a[{j}] + 2.0 * b[{j}] + 2.0 * c[{j}] + d[{j}])")
+    lines.append("    return None")
+    ns = {"rates": prog.rates, "derived": prog.derived}
+    exec(compile("\n".join(lines) + "\n", "<nmlsim-rk4>", "exec"), ns)
+    return ns["rk4_step"]
