@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("convert", help="convert a LEMS/NeuroML network to SONATA, or a SONATA circuit to NeuroML+LEMS")
     cv.add_argument("input", help="LEMS simulation file, or SONATA simulation/circuit config (.json)")
     cv.add_argument("outdir")
-    cv.add_argument("--to", required=True, choices=("sonata", "neuroml"))
+    cv.add_argument("--to", required=True, choices=("sonata", "neuroml", "neuroml-h5"))
     cv.add_argument("--include-root", default=None)
     cv.set_defaults(fn=cmd_convert)
     ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS and/or SONATA")

@@ -27,8 +27,11 @@ def convert(src, outdir, *, to: str, include_root=None) -> List[Path]:
         from .io.sonata import write_sonata
         return write_sonata(net, outdir, tstop_s=length, dt_s=step, seed=seed)
     from .io.neuroml_writer import write_lems_simulation, write_network
-    files = write_network(net, outdir / f"{net.id}.net.nml")
-    events = {f"results/{pid}.spikes": [f"{pid}[{i}]" for i in range(p.size)] for pid, p in net.populations.items()}
+    h5 = to == "neuroml-h5"  # network structure in NeuroML HDF5, components in <id>.cells.nml
+    files = write_network(net, outdir / (f"{net.id}.cells.nml" if h5 else f"{net.id}.net.nml"), hdf5=h5)
+    def cell(pid, p, i):  # HDF5 populations are populationLists, addressed pop/i/component
+        return f"{pid}/{i}/{p.component.id}" if h5 else f"{pid}[{i}]"
+    events = {f"results/{pid}.spikes": [cell(pid, p, i) for i in range(p.size)] for pid, p in net.populations.items()}
     lems = write_lems_simulation(outdir / f"LEMS_{net.id}.xml", sim_id=f"sim_{net.id}", target=net.id,
                                  includes=[f.name for f in files], length_s=length, step_s=step, seed=seed,
                                  event_outputs=events)

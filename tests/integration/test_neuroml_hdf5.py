@@ -62,3 +62,21 @@ def test_bad_hdf5_network(both, tmp_path, what, needle):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in p.stderr and needle in lines[0], p.stderr
     assert "coba_lif.net.h5" in lines[0] or "proj_EE" in lines[0]
+
+
+def test_convert_to_neuroml_h5_matches_xml(tmp_path):
+    """SONATA (NEST cells, virtual inputs) -> NeuroML with the network in HDF5 -> nmlsim: the
+    spikes of the XML conversion."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_sonata_point import make_circuit
+    cfg = make_circuit(tmp_path / "son")
+    for to in ("neuroml", "neuroml-h5"):
+        p = run_cli(["convert", cfg, tmp_path / to, "--to", to])
+        assert p.returncode == 0, p.stderr
+        p = run_cli(["run", "LEMS_sonata_network.xml", "--method", "euler", "-q"], cwd=tmp_path / to)
+        assert p.returncode == 0, p.stderr
+    assert (tmp_path / "neuroml-h5" / "sonata_network.net.h5").exists()
+    a = (tmp_path / "neuroml" / "results" / "net_11.spikes").read_text()
+    assert a and a == (tmp_path / "neuroml-h5" / "results" / "net_11.spikes").read_text()
