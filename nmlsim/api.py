@@ -55,7 +55,7 @@ class RunResult:
 def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
-        sonata_spikes=None) -> RunResult:
+        sonata_spikes=None, backend: str = "numpy") -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
@@ -66,7 +66,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
     built = build_groups(sim.network, merge_synapses=merge_synapses)
-    simulator = Simulator(built, dt, method=method, seed=seed)
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend)
     result = RunResult(simulator=simulator)
     base = Path(outdir) if outdir else Path.cwd()
 
@@ -135,7 +135,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
 
 def simulate_network(net: Network, duration: float, dt: float, *, method: str = "exp_euler",
                      seed: Optional[int] = None, progress: Optional[Callable] = None,
-                     merge_synapses: bool = True, spikes_sink: Optional[Callable] = None):
+                     merge_synapses: bool = True, spikes_sink: Optional[Callable] = None, backend: str = "numpy"):
     """Simulate a graph built in Python and return the spikes of every population.
 
     Returns ``{population: (cell indices, spike times in s)}`` and the Simulator.
@@ -143,7 +143,7 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
     from .compile.build import spiking_groups
     from .engine.record import SpikeRecorder
     built = build_groups(net, merge_synapses=merge_synapses)
-    simulator = Simulator(built, dt, method=method, seed=seed)
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend)
     rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink)
     simulator.run(duration, [rec], progress=progress)
     return rec.result(), simulator
@@ -151,7 +151,7 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
 
 def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = None, duration: Optional[float] = None,
                seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None,
-               output_dir=None):
+               output_dir=None, backend: str = "numpy"):
     """Simulate a SONATA simulation config; writes its spike file and reports.
 
     Spikes and reports use the SONATA population names and node ids (a population split
@@ -174,7 +174,7 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
         for rep in reports:
             rep.file = Path(output_dir) / rep.file.name
     built = build_groups(net)
-    simulator = Simulator(built, dt, method=method, seed=seed)
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend)
 
     def to_sonata(spikes):
         merged: Dict[str, list] = {}

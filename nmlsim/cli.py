@@ -50,7 +50,8 @@ def cmd_run(args) -> int:
             show = not args.quiet and sys.stderr.isatty()
             spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration,
                                          seed=args.seed, include_root=args.include_root,
-                                         output_dir=args.outdir, progress=_progress_bar(show))
+                                         output_dir=args.outdir, progress=_progress_bar(show),
+                                         backend=args.backend)
         except KeyboardInterrupt:
             print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -65,7 +66,8 @@ def cmd_run(args) -> int:
         displays = sim.spec.display_quantities if args.plot else ()
         res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
                       extra_quantities=displays,
-                      outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes)
+                      outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes,
+                      backend=args.backend)
     except KeyboardInterrupt:
         print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -154,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     r.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4"),
                    help="integrator (default: exp_euler; euler is what jLEMS does)")
+    r.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
+                   help="numpy (default) or numba: derived variables and the integration step compiled by "
+                        "Numba (needs the numba package; euler/exp_euler)")
     r.add_argument("--dt", type=float, default=None, help="time step in seconds (default: the Simulation step)")
     r.add_argument("--duration", type=float, default=None, help="simulated time in seconds (default: length)")
     r.add_argument("--seed", type=int, default=None, help="seed for every random element")

@@ -43,13 +43,25 @@ class Recorder:
 
 
 class Simulator:
-    def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None):
+    def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
+                 backend: str = "numpy"):
         self.built = built
         self.dt = float(dt)
         self.method = method
-        self.program = Program(built.groups, seed=seed)
+        self.backend = backend
+        if backend not in ("numpy", "numba"):
+            raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
+        self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
-        self.integrate = make_integrator(method, self.program, self.dt)
+        if backend == "numba":
+            from ..compile.integrators import jacobian_diagonal
+            from ..compile.numba_backend import NumbaKernels
+            jd = jacobian_diagonal(self.program) if method == "exp_euler" else None
+            kernels = NumbaKernels(self.program, self.dt, method, jd)
+            self.program.derived = kernels.derived
+            self.integrate = kernels.step
+        else:
+            self.integrate = make_integrator(method, self.program, self.dt)
         self._setup_events()
         self.t = 0.0
         self.step_index = 0

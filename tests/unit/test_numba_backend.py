@@ -1,0 +1,36 @@
+"""The numba backend gives the NumPy backend's results (to float rounding); skipped without numba."""
+import numpy as np
+import pytest
+
+from conftest import CORPUS, needs_shared
+from nmlsim import api
+from nmlsim.errors import UnsupportedFeature
+from nmlsim.library import build
+
+pytest.importorskip("numba")
+
+
+@pytest.mark.parametrize("model", ["coba_lif", "ei_hh"])
+def test_same_spikes_as_numpy(model):
+    net = build(model, size=200, seed=4)
+    a, _ = api.simulate_network(net, 0.05, 1e-4, seed=4)
+    b, _ = api.simulate_network(net, 0.05, 1e-4, seed=4, backend="numba")
+    assert set(a) == set(b)
+    for pop in a:
+        assert len(a[pop][0]) > 0
+        assert np.array_equal(a[pop][0], b[pop][0]) and np.allclose(a[pop][1], b[pop][1], rtol=0, atol=1e-12)
+
+
+@needs_shared
+def test_hh_traces_match_numpy():
+    sim = api.load(CORPUS / "nml2_ex5_detcell" / "LEMSexamples" / "LEMS_NML2_Ex5_DetCell.xml")
+    a = api.run(sim, write=False, duration=0.05)
+    b = api.run(sim, write=False, duration=0.05, backend="numba")
+    for k in a.traces:
+        assert np.allclose(a.traces[k], b.traces[k], rtol=1e-9, atol=1e-12), k
+
+
+def test_refuses_what_it_cannot_compile():
+    net = build("coba_lif", size=50, seed=1)
+    with pytest.raises(UnsupportedFeature, match="rk4"):
+        api.simulate_network(net, 0.001, 1e-4, method="rk4", backend="numba")
