@@ -7,8 +7,9 @@ becomes one loop over its group's instances inside one compiled function, so a s
 a few function calls instead of hundreds of NumPy operations.  Conditions, events and
 recording stay in the NumPy engine and read the same arrays.
 
-Selected with ``--backend numba`` (``Simulator(..., backend="numba")``); models it cannot
-compile (random numbers in expressions, the RK4 integrator) are named in an
+Selected with ``--backend numba`` (``Simulator(..., backend="numba")``); euler and
+exp_euler are compiled whole, RK4 runs its four stages on compiled derived/rate functions;
+models it cannot compile (random numbers in expressions) are named in an
 :class:`UnsupportedFeature` error.  Results equal the NumPy backend's to float rounding
 (tests/unit/test_numba_backend.py, and the conformance corpus).
 """
@@ -92,8 +93,8 @@ class NumbaKernels:
     def __init__(self, prog, dt: float, method: str, jdiag=None):
         if not available():
             raise UnsupportedFeature("the numba backend needs the 'numba' package (pip install numba)")
-        if method not in ("euler", "exp_euler"):
-            raise UnsupportedFeature(f"the numba backend integrates with euler or exp_euler, not {method}")
+        if method not in ("euler", "exp_euler", "rk4"):
+            raise UnsupportedFeature(f"the numba backend has no integrator '{method}'")
         self.prog = prog
         self.dt = float(dt)
         for g in prog.groups:
@@ -110,9 +111,12 @@ class NumbaKernels:
         self.consts: List[np.ndarray] = []
         lines_d = self._derived_lines()
         lines_s = self._step_lines(jdiag if method == "exp_euler" else None)
+        lines_r = self._rates_lines()
         args = ", ".join(["t"] + [f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))])
+        rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
         src = [f"def _derived({args}):"] + (_fuse(lines_d) or ["    pass"])
         src += [f"def _step({args}):"] + (lines_s or ["    pass"])
+        src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
         self.source = "\n".join(src) + "\n"
         import numba
         ns = _helpers()
@@ -120,7 +124,9 @@ class NumbaKernels:
         opts = dict(cache=False, error_model="numpy", fastmath=False)
         self._d = numba.njit(**opts)(ns["_derived"])
         self._s = numba.njit(**opts)(ns["_step"])
+        self._r = numba.njit(**opts)(ns["_rates"]) if method == "rk4" else None
         self._names = sorted(self.arrays, key=self.arrays.get)
+        self._rate_out = [np.zeros(prog.by_gid[gid].n) for gid, _ in prog.rate_keys]
 
     # ------------------------------------------------------------- naming
     def _arr(self, nm: str) -> str:
@@ -224,6 +230,14 @@ class NumbaKernels:
             write += [f"    for i in range({g.n}):", f"        {x}[i] += {dt!r} * {tmp}[i]"]
         return [line.replace("np_empty", "_np.empty") for line in calc] + write
 
+    def _rates_lines(self) -> List[str]:
+        prog = self.prog
+        out = []
+        for j, (gid, key) in enumerate(prog.rate_keys):
+            g = prog.by_gid[gid]
+            out += [f"    for i in range({g.n}):", f"        r{j}[i] = {self._expr(g, prog.rate_ast(g, key))}"]
+        return out
+
     # ------------------------------------------------------------- calls
     def _args(self, V) -> Tuple:
         return tuple(V[n] for n in self._names) + tuple(self.consts)
@@ -233,3 +247,9 @@ class NumbaKernels:
 
     def step(self, V, t):
         self._s(float(t), *self._args(V))
+
+    def rates(self, V, t):
+        """The time derivatives (fresh arrays, as the NumPy ``rates`` returns), for RK4."""
+        out = [np.empty_like(r) for r in self._rate_out]
+        self._r(float(t), *self._args(V), *out)
+        return out

@@ -60,6 +60,11 @@ class Simulator:
             kernels = NumbaKernels(self.program, self.dt, method, jd)
             self.program.derived = kernels.derived
             self.integrate = kernels.step
+            if method == "rk4":
+                from ..compile.integrators import _generated_rk4
+                self.program.rates = kernels.rates
+                names = [self.program.py(gid, key) for gid, key in self.program.rate_keys]
+                self.integrate = _generated_rk4(self.program, names, self.dt)
         else:
             self.integrate = make_integrator(method, self.program, self.dt)
         self._setup_events()

@@ -30,7 +30,21 @@ def test_hh_traces_match_numpy():
         assert np.allclose(a.traces[k], b.traces[k], rtol=1e-9, atol=1e-12), k
 
 
+def test_rk4_matches_numpy():
+    net = build("ei_hh", size=100, seed=2)
+    a, _ = api.simulate_network(net, 0.03, 1e-4, seed=2, method="rk4")
+    b, _ = api.simulate_network(net, 0.03, 1e-4, seed=2, method="rk4", backend="numba")
+    for pop in a:
+        assert np.array_equal(a[pop][0], b[pop][0]) and np.allclose(a[pop][1], b[pop][1], rtol=0, atol=1e-12)
+
+
 def test_refuses_what_it_cannot_compile():
+    from nmlsim.graph.network import InputList
+    from nmlsim.lems.model import Component
     net = build("coba_lif", size=50, seed=1)
-    with pytest.raises(UnsupportedFeature, match="rk4"):
-        api.simulate_network(net, 0.001, 1e-4, method="rk4", backend="numba")
+    poisson = Component(tag="poissonFiringSynapse", id="noise", type="poissonFiringSynapse",
+                        attrs={"averageRate": "10Hz", "synapse": "syn_e", "spikeTarget": "./syn_e"})
+    net.model.add_component(poisson)
+    net.inputs.append(InputList("n", poisson, "E", np.arange(3), np.ones(3)))
+    with pytest.raises(UnsupportedFeature, match="random"):
+        api.simulate_network(net, 0.001, 1e-4, backend="numba")
