@@ -27,10 +27,10 @@ NMLSIM = textwrap.dedent("""
     from nmlsim.compile.build import build_groups
     from nmlsim.engine.simulator import Simulator
     from nmlsim.engine.record import SpikeRecorder
-    name, n, T, method = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+    name, n, T, method, backend = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
     net = build(name, size=n, seed=1)
     built = build_groups(net)
-    sim = Simulator(built, 1e-4, method=method, seed=1)
+    sim = Simulator(built, 1e-4, method=method, seed=1, backend=backend)
     from nmlsim.compile.build import spiking_groups
     rec = SpikeRecorder(spiking_groups(built))
     t1 = time.perf_counter()
@@ -111,20 +111,29 @@ def main():
     ap.add_argument("--duration", type=float, default=1.0)
     ap.add_argument("--method", default="exp_euler")
     ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--backends", default="numpy", help="comma list of nmlsim backends: numpy,numba")
     ap.add_argument("--brian2", default="", help="comma list of Brian2 targets: numpy,cpp_standalone")
     ap.add_argument("--brian2-python", default=None, help="Python interpreter that has Brian2 installed")
     a = ap.parse_args()
     rows = []
     if a.scaling:
         for n in (4000, 16000, 64000):
-            r = run(NMLSIM, "ei_hh", n, a.duration, a.method)
-            rows.append(("nmlsim", "ei_hh", n, r))
-            print(rows[-1], flush=True)
+            for be in a.backends.split(","):
+                r = run(NMLSIM, "ei_hh", n, a.duration, a.method, be)
+                rows.append((f"nmlsim-{be}", "ei_hh", n, r))
+                print(rows[-1], flush=True)
     else:
         for model in ("ei_hh", "coba_lif"):
-            r = run(NMLSIM, model, 4000, a.duration, a.method)
-            rows.append(("nmlsim", model, 4000, r))
-            print(rows[-1], flush=True)
+            first = None
+            for be in a.backends.split(","):
+                r = run(NMLSIM, model, 4000, a.duration, a.method, be)
+                rows.append((f"nmlsim-{be}", model, 4000, r))
+                print(rows[-1], flush=True)
+                if first is None:
+                    first = r
+                elif "loop" in r and "loop" in first:
+                    print(f"  ratio nmlsim-{be}/nmlsim-numpy: wall {r['wall'] / first['wall']:.2f}, "
+                          f"loop {r['loop'] / first['loop']:.2f}", flush=True)
             for target in filter(None, a.brian2.split(",")):
                 check = subprocess.run([a.brian2_python or sys.executable, "-c", "import brian2"],
                                        capture_output=True, text=True)

@@ -127,6 +127,12 @@ class NumbaKernels:
         self._r = numba.njit(**opts)(ns["_rates"]) if method == "rk4" else None
         self._names = sorted(self.arrays, key=self.arrays.get)
         self._rate_out = [np.zeros(prog.by_gid[gid].n) for gid, _ in prog.rate_keys]
+        # compile now (not on the first step), so that run times are run times
+        sig = tuple(numba.typeof(x) for x in (0.0,) + self._args(prog.V))
+        self._d.compile(sig)
+        self._s.compile(sig)
+        if self._r is not None:
+            self._r.compile(sig + tuple(numba.typeof(r) for r in self._rate_out))
 
     # ------------------------------------------------------------- naming
     def _arr(self, nm: str) -> str:
