@@ -26,7 +26,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..errors import UnsupportedFeature
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
 from .neuroml_writer import NEUROML_HEAD, component_xml, referenced_components, schema_order, user_type_xml
@@ -73,9 +72,6 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
                  ) -> List[Path]:
     """Write ``net`` as a SONATA circuit plus a simulation config; returns the files written."""
     model = net.model
-    if net.electrical or net.continuous:
-        kind = "gap junctions (electricalProjection)" if net.electrical else "graded synapses (continuousProjection)"
-        raise UnsupportedFeature(f"network '{net.id}' has {kind}, which nmlsim cannot write as SONATA yet")
     out = Path(outdir)
     comp_dir = out / "components" / "nml"
     written: List[Path] = []
@@ -130,31 +126,54 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             g.create_group("0")
     _h5_write(out / "network" / "nodes.h5", nodes)
     written.append(out / "network" / "nodes.h5")
+    # edge populations: chemical projections, then gap junctions (bmtk's is_gap_junction
+    # column) and graded synapses (nmlsim's post_model_template column: the post side's
+    # component; the pre side's is model_template)
     edge_rows = []
-    syn_ids: Dict[str, str] = {}
-    for k, pr in enumerate(net.projections):
-        if pr.synapse.id not in syn_ids:
-            syn_ids[pr.synapse.id] = pr.synapse.id
-            _write_component_doc(model, pr.synapse, comp_dir / f"{pr.synapse.id}.nml")
-        edge_rows.append([k + 1, f"nml:{pr.synapse.id}.nml", pr.id])
-    _csv(out / "network" / "edge_types.csv", ["edge_type_id", "model_template", "pop_name"], edge_rows)
+    written_docs: Dict[str, bool] = {}
+
+    def doc(comp):
+        if comp.id not in written_docs:
+            written_docs[comp.id] = True
+            _write_component_doc(model, comp, comp_dir / f"{comp.id}.nml")
+        return f"nml:{comp.id}.nml"
+    all_edges = []  # (edge pop name, pre, post, pre_idx, post_idx, weight, delay s)
+    used_names = set()
+
+    def name(base):
+        nm, k = base, 1
+        while nm in used_names:
+            nm, k = f"{base}_{k}", k + 1
+        used_names.add(nm)
+        return nm
+    for pr in net.projections:
+        edge_rows.append([len(edge_rows) + 1, doc(pr.synapse), pr.id, "False", "NONE"])
+        all_edges.append((name(pr.id), pr.pre, pr.post, pr.pre_idx, pr.post_idx, pr.weight, pr.delay))
+    for ep in net.electrical:
+        edge_rows.append([len(edge_rows) + 1, doc(ep.synapse), ep.id, "True", "NONE"])
+        all_edges.append((name(ep.id), ep.pre, ep.post, ep.pre_idx, ep.post_idx, ep.weight, np.zeros(len(ep.pre_idx))))
+    for cp in net.continuous:
+        edge_rows.append([len(edge_rows) + 1, doc(cp.pre_component), cp.id, "False", doc(cp.post_component)])
+        all_edges.append((name(cp.id), cp.pre, cp.post, cp.pre_idx, cp.post_idx, cp.weight, np.zeros(len(cp.pre_idx))))
+    _csv(out / "network" / "edge_types.csv",
+         ["edge_type_id", "model_template", "pop_name", "is_gap_junction", "post_model_template"], edge_rows)
 
     def edges(f):
-        for k, pr in enumerate(net.projections):
-            g = f.create_group(f"edges/{pr.id}")
-            n = len(pr.pre_idx)
-            (pre, pre_ids), (post, post_ids) = idmap[pr.pre], idmap[pr.post]
-            s = g.create_dataset("source_node_id", data=pre_ids[pr.pre_idx].astype(np.uint64))
+        for k, (ename, pre_pop, post_pop, pre_idx, post_idx, weight, delay) in enumerate(all_edges):
+            g = f.create_group(f"edges/{ename}")
+            n = len(pre_idx)
+            (pre, pre_ids), (post, post_ids) = idmap[pre_pop], idmap[post_pop]
+            s = g.create_dataset("source_node_id", data=pre_ids[pre_idx].astype(np.uint64))
             s.attrs["node_population"] = pre
-            t = g.create_dataset("target_node_id", data=post_ids[pr.post_idx].astype(np.uint64))
+            t = g.create_dataset("target_node_id", data=post_ids[post_idx].astype(np.uint64))
             t.attrs["node_population"] = post
             g.create_dataset("edge_type_id", data=np.full(n, k + 1, dtype=np.uint32))
             g.create_dataset("edge_group_id", data=np.zeros(n, dtype=np.uint16))
             g.create_dataset("edge_group_index", data=np.arange(n, dtype=np.uint32))
             grp = g.create_group("0")
-            grp.create_dataset("syn_weight", data=pr.weight.astype(float))
-            grp.create_dataset("delay", data=pr.delay.astype(float) * 1e3)
-    if net.projections:
+            grp.create_dataset("syn_weight", data=np.asarray(weight, dtype=float))
+            grp.create_dataset("delay", data=np.asarray(delay, dtype=float) * 1e3)
+    if all_edges:
         _h5_write(out / "network" / "edges.h5", edges)
         written.append(out / "network" / "edges.h5")
     circuit = {
@@ -164,7 +183,7 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
                        "synaptic_models_dir": "$COMPONENTS_DIR/nml"},
         "networks": {"nodes": [{"nodes_file": "$NETWORK_DIR/nodes.h5", "node_types_file": "$NETWORK_DIR/node_types.csv"}],
                      "edges": ([{"edges_file": "$NETWORK_DIR/edges.h5", "edge_types_file": "$NETWORK_DIR/edge_types.csv"}]
-                               if net.projections else [])},
+                               if all_edges else [])},
     }
     inputs = {}
     for sid, src in net.sources.items():
@@ -176,8 +195,14 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
     for inp in net.inputs:
         comp = inp.component
         if model.type_of(comp) not in ("pulseGenerator", "nestStepCurrent"):
-            raise UnsupportedFeature(f"input '{comp.id}' ({model.type_of(comp)}) has no SONATA form yet; "
-                                     "pulseGenerator inputs are written as current_clamp")
+            # no SONATA input type holds it: nmlsim's own ("input_type": "nml"), the component
+            # as an nml: document, targets and weights listed
+            pop, node_ids = idmap[inp.population]
+            inputs[f"{inp.id}_{len(inputs)}"] = {
+                "input_type": "nml", "module": "nmlsim", "component": doc(comp),
+                "node_set": {"population": pop, "node_id": [int(i) for i in node_ids[inp.target_idx]]},
+                "weights": [float(w) for w in inp.weight]}
+            continue
         amp = model.units.parse(comp.attrs["amplitude"], "current") * 1e9
         delay = model.units.parse(comp.attrs["delay"], "time") * 1e3
         dur = model.units.parse(comp.attrs["duration"], "time") * 1e3

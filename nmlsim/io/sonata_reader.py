@@ -33,7 +33,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import FormatError, ModelError, NmlsimError, UnsupportedFeature
-from ..graph.network import InputList, Network, Population, Projection, SpikeSourcePopulation
+from ..graph.network import (ContinuousProjection, ElectricalProjection, InputList, Network, Population,
+                             Projection, SpikeSourcePopulation)
 from ..lems.model import Component
 from . import nest_models
 from .xmlsafe import confined
@@ -565,6 +566,10 @@ class SonataReader:
                 receptor[int(t)] = int(r)
             except (TypeError, ValueError):
                 raise ModelError(f"edge type {int(t)}: receptor_type {r!r} is not an integer", **where) from None
+        special = self._special_edges(epop, etypes, etid, src, tgt, weight, spop, tpop, efile)
+        if special is not None:  # gap junctions / graded synapses leave the chemical path
+            src, tgt, etid, weight, delay = (a[special] for a in (src, tgt, etid, weight, delay))
+            n = len(src)
         src_part, src_idx = spop.part_of[src], spop.index_in_part[src]
         tgt_part, tgt_idx = tpop.part_of[tgt], tpop.index_in_part[tgt]
         inhib = (weight < 0).astype(np.int64)
@@ -601,6 +606,40 @@ class SonataReader:
             self.net.projections.append(Projection(
                 pid, spop.parts[sp].pop_id, tpop.parts[tp].pop_id, syns[key], src_idx[rows].astype(np.int64),
                 tgt_idx[rows].astype(np.int64), np.asarray(w, float), d * 1e-3))
+
+    def _special_edges(self, epop, etypes, etid, src, tgt, weight, spop, tpop, efile):
+        """Edges of gap-junction types (``is_gap_junction``, bmtk's column) and of graded
+        synapses (``post_model_template``, nmlsim's: the post side's component) become
+        electrical / continuous projections; returns the mask of the other edges, or None."""
+        flagged = {}
+        for t in np.unique(etid):
+            et = etypes[int(t)]
+            gj = str(et.get("is_gap_junction") or "").strip().lower() in ("true", "1", "yes")
+            post_t = et.get("post_model_template")
+            if gj or post_t:
+                flagged[int(t)] = (gj, post_t, et.get("model_template") or "")
+        if not flagged:
+            return None
+        syn_dir = [self.comps.get("synaptic_models_dir")]
+        for t, (gj, post_t, tmpl) in flagged.items():
+            if not tmpl.startswith("nml:") or (post_t and not post_t.startswith("nml:")):
+                raise UnsupportedFeature(f"edge type {t}: gap junctions and graded synapses need nml: templates",
+                                         file=efile)
+            rows = np.nonzero(etid == t)[0]
+            sp_, tp_ = spop.part_of[src[rows]], tpop.part_of[tgt[rows]]
+            for a, b in sorted({(int(x), int(y)) for x, y in zip(sp_, tp_)}):
+                sel = rows[(sp_ == a) & (tp_ == b)]
+                pre, post = spop.parts[a].pop_id, tpop.parts[b].pop_id
+                pi = spop.index_in_part[src[sel]].astype(np.int64)
+                qi = tpop.index_in_part[tgt[sel]].astype(np.int64)
+                w = np.asarray(weight[sel], float)
+                if gj:
+                    comp = self._nml(tmpl[4:], syn_dir, efile)
+                    self.net.electrical.append(ElectricalProjection(epop, pre, post, comp, pi, qi, w))
+                else:
+                    pc, qc = self._nml(tmpl[4:], syn_dir, efile), self._nml(post_t[4:], syn_dir, efile)
+                    self.net.continuous.append(ContinuousProjection(epop, pre, post, pc, qc, pi, qi, w))
+        return ~np.isin(etid, list(flagged))
 
     def _edge_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
         groups = [k for k in g.keys() if k.isdigit()]
@@ -696,6 +735,8 @@ class SonataReader:
             self._spike_input(name, inp, module)
         elif itype == "current_clamp" or (itype == "csv" and module == "IClamp"):
             self._clamp_input(name, inp)
+        elif itype == "nml":
+            self._nml_input(name, inp)
         else:
             raise UnsupportedFeature(f"input_type '{itype}' (module '{module}') is not supported")
 
@@ -743,6 +784,34 @@ class SonataReader:
                 self.net.sources[pop].set_spikes(ids[keep], np.asarray(t, float)[keep] * 1e-3)
             except ModelError as e:
                 raise e.located(file=f)
+
+    def _nml_input(self, name, inp) -> None:
+        """nmlsim's input type for NeuroML inputs SONATA has no form for (sine, ramp,
+        dimensionless pulses...): ``component`` (an nml: document), ``node_set`` (one
+        population, an id list), optional ``weights`` (one per node)."""
+        tmpl = inp.get("component") or ""
+        if not tmpl.startswith("nml:"):
+            raise FormatError(f"input '{name}': an nml input needs component 'nml:<file>'", file=self.sim_path)
+        comp = self._nml(tmpl[4:], [self.comps.get("synaptic_models_dir"), self.comps.get("point_neuron_models_dir"),
+                                    str(self.sim_path.parent)], self.sim_path)
+        target = self.resolve_node_set(inp.get("node_set"))
+        weights = inp.get("weights")
+        for pop, ids in target.items():
+            np_ = self.pops[pop]
+            if np_.virtual:
+                raise ModelError(f"input '{name}' targets virtual population '{pop}'")
+            if weights is not None and len(weights) != len(ids):
+                raise ModelError(f"input '{name}': {len(weights)} weights for {len(ids)} nodes")
+            # resolve_node_set sorts the ids: pair the weights with the ids as listed
+            listed = np.asarray((inp.get("node_set") or {}).get("node_id", ids), dtype=np.int64) \
+                if isinstance(inp.get("node_set"), dict) else ids
+            w_by_id = dict(zip(listed.tolist(), weights)) if weights is not None else {}
+            for part_i, part in enumerate(np_.parts):
+                sel = ids[np_.part_of[ids] == part_i]
+                if len(sel):
+                    w = np.array([w_by_id.get(int(i), 1.0) for i in sel], dtype=float)
+                    self.net.inputs.append(InputList(name, comp, part.pop_id,
+                                                     np_.index_in_part[sel].astype(np.int64), w))
 
     def _clamp_input(self, name, inp) -> None:
         target = self.resolve_node_set(inp.get("node_set"))

@@ -150,3 +150,28 @@ def test_convert_gap_junction_network_to_neuroml_and_back(tmp_path):
         a = api.run(sim, duration=0.05, write=False, extra_quantities=q).traces["__display__"]
         b = api.run(api.load(out / "LEMS_rt.xml"), write=False).traces["of0"]
         assert np.allclose(a, b, rtol=0, atol=1e-12), case
+
+
+@pytest.mark.parametrize("case", ["nml2_ex19_gapjunctions", "nml2_ex20_analogsynapses", "osb_izh2007_fivecells"])
+def test_gap_junctions_graded_synapses_and_nml_inputs_round_trip(tmp_path, case):
+    """NeuroML -> SONATA (is_gap_junction edges, post_model_template edges, "nml" inputs) ->
+    nmlsim gives the spikes of the NeuroML run."""
+    from conftest import CORPUS, have_shared
+    if not have_shared():
+        pytest.skip("../shared not present")
+    c = next(c for c in json.loads((CORPUS / "manifest.json").read_text())["cases"] if c["case"] == case)
+    cdir = CORPUS / c["dir"]
+    run_dir = cdir / c["run_dir"]
+    import os
+    rel = os.path.relpath(cdir / c["lems"], run_dir)
+    p = run_cli(["convert", rel, tmp_path / "son", "--to", "sonata", "--include-root", cdir], cwd=run_dir)
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["run", rel, "--outdir", tmp_path / "lems", "--include-root", cdir,
+                 "--sonata-spikes", tmp_path / "a.h5", "-q"], cwd=run_dir)
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["run", tmp_path / "son" / "simulation_config.json", "--outdir", tmp_path / "b", "-q"])
+    assert p.returncode == 0, p.stderr
+    a, b = read_sonata_spikes(tmp_path / "a.h5"), read_sonata_spikes(tmp_path / "b" / "spikes.h5")
+    assert set(a) == set(b) and sum(len(v[0]) for v in a.values()) > 0
+    for k in a:
+        assert np.array_equal(a[k][0], b[k][0]) and np.allclose(a[k][1], b[k][1], atol=1e-12)
