@@ -17,6 +17,7 @@ from __future__ import annotations
 import linecache
 import math
 import re
+import zlib
 from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
@@ -107,6 +108,8 @@ class Program:
         self.mode_fast = False
         self.by_gid = {g.gid: g for g in groups}
         self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self._rngs: Dict[int, np.random.Generator] = {}
         self.names: Dict[Key, str] = {}
         self.literals: Dict[Key, float] = {}
         self.V: Dict[str, np.ndarray] = {}
@@ -114,6 +117,17 @@ class Program:
         self.state_keys: List[Key] = []
         self.source = ""
         self._build()
+
+    def rng_for(self, gid: int) -> np.random.Generator:
+        """The random stream of one group, seeded from the run's seed and the group's name,
+        so that streams do not depend on the order groups were built in (a model and its
+        SONATA/NeuroML re-import draw the same numbers)."""
+        r = self._rngs.get(gid)
+        if r is None:
+            name = self.by_gid[gid].name.encode()
+            r = np.random.default_rng(None if self.seed is None else [int(self.seed), zlib.crc32(name)])
+            self._rngs[gid] = r
+        return r
 
     # ------------------------------------------------------------ naming
     def py(self, gid: int, key: str) -> str:
@@ -183,7 +197,8 @@ class Program:
         ns = {"_np": np, "np": np, "_m": math, "_bc": _bc, "_bcb": _bcb, "_scatter_add": _scatter_add,
               "_scatter_mul": _scatter_mul, "_heaviside": E.heaviside, "_factorial": E._factorial_fn,
               "_rng": self.rng, "C": self.consts, "_at": _at,
-              "_randu": lambda n, x: self.rng.random(n) * x, "_TRUE1": np.ones(1, dtype=bool),
+              "_randu": lambda gid, n, x: self.rng_for(gid).random(n) * x, "_TRUE1": np.ones(1, dtype=bool),
+              "_rand1g": lambda gid, x: self.rng_for(gid).random() * x,
               "_phi": _phi, "_phi1": _phi1, "_ix": _ix,
               **E.python_namespace(lambda x: self.rng.random() * x)}
         try:
@@ -341,10 +356,10 @@ class Program:
                 loads.add(s)
             return s
         if self._fast(g):
-            return E.to_python(ast, wrap)
+            return E.to_python(ast, wrap).replace("_rand1(", f"_rand1g({g.gid}, ")
         code = E.to_numpy(ast, wrap)
         if "_random(" in code:
-            code = re.sub(r"_random\(", f"_randu({g.n}, ", code)
+            code = re.sub(r"_random\(", f"_randu({g.gid}, {g.n}, ", code)
         return code
 
     def _derived_stmt(self, g: Group, d: Derived, loads: Set[str]) -> List[str]:

@@ -198,7 +198,8 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             # no SONATA input type holds it: nmlsim's own ("input_type": "nml"), the component
             # as an nml: document, targets and weights listed
             pop, node_ids = idmap[inp.population]
-            inputs[f"{inp.id}_{len(inputs)}"] = {
+            key = inp.id if inp.id not in inputs else f"{inp.id}_{len(inputs)}"  # the id names its random stream
+            inputs[key] = {
                 "input_type": "nml", "module": "nmlsim", "component": doc(comp),
                 "node_set": {"population": pop, "node_id": [int(i) for i in node_ids[inp.target_idx]]},
                 "weights": [float(w) for w in inp.weight]}

@@ -12,6 +12,7 @@ generator sees one flat, topologically sortable set of equations per network.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -614,7 +615,8 @@ def _inline_eval(g: Group, ast, env: dict, memo: dict):
         elif name in g.params and g.params[name] is not None:
             v = g.params[name]
         else:
-            v = float(np.random.default_rng(abs(hash(name)) % (2 ** 32)).uniform(0.5, 1.5))
+            # a probe value that is the same in every process (str hashes are salted per run)
+            v = float(np.random.default_rng(zlib.crc32(name.encode())).uniform(0.5, 1.5))
         memo[name] = v
         return v
     names = {n: value(n) for n in E.names(ast)}

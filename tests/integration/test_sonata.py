@@ -125,9 +125,12 @@ def test_convert_refuses_what_sonata_cannot_hold(tmp_path):
     from conftest import CORPUS, have_shared
     if not have_shared():
         pytest.skip("no corpus")
-    f = CORPUS / "nml2_ex19_gapjunctions" / "LEMSexamples" / "LEMS_NML2_Ex19_GapJunctions.xml"
-    p = run_cli(["convert", f, tmp_path / "gj", "--to", "sonata"])
-    assert p.returncode == 4 and "gap junctions" in p.stderr
+    # a network inside a custom "tissue" component (temperature varying in space): no SONATA form
+    d = CORPUS / "nml2_ex17_tissue"
+    f = next(d.rglob("LEMS_*Tissue*.xml"))
+    p = run_cli(["convert", f, tmp_path / "t", "--to", "sonata", "--include-root", d])
+    assert p.returncode == 4 and "tissue" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
 
 
 def test_convert_gap_junction_network_to_neuroml_and_back(tmp_path):
@@ -152,10 +155,12 @@ def test_convert_gap_junction_network_to_neuroml_and_back(tmp_path):
         assert np.allclose(a, b, rtol=0, atol=1e-12), case
 
 
-@pytest.mark.parametrize("case", ["nml2_ex19_gapjunctions", "nml2_ex20_analogsynapses", "osb_izh2007_fivecells"])
+@pytest.mark.parametrize("case", ["nml2_ex19_gapjunctions", "nml2_ex20_analogsynapses", "osb_izh2007_fivecells",
+                                  "nml2_ex16_inputs"])
 def test_gap_junctions_graded_synapses_and_nml_inputs_round_trip(tmp_path, case):
     """NeuroML -> SONATA (is_gap_junction edges, post_model_template edges, "nml" inputs) ->
-    nmlsim gives the spikes of the NeuroML run."""
+    nmlsim gives the spikes of the NeuroML run — with stochastic inputs too (ex16): one seed,
+    and random streams keyed by group name, not build order."""
     from conftest import CORPUS, have_shared
     if not have_shared():
         pytest.skip("../shared not present")
@@ -166,10 +171,10 @@ def test_gap_junctions_graded_synapses_and_nml_inputs_round_trip(tmp_path, case)
     rel = os.path.relpath(cdir / c["lems"], run_dir)
     p = run_cli(["convert", rel, tmp_path / "son", "--to", "sonata", "--include-root", cdir], cwd=run_dir)
     assert p.returncode == 0, p.stderr
-    p = run_cli(["run", rel, "--outdir", tmp_path / "lems", "--include-root", cdir,
+    p = run_cli(["run", rel, "--outdir", tmp_path / "lems", "--include-root", cdir, "--seed", "3",
                  "--sonata-spikes", tmp_path / "a.h5", "-q"], cwd=run_dir)
     assert p.returncode == 0, p.stderr
-    p = run_cli(["run", tmp_path / "son" / "simulation_config.json", "--outdir", tmp_path / "b", "-q"])
+    p = run_cli(["run", tmp_path / "son" / "simulation_config.json", "--outdir", tmp_path / "b", "--seed", "3", "-q"])
     assert p.returncode == 0, p.stderr
     a, b = read_sonata_spikes(tmp_path / "a.h5"), read_sonata_spikes(tmp_path / "b" / "spikes.h5")
     assert set(a) == set(b) and sum(len(v[0]) for v in a.values()) > 0
