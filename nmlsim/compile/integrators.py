@@ -243,19 +243,13 @@ def _generated_rk4(prog, names, dt: float):
     for j, nm in enumerate(names):
         lines.append(f"    s{j} = V[{nm!r}]")
         lines.append(f"    y{j} = s{j}.copy()")
-    lines.append("    a = rates(V, t)")
-    for j in range(len(names)):
-        lines.append(f"    s{j}[...] = y{j} + {h2!r} * a[{j}]")
-    lines.append(f"    derived(V, t + {h2!r})")
-    lines.append(f"    b = rates(V, t + {h2!r})")
-    for j in range(len(names)):
-        lines.append(f"    s{j}[...] = y{j} + {h2!r} * b[{j}]")
-    lines.append(f"    derived(V, t + {h2!r})")
-    lines.append(f"    c = rates(V, t + {h2!r})")
-    for j in range(len(names)):
-        lines.append(f"    s{j}[...] = y{j} + {dt!r} * c[{j}]")
-    lines.append(f"    derived(V, t + {dt!r})")
-    lines.append(f"    d = rates(V, t + {dt!r})")
+    # stages: k_s = rates at (t + c_s dt) after states = y + a_s dt k_{s-1}
+    for stage, prev, coef, at in (("a", None, None, 0.0), ("b", "a", h2, h2), ("c", "b", h2, h2), ("d", "c", dt, dt)):
+        if prev is not None:
+            for j in range(len(names)):
+                lines.append(f"    s{j}[...] = y{j} + {coef!r} * {prev}[{j}]")
+            lines.append(f"    derived(V, t + {at!r})")
+        lines.append(f"    {stage} = rates(V, t + {at!r})")
     for j in range(len(names)):
         lines.append(f"    s{j}[...] = y{j} + {h6!r} * (a[{j}] + 2.0 * b[{j}] + 2.0 * c[{j}] + d[{j}])")
     lines.append("    return None")

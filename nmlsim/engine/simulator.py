@@ -170,16 +170,21 @@ class Simulator:
                 fn(self.V, self.t, dst_idx, w)
             return
         # an instance may receive several events in one step: deliver in rounds
-        while len(dst_idx):
-            uniq, first = np.unique(dst_idx, return_index=True)
-            m = np.zeros(r.dst.n, dtype=bool)
+        self._queue_in_rounds(r.dst, r.dst_port, dst_idx, queue)
+
+    def _queue_in_rounds(self, g, port, idx, queue):
+        """Queue events of port ``port`` for instances ``idx`` of ``g`` as masks; an instance
+        listed k times gets k rounds, the queue being processed between rounds."""
+        while len(idx):
+            uniq, first = np.unique(idx, return_index=True)
+            m = np.zeros(g.n, dtype=bool)
             m[uniq] = True
-            queue.append((r.dst, "", r.dst_port, m))
-            if len(uniq) == len(dst_idx):
-                break
-            keep = np.ones(len(dst_idx), dtype=bool)
+            queue.append((g, "", port, m))
+            if len(uniq) == len(idx):
+                return
+            keep = np.ones(len(idx), dtype=bool)
             keep[first] = False
-            dst_idx = dst_idx[keep]
+            idx = idx[keep]
             self._process_events(queue, self.t)
 
     # ----------------------------------------------------------- init
@@ -276,7 +281,7 @@ class Simulator:
             if cur < len(steps) and steps[cur] <= k:
                 end = int(np.searchsorted(steps, k, side="right"))
                 entry[2] = end
-                self._emit(src, src.ids[cur:end], queue)
+                self._queue_in_rounds(src, src.port, src.ids[cur:end], queue)
         for g, h, fn in self.cond_handlers:
             m = fn(V, t, None)
             if m is not None:
@@ -287,20 +292,6 @@ class Simulator:
                     queue.append((g, h.node.prefix, out, m))
         if queue:
             self._process_events(queue, t)
-
-    def _emit(self, src, ids, queue):
-        """Spikes of source cells ``ids`` (a cell may appear twice: one round per repeat)."""
-        while len(ids):
-            uniq, first = np.unique(ids, return_index=True)
-            m = np.zeros(src.n, dtype=bool)
-            m[uniq] = True
-            queue.append((src, "", src.port, m))
-            if len(uniq) == len(ids):
-                return
-            keep = np.ones(len(ids), dtype=bool)
-            keep[first] = False
-            ids = ids[keep]
-            self._process_events(queue, self.t)
 
     def _check_finite(self, t):
         prog = self.program

@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import FormatError, UnsupportedFeature
 from ..graph.network import MAX_CELLS, Network
 from ..lems.model import Component
+from .hdf5 import open_h5
 from .results import _atomic_h5
 
 
@@ -59,13 +60,8 @@ def _columns(ds, path) -> Dict[str, np.ndarray]:
 
 def read_network_h5(path) -> Component:
     """The network in a NeuroML HDF5 file, as a component tree with array payloads."""
-    import h5py
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, FileNotFoundError):
-        raise FormatError("cannot open as HDF5", file=path) from None
-    with f:
+    with open_h5(path) as f:
         if "neuroml" not in f or "network" not in f["neuroml"]:
             raise FormatError("no /neuroml/network group (is this a NeuroML HDF5 network?)", file=path)
         root = f["neuroml"]

@@ -37,6 +37,7 @@ from ..graph.network import (ContinuousProjection, ElectricalProjection, InputLi
                              Projection, SpikeSourcePopulation)
 from ..lems.model import Component
 from . import nest_models
+from .hdf5 import open_h5
 from .xmlsafe import confined
 
 #: NEST's static_synapse delay when neither the h5 file nor the CSV gives one
@@ -330,7 +331,6 @@ class SonataReader:
 
     # ------------------------------------------------------------- read
     def read(self) -> SonataRun:
-        import h5py
         sim_path, sim, circ_path, circuit = self._configs()
         comps = circuit.get("components") or {}
         self.comps = comps
@@ -358,11 +358,7 @@ class SonataReader:
         for spec in networks.get("nodes") or []:
             nfile = self.path(spec.get("nodes_file"), circ_path.parent, "nodes file", circ_path)
             types = read_types(self.path(spec.get("node_types_file"), circ_path.parent, "node types file", circ_path))
-            try:
-                f = h5py.File(nfile, "r")
-            except (OSError, FileNotFoundError):
-                raise FormatError("cannot open as HDF5", file=nfile) from None
-            with f:
+            with open_h5(nfile) as f:
                 if "nodes" not in f:
                     raise FormatError("no /nodes group", file=nfile)
                 for pop, g in f["nodes"].items():
@@ -376,11 +372,7 @@ class SonataReader:
                 continue
             efile = self.path(spec.get("edges_file"), circ_path.parent, "edges file", circ_path)
             etypes = read_types(self.path(spec.get("edge_types_file"), circ_path.parent, "edge types file", circ_path))
-            try:
-                f = h5py.File(efile, "r")
-            except (OSError, FileNotFoundError):
-                raise FormatError("cannot open as HDF5", file=efile) from None
-            with f:
+            with open_h5(efile) as f:
                 for epop, g in (f["edges"].items() if "edges" in f else ()):
                     self._edges(epop, g, efile, etypes)
         self.node_sets = dict(self._node_sets_file(sim, sim_path, circuit, circ_path))
@@ -741,7 +733,6 @@ class SonataReader:
             raise UnsupportedFeature(f"input_type '{itype}' (module '{module}') is not supported")
 
     def _spike_input(self, name, inp, module) -> None:
-        import h5py
         target = self.resolve_node_set(inp.get("node_set"))
         src_pops = [p for p in target if p in self.net.sources]
         if not src_pops:
@@ -749,11 +740,7 @@ class SonataReader:
         f = self.path(inp.get("input_file"), self.sim_path.parent, "spike input file", self.sim_path)
         spikes: Dict[Optional[str], Tuple[np.ndarray, np.ndarray]] = {}
         if module in ("sonata", "h5", "hdf5"):
-            try:
-                h = h5py.File(f, "r")
-            except (OSError, FileNotFoundError):
-                raise FormatError("cannot open as HDF5", file=f) from None
-            with h:
+            with open_h5(f) as h:
                 if "spikes" not in h:
                     raise FormatError("no /spikes group", file=f)
                 sg = h["spikes"]
