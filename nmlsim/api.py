@@ -1,14 +1,13 @@
 """The public Python API: load a model, build a simulator, run it, write results."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from .compile.build import Built, build_groups
+from .compile.build import build_groups
 from .engine.paths import resolve_cell, resolve_quantity, _split
 from .engine.record import EventRecorder, TraceRecorder
 from .engine.simulator import Simulator

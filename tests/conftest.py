@@ -35,13 +35,8 @@ def run_cli(args, cwd=None, timeout=600):
                           text=True, timeout=timeout)
 
 
-LEMS_HEAD = """<Lems>
-<Target component="sim1"/>
-<Include file="Simulation.xml"/>
-<Include file="Networks.xml"/>
-<Include file="Cells.xml"/>
-<Include file="Inputs.xml"/>
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent / "bad_input"))
+from make_corpus import LEMS_HEAD  # noqa: E402  (one LEMS header for the tests and the bad-input corpus)
 
 
 def write_lems(path: Path, body: str, sim: str) -> Path:

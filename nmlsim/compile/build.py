@@ -1,7 +1,7 @@
 """Network graph -> flattened groups (one per population, projection side, input list)."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 

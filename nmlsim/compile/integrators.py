@@ -17,12 +17,11 @@ summed over attachments, gap-junction peers) are held constant over the step.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
 from ..errors import ModelError
-from ..lems import expr as E
 
 METHODS = ("euler", "exp_euler", "rk4")
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import List
 
 import numpy as np
 
@@ -51,5 +50,3 @@ def _free_id(model, base: str) -> str:
         k += 1
     return cid
 
-
-__all__: List[str] = ["sources_as_spike_arrays"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..coretypes import CORE_DIR, NEST_DIR, core_file
-from ..errors import FormatError, ModelError, NmlsimError
+from ..errors import FormatError, NmlsimError
 from ..lems.model import (Assignment, Component, ComponentType, DerivedVariable, Dynamics,
                           EventConnectionDecl, EventHandler, KineticScheme, LemsModel, Regime)
 from .xmlsafe import confined, local, parse_xml

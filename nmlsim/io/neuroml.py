@@ -7,7 +7,7 @@ meaning of NeuroML's structural elements, which jLEMS expresses with ``Structure
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 

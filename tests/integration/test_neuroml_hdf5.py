@@ -1,6 +1,5 @@
 """NeuroML HDF5 networks: written by nmlsim, read back, read by libNeuroML, bad files refused."""
 import h5py
-import numpy as np
 import pytest
 
 from conftest import run_cli
