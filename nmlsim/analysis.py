@@ -41,3 +41,26 @@ def read_sonata_spikes(path) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
             scale = 1e-3 if g["timestamps"].attrs.get("units", "ms") in ("ms", b"ms") else 1.0
             out[pop] = (g["node_ids"][:].astype(np.int64), g["timestamps"][:] * scale)
     return out
+
+
+def population_spectrum(times_s: np.ndarray, duration_s: float, *, t_start: float = 0.0, bin_s: float = 1e-3,
+                        segment_s: float = 1.0):
+    """Welch power spectrum of the summed spike count in ``bin_s`` bins over [t_start, duration).
+
+    Returns (frequencies Hz, power).  Segments of ``segment_s`` (at most the window), Hann
+    window, mean removed per segment (scipy's defaults)."""
+    from scipy.signal import welch
+    edges = np.arange(t_start, duration_s + bin_s / 2, bin_s)
+    counts, _ = np.histogram(times_s, edges)
+    fs = 1.0 / bin_s
+    nper = int(min(len(counts), round(segment_s * fs)))
+    return welch(counts.astype(float), fs=fs, nperseg=nper)
+
+
+def dominant_frequency(times_s: np.ndarray, duration_s: float, *, band=(2.0, 100.0), **kw) -> float:
+    """Peak frequency (Hz) of :func:`population_spectrum` inside ``band``."""
+    f, p = population_spectrum(times_s, duration_s, **kw)
+    sel = (f >= band[0]) & (f <= band[1])
+    if not np.any(sel) or not np.any(p[sel] > 0):
+        return float("nan")
+    return float(f[sel][np.argmax(p[sel])])

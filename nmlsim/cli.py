@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--to", required=True, choices=("sonata", "neuroml", "neuroml-h5"))
     cv.add_argument("--include-root", default=None)
     cv.set_defaults(fn=cmd_convert)
-    ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif) as NeuroML2 + LEMS and/or SONATA")
+    ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif, thalamus: all four states) as NeuroML2 + LEMS and/or SONATA")
     ex.add_argument("model")
     ex.add_argument("outdir")
     ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml, neuroml-h5 (network structure in NeuroML HDF5), sonata")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,3 +51,14 @@ def lems_file(tmp_path):
     def make(body, sim, name="LEMS_test.xml"):
         return write_lems(tmp_path / name, body, sim)
     return make
+
+
+def tube_error(t, ref, cand, window):
+    """Largest distance of ``cand`` outside the band [min, max] of ``ref`` over +-``window``
+    (same sampling): a trace shifted in time by no more than ``window`` scores 0."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+    dt = t[1] - t[0]
+    k = 2 * int(round(window / dt)) + 1
+    hi = maximum_filter1d(ref, k, mode="nearest")
+    lo = minimum_filter1d(ref, k, mode="nearest")
+    return float(np.max(np.maximum(cand - hi, 0) + np.maximum(lo - cand, 0)))

@@ -11,11 +11,18 @@ MODELS = {
 }
 
 
-def build(name: str, size: Optional[int] = None, seed: int = 1):
+#: models with their own exporter (several files and states): name -> module
+MULTI_STATE = {"thalamus": "thalamus"}
+
+
+def build(name: str, size: Optional[int] = None, seed: int = 1, state: Optional[str] = None):
     from . import ei
+    if name in MULTI_STATE or name.startswith("thalamus_"):
+        from . import thalamus
+        return thalamus.build(state or (name.split("_", 1)[1] if "_" in name else "alpha"), seed=seed)
     if name not in MODELS:
         from ..errors import ModelError
-        raise ModelError(f"unknown model '{name}' (choose from {', '.join(sorted(MODELS))})")
+        raise ModelError(f"unknown model '{name}' (choose from {', '.join(sorted([*MODELS, *MULTI_STATE]))})")
     return ei.build(MODELS[name][0], n=size or 4000, seed=seed)
 
 
@@ -24,6 +31,13 @@ def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optiona
     """Build model ``name`` and write it under ``outdir``; returns the paths written."""
     from ..errors import UnsupportedFeature
     from ..io.neuroml_writer import write_lems_simulation, write_network
+    if name in MULTI_STATE:
+        from . import thalamus
+        bad = [f for f in to if f not in ("neuroml", "sonata")]
+        if bad:
+            raise UnsupportedFeature(f"the thalamus is exported as neuroml and/or sonata, not {', '.join(bad)}")
+        kw = {k: v for k, v in (("duration", duration), ("step", step)) if v is not None}
+        return thalamus.export(outdir, to=to, seed=seed, **kw)
     net = build(name, size, seed)
     _, default_len, default_step = MODELS[name]
     step = step if step is not None else default_step
