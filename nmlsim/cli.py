@@ -78,7 +78,7 @@ def cmd_run(args) -> int:
               f"in {time.time() - t0:.2f} s ({args.method or 'exp_euler'})")
     if args.plot:
         from .plot import plot_result
-        out = plot_result(sim, res, Path(args.outdir or "."))
+        out = plot_result(sim, res, Path(args.outdir or "."), duration=args.duration)
         if not args.quiet:
             print(f"wrote {out}")
     return 0

@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 rm -rf models/ei_hh models/coba_lif
 nmlsim export ei_hh models/ei_hh --to neuroml,neuroml-h5,sonata --seed 1
 nmlsim export coba_lif models/coba_lif --to neuroml,neuroml-h5,sonata --seed 1
+rm -rf models/thalamus
+nmlsim export thalamus models/thalamus --to neuroml,sonata --seed 1

@@ -96,3 +96,13 @@ def test_export_reimport_and_reproducibility(tmp_path):
     for pid, (idx, t) in spikes.items():
         si, st = son[pid]
         assert len(st) == len(t), pid
+
+
+def test_shipped_files_are_the_exporters_output(tmp_path):
+    """models/thalamus is written by nmlsim (scripts/make_models.sh), never edited by hand."""
+    shipped = Path(__file__).resolve().parents[2] / "models" / "thalamus"
+    if not shipped.exists():
+        pytest.skip("models/thalamus not in this checkout")
+    th.export(tmp_path, seed=1, to=("neuroml",))
+    for f in sorted(tmp_path.glob("*.*")):
+        assert f.read_bytes() == (shipped / f.name).read_bytes(), f.name
