@@ -97,10 +97,8 @@ class NumbaKernels:
             raise UnsupportedFeature(f"the numba backend has no integrator '{method}'")
         self.prog = prog
         self.dt = float(dt)
-        for g in prog.groups:
-            if g.has_random:
-                raise UnsupportedFeature(f"group '{g.name}' draws random numbers in its equations; "
-                                         "use the numpy backend")
+        # random numbers drawn in event handlers stay in NumPy (the group's own stream);
+        # one drawn in a derived variable or rate is refused where it is compiled (_expr)
         # every derived value becomes an array of its group's size
         for gid, key in prog.order:
             nm = prog.py(gid, key)

@@ -271,9 +271,15 @@ def model_with_types():
     return model
 
 
-def build(state: str = "alpha", seed: int = 1) -> Network:
+def build(state: str = "alpha", seed: int = 1, tc_gap_junctions: bool = False) -> Network:
     """The network in ``state`` (delta, spindle, alpha, gamma); ``seed`` draws the connectivity
-    (the same for every state) and is the simulation seed of the export."""
+    (the same for every state) and is the simulation seed of the export.
+
+    ``tc_gap_junctions``: also couple HTC-HTC (10 nS) and RTC-HTC (3.3 nS), the original
+    model's junctions.  They are drawn either way (same random stream, same edges), but by
+    default only RE-RE acts, as in the seed, whose TC junction currents never reach dV/dt
+    (spec §6.1 quirk 2) and whose measured rhythms (spec §11.1) are the targets; with them,
+    gamma slows from ~28 Hz to ~20 Hz (docs/models.md)."""
     if state not in STATES:
         from ..errors import ModelError
         raise ModelError(f"unknown thalamus state '{state}' (choose from {', '.join(STATES)})")
@@ -306,6 +312,8 @@ def build(state: str = "alpha", seed: int = 1) -> Network:
                                           np.full(len(i), delay * 1e-3)))
     for gid, pre, post, dist, prob, ratio, g in GAP:
         i, j = prob_dist(rng, net.populations[pre].size, net.populations[post].size, dist, prob, ratio)
+        if post == "HTC" and not tc_gap_junctions:
+            continue
         net.electrical.append(ElectricalProjection(gid, pre, post, gaps[g], i, j, np.ones(len(i))))
     for pid, pop in net.populations.items():
         idx = np.arange(pop.size, dtype=np.int64)
@@ -313,7 +321,8 @@ def build(state: str = "alpha", seed: int = 1) -> Network:
         net.inputs.append(InputList(f"noise_{pid}", ins[f"noise_{grp}"], pid, idx, np.ones(pop.size)))
         net.inputs.append(InputList(f"pulses_{pid}", ins["pulses"], pid, idx, np.ones(pop.size)))
     net.description = (f"Thalamic network of Li, Henriquez & Froehlich (2017), {state} state; connectivity seed "
-                       f"{seed}; built by nmlsim.library.thalamus (spec: specs/thalamus.md)")
+                       f"{seed}; gap junctions: {'HTC-HTC, RTC-HTC and RE-RE' if tc_gap_junctions else 'RE-RE only, as in the seed'}; "
+                       f"built by nmlsim.library.thalamus (spec: specs/thalamus.md)")
     return net
 
 
@@ -351,7 +360,8 @@ def _lems_doc(path: Path, comps: Sequence[Component]) -> Path:
 
 
 def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequence[str] = ("neuroml", "sonata"),
-           duration: float = 3.0, step: float = 1e-4, traces_per_population: int = 10) -> List[Path]:
+           duration: float = 3.0, step: float = 1e-4, traces_per_population: int = 10,
+           tc_gap_junctions: bool = False) -> List[Path]:
     """Write the model into ``outdir``: ThalamusTypes.xml, one ``.channel.nml`` per channel,
     ``Thalamus_components.xml`` (Ca pools, receptors), per state ``thalamus_<state>.cells.nml``,
     ``thalamus_<state>.net.nml`` and ``LEMS_thalamus_<state>.xml``; with "sonata" also
@@ -372,7 +382,7 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
                                           f"custom gate forms are defined in {TYPES_FILE.name}"))
         written.append(_lems_doc(outdir / "Thalamus_components.xml", custom))
     for state in states:
-        net = build(state, seed)
+        net = build(state, seed, tc_gap_junctions=tc_gap_junctions)
         if "neuroml" in to:
             cells = [net.populations[p].component for p in POPULATIONS]
             used = sorted({d.attrs["ionChannel"] for c in cells for d in _densities(c)})

@@ -28,7 +28,10 @@ def test_fixed_number_rule():
 
 
 def test_gap_junction_rule():
-    net = th.build("alpha", seed=3)
+    net = th.build("alpha", seed=3, tc_gap_junctions=True)
+    seedlike = th.build("alpha", seed=3)
+    assert [e.id for e in seedlike.electrical] == ["gj_RE"]  # the seed's TC junctions are inert
+    assert np.array_equal(seedlike.electrical[0].pre_idx, net.electrical[2].pre_idx)
     sides = {p: th.POPULATIONS[p][0] for p in th.POPULATIONS}
     for e in net.electrical:
         sp, sq = sides[e.pre], sides[e.post]
