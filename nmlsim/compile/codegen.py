@@ -306,7 +306,7 @@ class Program:
         deps = {}
         for gid, k in todo:
             g = self.by_gid[gid]
-            deps[(gid, k)] = [x for x in self._deps(g, g.derived[k]) if x in todo_set]
+            deps[(gid, k)] = sorted(x for x in self._deps(g, g.derived[k]) if x in todo_set)  # stable order
         order, state = [], {}
         for start in todo:  # iterative depth-first search: no recursion limit on big models
             if state.get(start) == 2:

@@ -71,6 +71,80 @@ def _helpers():
     return {"_m": math, "_hs": _hs, "_sign1": _sign1, "_fact1": _fact1, "_phi": _phi, "_np": np}
 
 
+_HELPERS_SRC = """import math as _m
+import math
+import numpy as _np
+import numba
+
+
+@numba.njit(cache=True)
+def _hs(x):
+    return 0.0 if x < 0 else (0.5 if x == 0 else 1.0)
+
+
+@numba.njit(cache=True)
+def _sign1(x):
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+@numba.njit(cache=True)
+def _fact1(x):
+    return math.gamma(x + 1.0)
+
+
+@numba.njit(cache=True)
+def _phi(z):
+    if -1e-9 < z < 1e-9:
+        return 1.0 + 0.5 * z
+    return math.expm1(z) / z
+
+
+"""
+
+
+def cache_dir():
+    """Where generated kernels and Numba's compiled code are kept: $NMLSIM_CACHE_DIR, else
+    ~/.cache/nmlsim/numba (XDG_CACHE_HOME respected)."""
+    import os
+    from pathlib import Path
+    env = os.environ.get("NMLSIM_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nmlsim" / "numba"
+
+
+def _load_module(source: str):
+    """The kernels as a module in a file named by the hash of their source, so that Numba's
+    on-disk cache (keyed by file and function) serves a model's second and later runs without
+    recompiling.  None where no cache folder can be written."""
+    import hashlib
+    import importlib.util
+    import os
+    import numba
+    text = _HELPERS_SRC + source
+    key = hashlib.sha1((numba.__version__ + "\0" + text).encode()).hexdigest()[:20]
+    folder = cache_dir()
+    path = folder / f"k_{key}.py"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            tmp = folder / f".k_{key}.{os.getpid()}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, path)
+    except OSError:
+        return None
+    import sys
+    name = f"nmlsim_kernels_{key}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # Numba's cache re-imports the module by name when it loads
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _fuse(lines: List[str]) -> List[str]:
     """Merge consecutive ``for i in range(n):`` loops (elementwise statements of one group
     in dependency order: fusing keeps the order, so each instance sees its own values)."""
@@ -116,10 +190,14 @@ class NumbaKernels:
         src += [f"def _step({args}):"] + (lines_s or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
         self.source = "\n".join(src) + "\n"
+        mod = _load_module(self.source)
+        opts = dict(cache=mod is not None, error_model="numpy", fastmath=False)
         import numba
-        ns = _helpers()
-        exec(compile(self.source, "<nmlsim-numba>", "exec"), ns)
-        opts = dict(cache=False, error_model="numpy", fastmath=False)
+        if mod is None:  # no writable cache folder: compile from memory
+            ns = _helpers()
+            exec(compile(self.source, "<nmlsim-numba>", "exec"), ns)
+        else:
+            ns = vars(mod)
         self._d = numba.njit(**opts)(ns["_derived"])
         self._s = numba.njit(**opts)(ns["_step"])
         self._r = numba.njit(**opts)(ns["_rates"]) if method == "rk4" else None

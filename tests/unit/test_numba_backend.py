@@ -38,13 +38,31 @@ def test_rk4_matches_numpy():
         assert np.array_equal(a[pop][0], b[pop][0]) and np.allclose(a[pop][1], b[pop][1], rtol=0, atol=1e-12)
 
 
-def test_refuses_what_it_cannot_compile():
+def test_random_in_event_handlers_runs_random_in_equations_refused(lems_file):
+    """Poisson inputs draw in their event handlers (kept in NumPy, same streams): same spikes.
+    A random number inside a derived variable cannot be compiled: refused by name."""
     from nmlsim.graph.network import InputList
     from nmlsim.lems.model import Component
     net = build("coba_lif", size=50, seed=1)
     poisson = Component(tag="poissonFiringSynapse", id="noise", type="poissonFiringSynapse",
-                        attrs={"averageRate": "10Hz", "synapse": "syn_e", "spikeTarget": "./syn_e"})
+                        attrs={"averageRate": "200Hz", "synapse": "syn_e", "spikeTarget": "./syn_e"})
     net.model.add_component(poisson)
     net.inputs.append(InputList("n", poisson, "E", np.arange(3), np.ones(3)))
+    a, _ = api.simulate_network(net, 0.02, 1e-4, seed=3)
+    b, _ = api.simulate_network(net, 0.02, 1e-4, seed=3, backend="numba")
+    for pop in a:
+        assert np.array_equal(a[pop][0], b[pop][0]) and np.allclose(a[pop][1], b[pop][1], rtol=0, atol=1e-12)
+    path = lems_file("""
+    <ComponentType name="jitter" extends="baseCellMembPot">
+        <Constant name="RATE" dimension="none" value="1"/>
+        <Dynamics>
+            <StateVariable name="v" dimension="voltage" exposure="v"/>
+            <DerivedVariable name="noise" dimension="none" value="random(1)"/>
+            <TimeDerivative variable="v" value="noise * RATE"/>
+        </Dynamics>
+    </ComponentType>
+    <jitter id="j"/>
+    <network id="net"><population id="p" component="j" size="2"/></network>
+""", '<Simulation id="sim1" length="1ms" step="0.1ms" target="net"/>')
     with pytest.raises(UnsupportedFeature, match="random"):
-        api.simulate_network(net, 0.001, 1e-4, backend="numba")
+        api.run(api.load(path), write=False, backend="numba")
