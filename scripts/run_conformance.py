@@ -2,6 +2,7 @@
 """Run every case of the NeuroML conformance corpus through `nmlsim run`.
 
 Usage: python scripts/run_conformance.py OUTROOT [--shared ../shared] [--method euler] [--cases a,b] [-j 2]
+                                          [--backend numba]
 
 Each case runs in its `run_dir` (as jnml does), with outputs written under OUTROOT/<case>/,
 then compare with:
@@ -24,6 +25,7 @@ def main():
     ap.add_argument("--method", default="exp_euler")
     ap.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("--backend", default="numpy", help="numpy or numba")
     args = ap.parse_args()
     corpus = Path(args.shared) / "conformance" / "neuroml"
     manifest = json.loads((corpus / "manifest.json").read_text())
@@ -40,7 +42,7 @@ def main():
         out.mkdir(parents=True, exist_ok=True)
         lems = os.path.relpath(cdir / c["lems"], run_dir)
         cmd = [sys.executable, "-m", "nmlsim.cli", "run", lems, "--method", args.method, "--outdir", str(out),
-               "--include-root", str(cdir), "-q"]
+               "--include-root", str(cdir), "--backend", args.backend, "-q"]
         t = time.time()
         p = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
         return c["case"], p.returncode, time.time() - t, (p.stderr or "").strip()[-400:]

@@ -322,7 +322,11 @@ class NumbaKernels:
 
     # ------------------------------------------------------------- calls
     def _args(self, V) -> Tuple:
-        return tuple(V[n] for n in self._names) + tuple(self.consts)
+        # the arrays are built once and only ever written in place (kernels, event handlers
+        # and the engine alike), so the argument tuple is built once per V
+        if getattr(self, "_argv", None) is not V:
+            self._argv, self._argt = V, tuple(V[n] for n in self._names) + tuple(self.consts)
+        return self._argt
 
     def derived(self, V, t):
         self._d(float(t), *self._args(V))
