@@ -48,29 +48,6 @@ _DIALECT = E._Dialect(E.PY_FUNCTIONS, "and", "or", "not ", power=_power,
                       select=lambda c, a, b: f"({a} if {c} else {b})")
 
 
-def _helpers():
-    import numba
-
-    @numba.njit(cache=False)
-    def _hs(x):
-        return 0.0 if x < 0 else (0.5 if x == 0 else 1.0)
-
-    @numba.njit(cache=False)
-    def _sign1(x):
-        return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
-
-    @numba.njit(cache=False)
-    def _fact1(x):
-        return math.gamma(x + 1.0)
-
-    @numba.njit(cache=False)
-    def _phi(z):
-        if -1e-9 < z < 1e-9:
-            return 1.0 + 0.5 * z
-        return math.expm1(z) / z
-    return {"_m": math, "_hs": _hs, "_sign1": _sign1, "_fact1": _fact1, "_phi": _phi, "_np": np}
-
-
 _HELPERS_SRC = """import math as _m
 import math
 import numpy as _np
@@ -100,6 +77,13 @@ def _phi(z):
 
 
 """
+
+
+def _helpers():
+    """The helper functions in a namespace of their own (kernels compiled from memory)."""
+    ns: dict = {}
+    exec(compile(_HELPERS_SRC.replace("cache=True", "cache=False"), "<nmlsim-numba-helpers>", "exec"), ns)
+    return ns
 
 
 def cache_dir():

@@ -15,7 +15,7 @@ module.  Every channel is written to its own ``<id>.channel.nml``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 

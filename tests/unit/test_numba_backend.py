@@ -66,3 +66,20 @@ def test_random_in_event_handlers_runs_random_in_equations_refused(lems_file):
 """, '<Simulation id="sim1" length="1ms" step="0.1ms" target="net"/>')
     with pytest.raises(UnsupportedFeature, match="random"):
         api.run(api.load(path), write=False, backend="numba")
+
+
+def test_kernels_cached_on_disk(tmp_path, monkeypatch):
+    """Generated kernels go to one file per model (same source every time: deterministic
+    order) with Numba's cache beside it; an unwritable cache folder falls back to memory."""
+    monkeypatch.setenv("NMLSIM_CACHE_DIR", str(tmp_path / "cache"))
+    net = build("ei_hh", size=60, seed=3)
+    runs = [api.simulate_network(net, 0.01, 1e-4, seed=3, backend="numba")[0] for _ in range(2)]
+    assert len(list((tmp_path / "cache").glob("k_*.py"))) == 1
+    assert list((tmp_path / "cache" / "__pycache__").glob("*_step*.nbi"))
+    for pop in runs[0]:
+        assert np.array_equal(runs[0][pop][1], runs[1][pop][1])
+    (tmp_path / "ro").write_text("a file, not a folder")
+    monkeypatch.setenv("NMLSIM_CACHE_DIR", str(tmp_path / "ro" / "sub"))
+    again, _ = api.simulate_network(net, 0.01, 1e-4, seed=3, backend="numba")
+    for pop in again:
+        assert np.array_equal(again[pop][1], runs[0][pop][1])
