@@ -143,7 +143,7 @@ def cmd_convert(args) -> int:
 def cmd_export(args) -> int:
     from .library import export
     for p in export(args.model, args.outdir, to=args.to.split(","), size=args.size, seed=args.seed,
-                    duration=args.duration, step=args.dt, tc_gap_junctions=args.tc_gap_junctions):
+                    duration=args.duration, step=args.dt, tc_gap_junctions=args.tc_gap_junctions, std=args.std):
         print(f"wrote {p}")
     return 0
 
@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--dt", type=float, default=None, help="time step in the LEMS file, seconds (default 1e-4)")
     ex.add_argument("--tc-gap-junctions", action="store_true",
                     help="thalamus: also couple HTC-HTC and RTC-HTC (the original model; inert in the seed)")
+    ex.add_argument("--std", action="store_true",
+                    help="thalamus: short-term depression scales release (the original model; a no-op in the seed)")
     ex.set_defaults(fn=cmd_export)
     pl = sub.add_parser("plot", help="plot .dat trace files to a PNG")
     pl.add_argument("files", nargs="+")

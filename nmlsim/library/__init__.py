@@ -28,19 +28,19 @@ def build(name: str, size: Optional[int] = None, seed: int = 1, state: Optional[
 
 def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optional[int] = None, seed: int = 1,
            duration: Optional[float] = None, step: Optional[float] = None, trace_cells: int = 3,
-           tc_gap_junctions: bool = False):
+           tc_gap_junctions: bool = False, std: bool = False):
     """Build model ``name`` and write it under ``outdir``; returns the paths written."""
     from ..errors import UnsupportedFeature
     from ..io.neuroml_writer import write_lems_simulation, write_network
-    if tc_gap_junctions and name not in MULTI_STATE:
-        raise UnsupportedFeature("--tc-gap-junctions applies to the thalamus only")
+    if (tc_gap_junctions or std) and name not in MULTI_STATE:
+        raise UnsupportedFeature("--tc-gap-junctions and --std apply to the thalamus only")
     if name in MULTI_STATE:
         from . import thalamus
         bad = [f for f in to if f not in ("neuroml", "sonata")]
         if bad:
             raise UnsupportedFeature(f"the thalamus is exported as neuroml and/or sonata, not {', '.join(bad)}")
         kw = {k: v for k, v in (("duration", duration), ("step", step)) if v is not None}
-        return thalamus.export(outdir, to=to, seed=seed, tc_gap_junctions=tc_gap_junctions, **kw)
+        return thalamus.export(outdir, to=to, seed=seed, tc_gap_junctions=tc_gap_junctions, std=std, **kw)
     net = build(name, size, seed)
     _, default_len, default_step = MODELS[name]
     step = step if step is not None else default_step

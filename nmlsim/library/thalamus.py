@@ -203,13 +203,20 @@ def cell(cell_type: str, state: str) -> Component:
                 C("resistivity", value="0.1kohm_cm")])])])
 
 
-def synapses() -> Dict[str, Component]:
-    """One receptor component per chemical projection (gbase = the seed's weight in uS)."""
+#: short-term depression of the original model (spec §5.2): U and recovery time
+STD_U, STD_TAU_MS = 0.07, 700.0
+
+
+def synapses(std: bool = False) -> Dict[str, Component]:
+    """One receptor component per chemical projection (gbase = the seed's weight in uS).
+    ``std``: release scaled by the original model's depressing efficacy (U 0.07, 700 ms);
+    without it U = 0, the seed's behaviour (its depression state never reaches release)."""
     out = {}
     for pid, _pre, _post, _p, _ratio, w, rec, erev, _delay in CHEMICAL:
         a, b, tmax, tdur = RECEPTORS[rec]
         attrs = dict(gbase=f"{w * 1e3:g}nS", erev=f"{erev:g}mV", alpha=f"{a:g}per_ms", beta=f"{b:g}per_ms",
-                     Tmax=f"{tmax:g}", Tdur=f"{tdur:g}ms")
+                     Tmax=f"{tmax:g}", Tdur=f"{tdur:g}ms", U=f"{STD_U if std else 0:g}",
+                     tauRec=f"{STD_TAU_MS:g}ms")
         if rec == "NMDA":
             out[pid] = C("Component", f"syn_{pid}", type="kineticPulseSynapseMgBlock", blockMidpoint="-25mV",
                          blockScale="12.5mV", **attrs)
@@ -271,7 +278,7 @@ def model_with_types():
     return model
 
 
-def build(state: str = "alpha", seed: int = 1, tc_gap_junctions: bool = False) -> Network:
+def build(state: str = "alpha", seed: int = 1, tc_gap_junctions: bool = False, std: bool = False) -> Network:
     """The network in ``state`` (delta, spindle, alpha, gamma); ``seed`` draws the connectivity
     (the same for every state) and is the simulation seed of the export.
 
@@ -279,7 +286,10 @@ def build(state: str = "alpha", seed: int = 1, tc_gap_junctions: bool = False) -
     model's junctions.  They are drawn either way (same random stream, same edges), but by
     default only RE-RE acts, as in the seed, whose TC junction currents never reach dV/dt
     (spec §6.1 quirk 2) and whose measured rhythms (spec §11.1) are the targets; with them,
-    gamma slows from ~28 Hz to ~20 Hz (docs/models.md)."""
+    gamma slows from ~28 Hz to ~20 Hz (docs/models.md).
+
+    ``std``: short-term depression that scales release (the original model); by default
+    none, as in the seed (spec §5.2)."""
     if state not in STATES:
         from ..errors import ModelError
         raise ModelError(f"unknown thalamus state '{state}' (choose from {', '.join(STATES)})")
@@ -287,7 +297,7 @@ def build(state: str = "alpha", seed: int = 1, tc_gap_junctions: bool = False) -
     comps: List[Component] = list(channels().values())
     comps += [ca_pool(t) for t in ("HTC", "RE")]
     comps += [cell(t, state) for t in POPULATIONS]
-    syns = synapses()
+    syns = synapses(std)
     comps += list(syns.values())
     gaps = {g: C("gapJunction", f"gj_{g:.4g}nS".replace(".", "p"), conductance=f"{g:.10g}nS")
             for g in sorted({x[-1] for x in GAP})}
@@ -322,6 +332,7 @@ def build(state: str = "alpha", seed: int = 1, tc_gap_junctions: bool = False) -
         net.inputs.append(InputList(f"pulses_{pid}", ins["pulses"], pid, idx, np.ones(pop.size)))
     net.description = (f"Thalamic network of Li, Henriquez & Froehlich (2017), {state} state; connectivity seed "
                        f"{seed}; gap junctions: {'HTC-HTC, RTC-HTC and RE-RE' if tc_gap_junctions else 'RE-RE only, as in the seed'}; "
+                       f"short-term depression: {'U 0.07, 700 ms (original model)' if std else 'none, as in the seed'}; "
                        f"built by nmlsim.library.thalamus (spec: specs/thalamus.md)")
     return net
 
@@ -361,7 +372,7 @@ def _lems_doc(path: Path, comps: Sequence[Component]) -> Path:
 
 def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequence[str] = ("neuroml", "sonata"),
            duration: float = 3.0, step: float = 1e-4, traces_per_population: int = 10,
-           tc_gap_junctions: bool = False) -> List[Path]:
+           tc_gap_junctions: bool = False, std: bool = False) -> List[Path]:
     """Write the model into ``outdir``: ThalamusTypes.xml, one ``.channel.nml`` per channel,
     ``Thalamus_components.xml`` (Ca pools, receptors), per state ``thalamus_<state>.cells.nml``,
     ``thalamus_<state>.net.nml`` and ``LEMS_thalamus_<state>.xml``; with "sonata" also
@@ -372,7 +383,7 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
     outdir.mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
     chans = channels()
-    custom = [ca_pool(t) for t in ("HTC", "RE")] + list(synapses().values())
+    custom = [ca_pool(t) for t in ("HTC", "RE")] + list(synapses(std).values())
     if "neuroml" in to:
         shutil.copyfile(TYPES_FILE, outdir / TYPES_FILE.name)
         written.append(outdir / TYPES_FILE.name)
@@ -382,7 +393,7 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
                                           f"custom gate forms are defined in {TYPES_FILE.name}"))
         written.append(_lems_doc(outdir / "Thalamus_components.xml", custom))
     for state in states:
-        net = build(state, seed, tc_gap_junctions=tc_gap_junctions)
+        net = build(state, seed, tc_gap_junctions=tc_gap_junctions, std=std)
         if "neuroml" in to:
             cells = [net.populations[p].component for p in POPULATIONS]
             used = sorted({d.attrs["ionChannel"] for c in cells for d in _densities(c)})

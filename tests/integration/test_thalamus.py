@@ -110,3 +110,35 @@ def test_shipped_files_are_the_exporters_output(tmp_path):
     th.export(tmp_path, seed=1, to=("neuroml",))
     for f in sorted(tmp_path.glob("*.*")):
         assert f.read_bytes() == (shipped / f.name).read_bytes(), f.name
+
+
+def test_release_depression_follows_the_original_rule(tmp_path):
+    """kineticPulseSynapse's efficacy: E <- 1 - (1 - E (1 - U)) exp(-dt/tauRec) per release."""
+    import shutil
+    shutil.copyfile(th.TYPES_FILE, tmp_path / th.TYPES_FILE.name)
+    (tmp_path / "LEMS_std.xml").write_text(f"""<Lems>
+<Target component="sim1"/>
+<Include file="Cells.xml"/><Include file="Networks.xml"/><Include file="Simulation.xml"/>
+<Include file="{th.TYPES_FILE.name}"/>
+<Component id="syn" type="kineticPulseSynapse" gbase="1nS" erev="0mV" alpha="0.94per_ms" beta="0.18per_ms"
+           Tmax="0.5" Tdur="0.5ms" U="0.5" tauRec="10ms"/>
+<spikeArray id="sa"><spike id="0" time="10ms"/><spike id="1" time="20ms"/><spike id="2" time="30ms"/></spikeArray>
+<iafCell id="c" leakReversal="-70mV" thresh="100mV" reset="-70mV" C="100pF" leakConductance="10nS"/>
+<network id="net">
+ <population id="pre" component="sa" size="1"/><population id="post" component="c" size="1"/>
+ <projection id="pr" presynapticPopulation="pre" postsynapticPopulation="post" synapse="syn">
+   <connection id="0" preCellId="../pre[0]" postCellId="../post[0]"/></projection>
+</network>
+<Simulation id="sim1" length="40ms" step="0.01ms" target="net">
+ <OutputFile id="o" fileName="g.dat"><OutputColumn id="e" quantity="post[0]/synapses:syn:0/E"/></OutputFile>
+</Simulation>
+</Lems>
+""")
+    p = run_cli(["run", "LEMS_std.xml", "-q"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    e = np.loadtxt(tmp_path / "g.dat")[:, 1]
+    e1 = 1 - (1 - 1.0 * 0.5) * np.exp(-10 / 10)  # second release, 10 ms after the first (E = 1)
+    e2 = 1 - (1 - e1 * 0.5) * np.exp(-10 / 10)
+    assert e[1500] == 1.0 and abs(e[2500] - e1) < 1e-9 and abs(e[3500] - e2) < 1e-9
+    plain = th.synapses()["HTC_IN_AMPA"].attrs
+    assert plain["U"] == "0" and th.synapses(std=True)["HTC_IN_AMPA"].attrs["U"] == "0.07"
