@@ -166,13 +166,17 @@ def ca_pool(cell_type: str) -> Component:
              restingConc="5e-5mM", decayConstant=f"{CA_POOL_TAU[cell_type]:g}ms", shellThickness="0.5um")
 
 
-def cell(cell_type: str, state: str) -> Component:
+def cell(cell_type: str, state: str, *, kinds: Optional[Sequence[str]] = None, k_leak: Optional[float] = None,
+         cid: Optional[str] = None) -> Component:
     """One cell type as a single-compartment NeuroML cell (cylinder with diameter = length,
-    side area = the spec's membrane area)."""
+    side area = the spec's membrane area).  ``kinds`` keeps only those channels (and the
+    leak); ``k_leak`` replaces the state's K leak density."""
     _, area_cm2, v0 = POPULATIONS[cell_type]
     d = f"{np.sqrt(area_cm2 * 1e8 / np.pi):.6f}"  # um
     dens = []
     for kind, (chan, g) in DENSITIES[cell_type].items():
+        if kinds is not None and kind not in kinds:
+            continue
         if kind in CA_CHANNELS:
             dens.append(C("channelDensityNernst", f"{kind}_all", ionChannel=chan, condDensity=f"{g:g}mS_per_cm2",
                           ion="ca"))
@@ -181,13 +185,13 @@ def cell(cell_type: str, state: str) -> Component:
             ion = "ca" if kind in ("CAN", "AHP") else {"Na": "na", "KDR": "k", "Ih": "non_specific"}[kind]
             dens.append(C("channelDensity", f"{kind}_all", ionChannel=chan, condDensity=f"{g:g}mS_per_cm2",
                           erev=f"{REVERSAL[kind]:g}mV", ion=ion))
-    gkl = K_LEAK[state][cell_type]
-    if gkl > 0:
+    gkl = K_LEAK[state][cell_type] if k_leak is None else k_leak
+    if gkl > 0 and (kinds is None or "KLeak" in kinds):
         dens.append(C("channelDensity", "KLeak_all", ionChannel="KLeak", condDensity=f"{gkl:g}mS_per_cm2",
                       erev="-90mV", ion="k"))
     dens.append(C("channelDensity", "Leak_all", ionChannel="Leak", condDensity="0.0075mS_per_cm2",
                   erev=f"{LEAK[cell_type]:g}mV", ion="non_specific"))
-    return C("cell", f"{cell_type}_{state}", children=[
+    return C("cell", cid or f"{cell_type}_{state}", children=[
         C("morphology", "morph", children=[
             C("segment", "0", name="soma", children=[
                 C("proximal", x="0", y="0", z="0", diameter=d),
@@ -446,26 +450,14 @@ def channel_test(channel_id: str, outdir, *, length_ms: float = 300.0, step_ms: 
     records v and [Ca] to ``<channel>_test.dat``.  Returns the LEMS path."""
     import shutil
     from ..io.neuroml_writer import write_lems_simulation
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     chans = channels()
     if channel_id not in chans:
         from ..errors import ModelError
         raise ModelError(f"unknown thalamic channel '{channel_id}' (choose from {', '.join(chans)})")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
     cell_type, kind, g = _test_density(channel_id)
-    base = cell(cell_type, "alpha")
-    keep = {f"{kind}_all", "Leak_all"}
-    for d in list(_densities(base)):
-        if d.id not in keep:
-            for ch in base.children:
-                for mp in ch.children:
-                    if d in mp.children:
-                        mp.children.remove(d)
-    if kind == "KLeak":
-        mp = next(mp for ch in base.children for mp in ch.children if mp.tag == "membraneProperties")
-        mp.children.insert(0, C("channelDensity", "KLeak_all", ionChannel="KLeak", condDensity=f"{g:g}mS_per_cm2",
-                                erev="-90mV", ion="k"))
-    base.id = f"test_{channel_id}"
+    base = cell(cell_type, "alpha", kinds=[kind], k_leak=g if kind == "KLeak" else 0.0, cid=f"test_{channel_id}")
     files = [_nml_doc(outdir / f"{channel_id}.channel.nml", channel_id, [chans[channel_id]])]
     if channel_id != "Leak":
         files.append(_nml_doc(outdir / "Leak.channel.nml", "Leak", [chans["Leak"]]))

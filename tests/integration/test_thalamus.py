@@ -142,3 +142,21 @@ def test_release_depression_follows_the_original_rule(tmp_path):
     assert e[1500] == 1.0 and abs(e[2500] - e1) < 1e-9 and abs(e[3500] - e2) < 1e-9
     plain = th.synapses()["HTC_IN_AMPA"].attrs
     assert plain["U"] == "0" and th.synapses(std=True)["HTC_IN_AMPA"].attrs["U"] == "0.07"
+
+
+@pytest.mark.parametrize("args", [["ei_hh", "out", "--std"], ["thalamus", "out", "--to", "neuroml-h5"],
+                                  ["thalamus", "out", "--to", "nonsense"]])
+def test_export_options_refused_in_one_line(tmp_path, args):
+    p = run_cli(["export", *args], cwd=tmp_path)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("nmlsim: error:"), p.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_unknown_state_and_channel(tmp_path):
+    from nmlsim.errors import ModelError
+    with pytest.raises(ModelError, match="unknown thalamus state 'theta'"):
+        th.build("theta")
+    with pytest.raises(ModelError, match="unknown thalamic channel"):
+        th.channel_test("NaP", tmp_path / "t")
+    assert not (tmp_path / "t").exists()
