@@ -59,7 +59,11 @@ def population_spectrum(times_s: np.ndarray, duration_s: float, *, t_start: floa
 
 def dominant_frequency(times_s: np.ndarray, duration_s: float, *, band=(2.0, 100.0), **kw) -> float:
     """Peak frequency (Hz) of :func:`population_spectrum` inside ``band``."""
-    f, p = population_spectrum(times_s, duration_s, **kw)
+    return spectrum_peak(*population_spectrum(times_s, duration_s, **kw), band=band)
+
+
+def spectrum_peak(f: np.ndarray, p: np.ndarray, band=(2.0, 100.0)) -> float:
+    """Frequency of the largest power inside ``band`` (nan when there is none)."""
     sel = (f >= band[0]) & (f <= band[1])
     if not np.any(sel) or not np.any(p[sel] > 0):
         return float("nan")

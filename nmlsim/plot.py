@@ -66,14 +66,13 @@ def plot_result(sim, res, outdir: Path, duration: float = None) -> Path:
         axr.set_ylabel("rate (Hz)")
     axes[n - 1].set_xlabel("time (s)")
     if spectrum:
-        from .analysis import population_spectrum
+        from .analysis import population_spectrum, spectrum_peak
         ax = axes[n]
         f, pw = population_spectrum(all_events, length)
         sel = (f > 0) & (f <= 100)
         ax.semilogy(f[sel], pw[sel], lw=0.9, color="k")
-        band = sel & (f >= 2)
-        if np.any(pw[band] > 0):
-            peak = f[band][np.argmax(pw[band])]
+        peak = spectrum_peak(f, pw)
+        if np.isfinite(peak):
             ax.axvline(peak, color="C3", lw=0.8, ls="--")
             ax.set_title(f"power spectrum of population activity (all spikes, 1 ms bins, Welch 1 s): "
                          f"peak {peak:.1f} Hz", fontsize=9)

@@ -146,6 +146,42 @@ def _cell_path(net: Network, pop: str, i: int) -> str:
     return f"../{pop}/{int(cid)}/{p.component.id}"
 
 
+def write_nml_document(path, doc_id: str, comps: Iterable[Component], *, includes: Sequence[str] = (),
+                       notes: str = "", type_xml: Sequence[str] = ()) -> Path:
+    """One NeuroML document: notes, ``<include>``s, LEMS type definitions (``type_xml``)
+    and ``comps`` in the schema's order; written atomically."""
+    def w(fh):
+        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        fh.write(NEUROML_HEAD.format(id=quoteattr(doc_id)))
+        if notes:
+            fh.write(f"    <notes>{_escape(notes)}</notes>\n")
+        for inc in includes:
+            fh.write(f"    <include href={quoteattr(inc)}/>\n")
+        for x in type_xml:
+            fh.write("    " + x.strip() + "\n")
+        for c in schema_order(list(comps)):
+            fh.write(component_xml(c))
+        fh.write("</neuroml>\n")
+    _atomic_write(Path(path), w)
+    return Path(path)
+
+
+def write_lems_document(path, comps: Iterable[Component], *, type_xml: Sequence[str] = (), comment: str = "") -> Path:
+    """A LEMS file of type definitions and components (those the NeuroML schema does not
+    know); written atomically."""
+    def w(fh):
+        fh.write("<Lems>\n")
+        if comment:
+            fh.write(f"    <!-- {comment} -->\n")
+        for x in type_xml:
+            fh.write("    " + x.strip() + "\n")
+        for c in comps:
+            fh.write(component_xml(c))
+        fh.write("</Lems>\n")
+    _atomic_write(Path(path), w)
+    return Path(path)
+
+
 def write_network(net: Network, path, doc_id: Optional[str] = None, hdf5: bool = False) -> List[Path]:
     """Write ``net`` as a NeuroML document; returns the files a LEMS file must include.
 
@@ -165,17 +201,8 @@ def write_network(net: Network, path, doc_id: Optional[str] = None, hdf5: bool =
     types = user_type_xml(model, comps)
     out = []
     if custom or types:
-        tpath = path.with_name(path.name.split(".")[0] + ".types.xml")
-
-        def write_types(fh):
-            fh.write("<Lems>\n")
-            for x in types:
-                fh.write("    " + x.strip() + "\n")
-            for c in custom:
-                fh.write(component_xml(c))
-            fh.write("</Lems>\n")
-        _atomic_write(tpath, write_types)
-        out.append(tpath)
+        out.append(write_lems_document(path.with_name(path.name.split(".")[0] + ".types.xml"), custom,
+                                       type_xml=types))
     out.append(write_network_nml(net, path, doc_id, skip=set(map(id, custom)), with_network=not hdf5))
     if hdf5:
         from .neuroml_hdf5 import write_network_h5

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
-from .neuroml_writer import NEUROML_HEAD, component_xml, referenced_components, schema_order, user_type_xml
+from .neuroml_writer import referenced_components, user_type_xml, write_nml_document
 from .results import _atomic_write, write_sonata_spikes
 
 SONATA_MAGIC = 0x0A7A
@@ -36,17 +36,8 @@ SONATA_MAGIC = 0x0A7A
 
 # ------------------------------------------------------------------------------ writing
 def _write_component_doc(model: LemsModel, comp: Component, path: Path) -> None:
-    comps = schema_order(referenced_components(model, [comp]))
-
-    def w(fh):
-        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-        fh.write(NEUROML_HEAD.format(id=f'"{comp.id}"'))
-        for x in user_type_xml(model, comps):
-            fh.write("    " + x.strip() + "\n")
-        for c in comps:
-            fh.write(component_xml(c))
-        fh.write("</neuroml>\n")
-    _atomic_write(path, w)
+    comps = referenced_components(model, [comp])
+    write_nml_document(path, comp.id, comps, type_xml=user_type_xml(model, comps))
 
 
 def _h5_write(path: Path, fill) -> None:

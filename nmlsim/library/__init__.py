@@ -11,15 +11,16 @@ MODELS = {
 }
 
 
-#: models with their own exporter (several files and states): name -> module
-MULTI_STATE = {"thalamus": "thalamus"}
+#: models with their own exporter (several files and states, nmlsim.library.<name>)
+MULTI_STATE = ("thalamus",)
 
 
-def build(name: str, size: Optional[int] = None, seed: int = 1, state: Optional[str] = None):
+def build(name: str, size: Optional[int] = None, seed: int = 1, state: str = "alpha"):
+    """The network of model ``name`` (``state``: the thalamus's delta, spindle, alpha or gamma)."""
     from . import ei
-    if name in MULTI_STATE or name.startswith("thalamus_"):
+    if name == "thalamus":
         from . import thalamus
-        return thalamus.build(state or (name.split("_", 1)[1] if "_" in name else "alpha"), seed=seed)
+        return thalamus.build(state, seed=seed)
     if name not in MODELS:
         from ..errors import ModelError
         raise ModelError(f"unknown model '{name}' (choose from {', '.join(sorted([*MODELS, *MULTI_STATE]))})")

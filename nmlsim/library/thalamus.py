@@ -86,6 +86,7 @@ GAP = [("gj_HTC", "HTC", "HTC", 2.0, 0.3, 1.0, 10.0),
 PULSE_ONSETS, PULSE_WIDTH, PULSE_AMP = (1000.0, 1250.0, 1500.0, 1750.0), 10.0, 0.2
 
 SOURCE = "<nmlsim.library.thalamus>"
+COMPONENTS_COMMENT = "Components of the thalamic model's own ComponentTypes (ThalamusTypes.xml)"
 
 
 def C(tag: str, id: Optional[str] = None, children=(), **attrs) -> Component:
@@ -341,39 +342,6 @@ def build(state: str = "alpha", seed: int = 1, tc_gap_junctions: bool = False, s
     return net
 
 
-def _nml_doc(path: Path, doc_id: str, comps: Sequence[Component], includes: Sequence[str] = (),
-             notes: str = "") -> Path:
-    from ..io.neuroml_writer import NEUROML_HEAD, component_xml, schema_order
-    from ..io.results import _atomic_write
-    from xml.sax.saxutils import quoteattr
-
-    def w(fh):
-        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-        fh.write(NEUROML_HEAD.format(id=quoteattr(doc_id)))
-        if notes:
-            fh.write(f"    <notes>{notes}</notes>\n")
-        for inc in includes:
-            fh.write(f"    <include href={quoteattr(inc)}/>\n")
-        for c in schema_order(list(comps)):
-            fh.write(component_xml(c))
-        fh.write("</neuroml>\n")
-    _atomic_write(path, w)
-    return path
-
-
-def _lems_doc(path: Path, comps: Sequence[Component]) -> Path:
-    from ..io.neuroml_writer import component_xml
-    from ..io.results import _atomic_write
-
-    def w(fh):
-        fh.write("<Lems>\n    <!-- Components of the thalamic model's own ComponentTypes (ThalamusTypes.xml) -->\n")
-        for c in comps:
-            fh.write(component_xml(c))
-        fh.write("</Lems>\n")
-    _atomic_write(path, w)
-    return path
-
-
 def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequence[str] = ("neuroml", "sonata"),
            duration: float = 3.0, step: float = 1e-4, traces_per_population: int = 10,
            tc_gap_junctions: bool = False, std: bool = False) -> List[Path]:
@@ -382,7 +350,7 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
     ``thalamus_<state>.net.nml`` and ``LEMS_thalamus_<state>.xml``; with "sonata" also
     ``sonata/<state>/``.  Returns the paths written."""
     import shutil
-    from ..io.neuroml_writer import write_lems_simulation, write_network_nml
+    from ..io.neuroml_writer import write_lems_document, write_lems_simulation, write_network_nml, write_nml_document
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
@@ -392,18 +360,18 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
         shutil.copyfile(TYPES_FILE, outdir / TYPES_FILE.name)
         written.append(outdir / TYPES_FILE.name)
         for cid, ch in chans.items():
-            written.append(_nml_doc(outdir / f"{cid}.channel.nml", cid, [ch],
-                                    notes=f"Channel {cid} of the thalamic model (nmlsim.library.thalamus); "
-                                          f"custom gate forms are defined in {TYPES_FILE.name}"))
-        written.append(_lems_doc(outdir / "Thalamus_components.xml", custom))
+            written.append(write_nml_document(outdir / f"{cid}.channel.nml", cid, [ch],
+                                              notes=f"Channel {cid} of the thalamic model (nmlsim.library.thalamus); "
+                                                    f"custom gate forms are defined in {TYPES_FILE.name}"))
+        written.append(write_lems_document(outdir / "Thalamus_components.xml", custom, comment=COMPONENTS_COMMENT))
     for state in states:
         net = build(state, seed, tc_gap_junctions=tc_gap_junctions, std=std)
         if "neuroml" in to:
             cells = [net.populations[p].component for p in POPULATIONS]
             used = sorted({d.attrs["ionChannel"] for c in cells for d in _densities(c)})
-            cfile = _nml_doc(outdir / f"thalamus_{state}.cells.nml", f"thalamus_{state}_cells", cells,
-                             includes=[f"{c}.channel.nml" for c in used],
-                             notes=f"The four cell types in the {state} state (K leak of spec section 9)")
+            cfile = write_nml_document(outdir / f"thalamus_{state}.cells.nml", f"thalamus_{state}_cells", cells,
+                                       includes=[f"{c}.channel.nml" for c in used],
+                                       notes=f"The four cell types in the {state} state (K leak of spec section 9)")
             skip = {id(c) for c in cells} | {id(net.model.components[c]) for c in chans}
             skip |= {id(net.model.components[c.id]) for c in custom}
             nfile = write_network_nml(net, outdir / f"thalamus_{state}.net.nml", skip=skip)
@@ -438,7 +406,7 @@ def _test_density(channel_id: str):
         for kind, (chan, g) in DENSITIES[t].items():
             if chan == channel_id:
                 return t, kind, g
-    return "HTC", {"KLeak": "KLeak", "Leak": "Leak"}[channel_id], 0.03
+    return "HTC", channel_id, 0.03  # KLeak (at the delta state's TC density) and Leak
 
 
 def channel_test(channel_id: str, outdir, *, length_ms: float = 300.0, step_ms: float = 0.01) -> Path:
@@ -449,7 +417,7 @@ def channel_test(channel_id: str, outdir, *, length_ms: float = 300.0, step_ms: 
     file, ``ThalamusTypes.xml``, ``Thalamus_components.xml`` and ``LEMS_<channel>_test.xml``;
     records v and [Ca] to ``<channel>_test.dat``.  Returns the LEMS path."""
     import shutil
-    from ..io.neuroml_writer import write_lems_simulation
+    from ..io.neuroml_writer import write_lems_document, write_lems_simulation, write_nml_document
     chans = channels()
     if channel_id not in chans:
         from ..errors import ModelError
@@ -458,11 +426,12 @@ def channel_test(channel_id: str, outdir, *, length_ms: float = 300.0, step_ms: 
     outdir.mkdir(parents=True, exist_ok=True)
     cell_type, kind, g = _test_density(channel_id)
     base = cell(cell_type, "alpha", kinds=[kind], k_leak=g if kind == "KLeak" else 0.0, cid=f"test_{channel_id}")
-    files = [_nml_doc(outdir / f"{channel_id}.channel.nml", channel_id, [chans[channel_id]])]
+    files = [write_nml_document(outdir / f"{channel_id}.channel.nml", channel_id, [chans[channel_id]])]
     if channel_id != "Leak":
-        files.append(_nml_doc(outdir / "Leak.channel.nml", "Leak", [chans["Leak"]]))
+        files.append(write_nml_document(outdir / "Leak.channel.nml", "Leak", [chans["Leak"]]))
     shutil.copyfile(TYPES_FILE, outdir / TYPES_FILE.name)
-    _lems_doc(outdir / "Thalamus_components.xml", [ca_pool(t) for t in ("HTC", "RE")])
+    write_lems_document(outdir / "Thalamus_components.xml", [ca_pool(t) for t in ("HTC", "RE")],
+                        comment=COMPONENTS_COMMENT)
     area = POPULATIONS[cell_type][1]
     stims = [C("pulseGenerator", "hyper", delay="20ms", duration="100ms", amplitude=f"{-70 * area:.6g}nA"),
              C("pulseGenerator", "depol", delay="150ms", duration="50ms", amplitude=f"{300 * area:.6g}nA"),
@@ -470,8 +439,8 @@ def channel_test(channel_id: str, outdir, *, length_ms: float = 300.0, step_ms: 
     netc = C("network", "net", type="networkWithTemperature", temperature="36degC", children=[
         C("population", "pop", component=base.id, size="1"),
         *[C("explicitInput", target="pop[0]", input=s.id) for s in stims]])
-    cfile = _nml_doc(outdir / f"test_{channel_id}.net.nml", f"test_{channel_id}", [base, *stims, netc],
-                     includes=[f.name for f in files])
+    cfile = write_nml_document(outdir / f"test_{channel_id}.net.nml", f"test_{channel_id}", [base, *stims, netc],
+                               includes=[f.name for f in files])
     return write_lems_simulation(outdir / f"LEMS_{channel_id}_test.xml", sim_id=f"sim_{channel_id}", target="net",
                                  includes=[TYPES_FILE.name, "Thalamus_components.xml", cfile.name],
                                  length_s=length_ms * 1e-3, step_s=step_ms * 1e-3,
