@@ -1,17 +1,29 @@
-"""An optional fused CPU backend: the derived variables and the integration step of a
-:class:`~nmlsim.compile.codegen.Program` compiled by Numba into two functions.
+"""An optional fused CPU backend: a :class:`~nmlsim.compile.codegen.Program` compiled by
+Numba — derived variables, integration step and (``numba_loop``) the event phase and the
+time loop itself.
 
 It is generated from the same flattened equations (the same ASTs, through the scalar
 dialect of :mod:`nmlsim.lems.expr`): every derived variable, gather, scatter and state update
-becomes one loop over its group's instances inside one compiled function, so a step costs
-a few function calls instead of hundreds of NumPy operations.  Conditions, events and
-recording stay in the NumPy engine and read the same arrays.
+becomes one loop over its group's instances, consecutive loops of one size fused, so a step
+costs no Python at all when the engine runs the compiled loop (it does whenever every
+recorder takes its data in blocks, see :mod:`nmlsim.engine.simulator`).
+
+Choices that keep it fast and exact:
+
+* array arguments are declared ``noalias`` (they never overlap), so LLVM vectorises loops
+  that touch many arrays;
+* ``exp`` is :func:`_vexp`, a polynomial with exponent-bit scaling that vectorises and is
+  within one ulp of libm's (libm's ``exp`` is a call per element); exponential Euler's
+  ``expm1(z)/z`` likewise;
+* no fast-math: the arithmetic is NumPy's, operation for operation, so models without
+  ``exp`` give bit-identical spike trains and the others agree to float rounding.
 
 Selected with ``--backend numba`` (``Simulator(..., backend="numba")``); euler and
 exp_euler are compiled whole, RK4 runs its four stages on compiled derived/rate functions;
 models it cannot compile (random numbers in expressions) are named in an
-:class:`UnsupportedFeature` error.  Results equal the NumPy backend's to float rounding
-(tests/unit/test_numba_backend.py, and the conformance corpus).
+:class:`UnsupportedFeature` error.  Kernels are cached on disk (:func:`cache_dir`), keyed
+by the hash of their source.  Results: tests/unit/test_numba_backend.py and the
+conformance corpus.
 """
 from __future__ import annotations
 
@@ -44,7 +56,7 @@ def _power(a: str, b: str) -> str:
     return f"_m.pow({a}, {b})"
 
 
-_DIALECT = E._Dialect(E.PY_FUNCTIONS, "and", "or", "not ", power=_power,
+_DIALECT = E._Dialect({**E.PY_FUNCTIONS, "exp": "_vexp"}, "and", "or", "not ", power=_power,
                       select=lambda c, a, b: f"({a} if {c} else {b})")
 
 
@@ -52,6 +64,8 @@ _HELPERS_SRC = """import math as _m
 import math
 import numpy as _np
 import numba
+import numba.extending
+from llvmlite import ir as _ir
 
 
 @numba.njit(cache=True)
@@ -69,14 +83,75 @@ def _fact1(x):
     return math.gamma(x + 1.0)
 
 
-@numba.njit(cache=True)
+@numba.extending.intrinsic
+def _bits2f(typingctx, x):
+    # the float64 whose bits are the int64 x
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], _ir.DoubleType())
+    return numba.types.float64(numba.types.int64), codegen
+
+
+@numba.njit(cache=True, inline="always")
+def _vexp(x):
+    # exp(x) to within one ulp, in operations LLVM vectorises (libm's exp is a call):
+    # x = k ln2 + r, |r| <= ln2/2 (Cody-Waite), exp(r) by its Taylor polynomial, 2**k from
+    # the exponent bits
+    y = min(max(x, -708.0), 709.0)
+    k = _np.floor(y * 1.4426950408889634 + 0.5)
+    r = y - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10
+    p = 1.6059043836821613e-10
+    p = p * r + 2.08767569878681e-09
+    p = p * r + 2.505210838544172e-08
+    p = p * r + 2.755731922398589e-07
+    p = p * r + 2.7557319223985893e-06
+    p = p * r + 2.48015873015873e-05
+    p = p * r + 0.0001984126984126984
+    p = p * r + 0.001388888888888889
+    p = p * r + 0.008333333333333333
+    p = p * r + 0.041666666666666664
+    p = p * r + 0.16666666666666666
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    res = p * _bits2f(_np.int64(k + 1023.0) << _np.int64(52))
+    res = _m.inf if x > 709.782712893384 else res
+    res = 0.0 if x < -745.1332191019412 else res
+    return res if x == x else x
+
+
+@numba.njit(cache=True, inline="always")
+def _vexpm1(x):
+    # exp(x) - 1 without cancellation near 0 (Taylor polynomial for |x| < ln2/2)
+    p = 1.6059043836821613e-10
+    p = p * x + 2.08767569878681e-09
+    p = p * x + 2.505210838544172e-08
+    p = p * x + 2.755731922398589e-07
+    p = p * x + 2.7557319223985893e-06
+    p = p * x + 2.48015873015873e-05
+    p = p * x + 0.0001984126984126984
+    p = p * x + 0.001388888888888889
+    p = p * x + 0.008333333333333333
+    p = p * x + 0.041666666666666664
+    p = p * x + 0.16666666666666666
+    p = p * x + 0.5
+    p = p * x + 1.0
+    small = p * x
+    big = _vexp(x) - 1.0
+    return small if abs(x) < 0.34657359027997264 else big
+
+
+@numba.njit(cache=True, inline="always")
 def _phi(z):
-    if -1e-9 < z < 1e-9:
-        return 1.0 + 0.5 * z
-    return math.expm1(z) / z
+    e = _vexpm1(z) / z
+    return 1.0 + 0.5 * z if abs(z) < 1e-9 else e
 
 
 """
+
+
+from .numba_loop import HELPERS as _LOOP_HELPERS  # noqa: E402
+
+_HELPERS_SRC += _LOOP_HELPERS
 
 
 def _helpers():
@@ -129,6 +204,22 @@ def _load_module(source: str):
     return mod
 
 
+def _identity(idx, n: int) -> bool:
+    """True if ``idx`` maps instance i to instance i (None: every instance to 0)."""
+    if idx is None:
+        return n == 1
+    idx = np.asarray(idx)
+    return len(idx) == n and bool(np.array_equal(idx, np.arange(n)))
+
+
+def _allow_noalias():
+    """Numba has a ``noalias`` compiler flag (LLVM ``noalias`` on array arguments) without a
+    decorator option; map one once."""
+    from numba.core import cpu, options
+    if not hasattr(cpu.CPUTargetOptions, "noalias"):
+        cpu.CPUTargetOptions.noalias = options._mapping("noalias")
+
+
 def _fuse(lines: List[str]) -> List[str]:
     """Merge consecutive ``for i in range(n):`` loops (elementwise statements of one group
     in dependency order: fusing keeps the order, so each instance sees its own values)."""
@@ -148,7 +239,7 @@ def _fuse(lines: List[str]) -> List[str]:
 class NumbaKernels:
     """``derived(V, t)`` and ``step(V, t)`` for a Program, compiled on first use."""
 
-    def __init__(self, prog, dt: float, method: str, jdiag=None):
+    def __init__(self, prog, dt: float, method: str, jdiag=None, loop_spec=None):
         if not available():
             raise UnsupportedFeature("the numba backend needs the 'numba' package (pip install numba)")
         if method not in ("euler", "exp_euler", "rk4"):
@@ -165,26 +256,66 @@ class NumbaKernels:
             prog.V[nm] = np.zeros(n) if v is None else np.array(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
         self.arrays: Dict[str, int] = {}  # V name -> argument position
         self.consts: List[np.ndarray] = []
+        self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
         lines_d = self._derived_lines()
         lines_s = self._step_lines(jdiag if method == "exp_euler" else None)
         lines_r = self._rates_lines()
-        args = ", ".join(["t"] + [f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))])
+        self.loop = None
+        lines_e = []
+        if loop_spec is not None and method in ("euler", "exp_euler"):
+            from .numba_loop import LoopGen
+            try:
+                gen = LoopGen(self, loop_spec)
+                lines_e = gen.generate("{ARGS}")
+                self.loop = gen
+            except UnsupportedFeature as e:
+                self.loop_refusal = str(e)
+        plain = ", ".join([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
+                          + [f"x{i}" for i in range(len(self.extras))])
+        args = "t, " + plain
         rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
         src = [f"def _derived({args}):"] + (_fuse(lines_d) or ["    pass"])
         src += [f"def _step({args}):"] + (lines_s or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
+        if self.loop is not None:
+            from .numba_loop import RUN_TEMPLATE
+            src += [ln.replace("{ARGS}", plain) for ln in lines_e]
+            checks = "".join(f" or {cur}[0] + {per} > {buf}.shape[0]"
+                             for buf, cur, per in self.loop.random_groups.values())
+            finite = []
+            for gid, key in prog.state_keys:
+                nm = prog.py(gid, key)
+                if nm in self.arrays:
+                    a = self._arr(nm)
+                    finite += [f"            for i in range({a}.shape[0]):",
+                               f"                if not _m.isfinite({a}[i]):",
+                               "                    ST[0] = 1", "                    return ee"]
+            src += RUN_TEMPLATE.format(args=plain, random_checks=checks,
+                                       finite="\n".join(finite) or "            pass").splitlines()
         self.source = "\n".join(src) + "\n"
-        mod = _load_module(self.source)
-        opts = dict(cache=mod is not None, error_model="numpy", fastmath=False)
+        opts = dict(error_model="numpy", fastmath=False)
+        # the options are part of the file's hash: Numba's cache index does not key on them
+        mod = _load_module(f"# numba options: {sorted(opts.items())}, noalias\n" + self.source)
+        opts["cache"] = mod is not None
         import numba
         if mod is None:  # no writable cache folder: compile from memory
             ns = _helpers()
             exec(compile(self.source, "<nmlsim-numba>", "exec"), ns)
         else:
             ns = vars(mod)
-        self._d = numba.njit(**opts)(ns["_derived"])
-        self._s = numba.njit(**opts)(ns["_step"])
-        self._r = numba.njit(**opts)(ns["_rates"]) if method == "rk4" else None
+        _allow_noalias()
+
+        def jit(name):
+            f = ns[name]  # a module seen before in this process already holds dispatchers
+            # the arrays never overlap, which lets LLVM vectorise loops over many of them;
+            # _run also reads recorded arrays through a tuple, so it makes no such promise
+            f = f if hasattr(f, "py_func") else numba.njit(noalias=name != "_run", **opts)(f)
+            ns[name] = f  # the compiled loop calls the others through the module's globals
+            return f
+        self._d, self._s = jit("_derived"), jit("_step")
+        self._r = jit("_rates") if method == "rk4" else None
+        if self.loop is not None:
+            self._events, self._run = jit("_events"), jit("_run")
         self._names = sorted(self.arrays, key=self.arrays.get)
         self._rate_out = [np.zeros(prog.by_gid[gid].n) for gid, _ in prog.rate_keys]
         # compile now (not on the first step), so that run times are run times
@@ -193,6 +324,10 @@ class NumbaKernels:
         self._s.compile(sig)
         if self._r is not None:
             self._r.compile(sig + tuple(numba.typeof(r) for r in self._rate_out))
+        if self.loop is not None:
+            self._seed = ns["_seed"]
+            self.sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]
+            self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in self.sb) + sig[1:])
 
     # ------------------------------------------------------------- naming
     def _arr(self, nm: str) -> str:
@@ -203,11 +338,15 @@ class NumbaKernels:
             self.arrays[nm] = len(self.arrays)
         return f"a{self.arrays[nm]}"
 
+    def _extra(self, arr: np.ndarray) -> str:
+        self.extras.append(arr)
+        return f"x{len(self.extras) - 1}"
+
     def _const(self, idx) -> str:
         self.consts.append(np.ascontiguousarray(idx, dtype=np.int64))
         return f"c{len(self.consts) - 1}"
 
-    def _expr(self, g, ast, i="i") -> str:
+    def _expr(self, g, ast, i="i", allow_random=False) -> str:
         fn = self.prog.name_fn(g)
 
         def name(key):
@@ -216,7 +355,7 @@ class NumbaKernels:
                 return s
             return f"{self._arr(s)}[{i}]"
         code = E._emit(ast, name, _DIALECT)
-        if "_rand1(" in code:
+        if "_rand1(" in code and not allow_random:
             raise UnsupportedFeature(f"group '{g.name}' draws random numbers; use the numpy backend")
         return code
 
@@ -245,7 +384,11 @@ class NumbaKernels:
                 src = prog.by_gid[d.src.gid]
                 sp = prog.name_fn(src)(d.src_key)
                 val = sp if not sp.startswith("x") else None
-                # (loop variable q: a gather reads other instances, so it is never fused)
+                # (loop variable q: a gather reads other instances, so it is never fused;
+                # one from the same index — a merged synapse reading its host — is elementwise)
+                if val is None and src.n == g.n and _identity(d.idx, g.n):
+                    out += [f"    for i in range({g.n}):", f"        {me}[i] = {self._arr(sp)}[i]"]
+                    continue
                 if d.idx is None:
                     rhs = val or (f"{self._arr(sp)}[0]" if src.n == 1 else f"{self._arr(sp)}[q]")
                 else:
@@ -254,6 +397,15 @@ class NumbaKernels:
                 out += [f"    for q in range({g.n}):", f"        {me}[q] = {rhs}"]
             elif d.kind == "scatter":
                 mul = d.op == "multiply"
+                if all(ag.n == g.n and _identity(idx, g.n) for ag, k, idx in d.terms):
+                    # every term from the same instance (merged synapses into their host)
+                    acc = repr(1.0 if mul else 0.0)
+                    for ag, k, idx in d.terms:
+                        sp = prog.name_fn(ag)(k)
+                        val = sp if not sp.startswith("x") else f"{self._arr(sp)}[i]"
+                        acc = f"({acc} {'*' if mul else '+'} {val})"
+                    out += [f"    for i in range({g.n}):", f"        {me}[i] = {acc}"]
+                    continue
                 out += [f"    for q in range({g.n}):", f"        {me}[q] = {1.0 if mul else 0.0}"]
                 for ag, k, idx in d.terms:
                     sp = prog.name_fn(ag)(k)
@@ -270,17 +422,17 @@ class NumbaKernels:
 
     # ------------------------------------------------------------- step
     def _step_lines(self, jdiag) -> List[str]:
+        """One loop per group: every rate of an instance from its current values, then the
+        new values (rates read their own group's states and the derived arrays only)."""
         prog = self.prog
         dt = self.dt
-        calc, write = [], []
+        per_group: Dict[int, Tuple[List[str], List[str]]] = {}
         for j, (gid, key) in enumerate(prog.rate_keys):
             g = prog.by_gid[gid]
+            calc, write = per_group.setdefault(gid, ([], []))
             x = self._arr(prog.py(gid, key))
             rate = self._expr(g, prog.rate_ast(g, key))
             b = jdiag[j] if jdiag is not None else None
-            tmp = f"r{j}"
-            calc.append(f"    {tmp} = np_empty({g.n})")
-            calc.append(f"    for i in range({g.n}):")
             const = None
             if b is not None and "t" not in E.names(b) and all((g.gid, n) in prog.literals for n in E.names(b)):
                 env = {n: prog.literals[(g.gid, n)] for n in E.names(b)}
@@ -288,13 +440,16 @@ class NumbaKernels:
             if const is not None:
                 z = const * dt
                 phi = 1.0 + 0.5 * z if abs(z) < 1e-9 else math.expm1(z) / z
-                calc.append(f"        {tmp}[i] = ({rate}) * {phi!r}")
+                calc.append(f"        r{j} = ({rate}) * {phi!r}")
             elif b is not None and not (b[0] == "num" and b[1] == 0.0):
-                calc.append(f"        {tmp}[i] = ({rate}) * _phi(({self._expr(g, b)}) * {dt!r})")
+                calc.append(f"        r{j} = ({rate}) * _phi(({self._expr(g, b)}) * {dt!r})")
             else:
-                calc.append(f"        {tmp}[i] = {rate}")
-            write += [f"    for i in range({g.n}):", f"        {x}[i] += {dt!r} * {tmp}[i]"]
-        return [line.replace("np_empty", "_np.empty") for line in calc] + write
+                calc.append(f"        r{j} = {rate}")
+            write.append(f"        {x}[i] += {dt!r} * r{j}")
+        out = []
+        for gid, (calc, write) in per_group.items():
+            out += [f"    for i in range({prog.by_gid[gid].n}):"] + calc + write
+        return out
 
     def _rates_lines(self) -> List[str]:
         prog = self.prog
@@ -309,7 +464,7 @@ class NumbaKernels:
         # the arrays are built once and only ever written in place (kernels, event handlers
         # and the engine alike), so the argument tuple is built once per V
         if getattr(self, "_argv", None) is not V:
-            self._argv, self._argt = V, tuple(V[n] for n in self._names) + tuple(self.consts)
+            self._argv, self._argt = V, tuple(V[n] for n in self._names) + tuple(self.consts) + tuple(self.extras)
         return self._argt
 
     def derived(self, V, t):

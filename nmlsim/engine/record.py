@@ -50,6 +50,25 @@ class TraceRecorder(Recorder):
                 row[j] = a if type(a) is float else (a[idx] if a.ndim and a.shape[0] > idx else a.flat[0])
         self.rows += 1
 
+    def trace_columns(self, sim):
+        """(array name or None, literal, index) per column, for the compiled loop."""
+        return self._getters
+
+    def sample_block(self, sim, k0, block, pos):
+        """Rows of steps k0, k0+1, ... at once; ``pos``: per column ("col", block column) or
+        ("lit", value)."""
+        ks = np.arange(k0, k0 + len(block))
+        sel = ks % self.every == 0
+        n = int(sel.sum())
+        if not n:
+            return
+        out = self.data[self.rows: self.rows + n]
+        out[:, 0] = ks[sel] * sim.dt
+        rows = block[sel]
+        for j, (kind, v) in enumerate(pos, start=1):
+            out[:, j] = rows[:, v] if kind == "col" else v
+        self.rows += n
+
     def finalize(self, sim, complete):
         self.sink(self.name, self.data[: self.rows], complete)
 
@@ -83,6 +102,12 @@ class EventRecorder(Recorder):
                 hit = ids[np.nonzero(mask)[0]]
                 for j in hit[hit >= 0]:
                     self.events.append((labels[j], t))
+
+            def block(idx, t, ids=ids, labels=labels):
+                hit = ids[idx]
+                for j, tt in zip(hit[hit >= 0], t[hit >= 0]):
+                    self.events.append((labels[j], float(tt)))
+            cb.block = block
             sim.event_listeners[(gid, port)].append(cb)
 
     def finalize(self, sim, complete):
@@ -121,6 +146,14 @@ class SpikeRecorder(Recorder):
                     if len(sel):
                         self.idx[name].append(sel - offset)
                         self.times[name].append(np.full(len(sel), t - shift))
+
+            def block(i, t, pops=pops):
+                for name, offset, size in pops:
+                    sel = (i >= offset) & (i < offset + size)
+                    if sel.any():
+                        self.idx[name].append(i[sel] - offset)
+                        self.times[name].append(t[sel] - shift)
+            cb.block = block
             sim.event_listeners[key].append(cb)
 
     def finalize(self, sim, complete):

@@ -53,11 +53,15 @@ class Simulator:
             raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
         self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
+        self.seed = seed
+        self._setup_events()
+        self.kernels = None
         if backend == "numba":
             from ..compile.integrators import jacobian_diagonal
             from ..compile.numba_backend import NumbaKernels
             jd = jacobian_diagonal(self.program) if method == "exp_euler" else None
-            kernels = NumbaKernels(self.program, self.dt, method, jd)
+            kernels = NumbaKernels(self.program, self.dt, method, jd, loop_spec=self._loop_spec())
+            self.kernels = kernels
             self.program.derived = kernels.derived
             self.integrate = kernels.step
             if method == "rk4":
@@ -67,11 +71,28 @@ class Simulator:
                 self.integrate = _generated_rk4(self.program, names, self.dt)
         else:
             self.integrate = make_integrator(method, self.program, self.dt)
-        self._setup_events()
         self.t = 0.0
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
+
+    def _loop_spec(self):
+        """The event structure as plain data, for the compiled loop (compile/numba_loop)."""
+        from ..compile.numba_loop import LoopSpec
+        prog = self.program
+        entry = defaultdict(list)
+        for g, h, _ in prog.handlers:
+            if h.kind == "entry":
+                entry[(g.gid, h.regime[0], h.regime[1])].append((g, h))
+        groups = {g.gid: g for g in self.built.groups}
+        groups.update({src.gid: src for src in self.built.sources.values()})
+        return LoopSpec(
+            cond_handlers=[(g, h) for g, h, _ in self.cond_handlers],
+            event_handlers={k: [(g, h) for g, h, _ in v] for k, v in self.event_handlers.items()},
+            entry_handlers=dict(entry), internal=dict(self.internal), routes=dict(self.routes),
+            sources=[(src, steps, src.ids) for src, steps, _ in self.sources],
+            merged_handlers={gid: [h for h, _ in lst] for gid, lst in prog.event_fns.items()},
+            groups=groups, ring_len=self.ring_len)
 
     # --------------------------------------------------------- events
     def _setup_events(self):
@@ -214,8 +235,6 @@ class Simulator:
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
             check_every: int = 1000):
         nsteps = int(round(duration / self.dt))
-        prog = self.program
-        V = self.V
         self.initialize()
         for r in recorders:
             r.initialize(self, nsteps)
@@ -228,27 +247,10 @@ class Simulator:
             old_handler = None
         try:
             with np.errstate(all="ignore"):
-                # the same before the first step: a pulse with delay 0 is on from the start
-                prog.derived(V, 0.0)
-                self._event_phase(0, self.dt)
-                for k in range(nsteps + 1):
-                    self.step_index = k
-                    t = k * self.dt
-                    self.t = t
-                    prog.derived(V, t)
-                    for r in recorders:
-                        r.sample(self, k, t)
-                    if k == nsteps:
-                        break
-                    self.integrate(V, t)
-                    t1 = (k + 1) * self.dt
-                    # jLEMS tests conditions with the time at the end of the step it is about
-                    # to take, so a condition on t acts one step earlier than the state it sees
-                    self._event_phase(k + 1, t1 + self.dt)
-                    if check_every and (k + 1) % check_every == 0:
-                        self._check_finite(t1)
-                        if progress:
-                            progress(k + 1, nsteps)
+                if self._can_fuse(recorders):
+                    self._run_compiled(nsteps, recorders, progress, check_every)
+                else:
+                    self._run_python(nsteps, recorders, progress, check_every)
             complete = True
         except KeyboardInterrupt:
             self.interrupted = True
@@ -263,6 +265,54 @@ class Simulator:
         if self.interrupted:
             raise KeyboardInterrupt
         return complete
+
+    def _run_python(self, nsteps, recorders, progress, check_every):
+        prog, V = self.program, self.V
+        # the same before the first step: a pulse with delay 0 is on from the start
+        prog.derived(V, 0.0)
+        self._event_phase(0, self.dt)
+        for k in range(nsteps + 1):
+            self.step_index = k
+            t = k * self.dt
+            self.t = t
+            prog.derived(V, t)
+            for r in recorders:
+                r.sample(self, k, t)
+            if k == nsteps:
+                break
+            self.integrate(V, t)
+            t1 = (k + 1) * self.dt
+            # jLEMS tests conditions with the time at the end of the step it is about
+            # to take, so a condition on t acts one step earlier than the state it sees
+            self._event_phase(k + 1, t1 + self.dt)
+            if check_every and (k + 1) % check_every == 0:
+                self._check_finite(t1)
+                if progress:
+                    progress(k + 1, nsteps)
+
+    def _can_fuse(self, recorders) -> bool:
+        """The compiled loop runs when the model compiled into it and every recorder and
+        event listener takes its data in blocks."""
+        if self.kernels is None or self.kernels.loop is None:
+            return False
+        if any(type(r).sample is not Recorder.sample and not hasattr(r, "sample_block") for r in recorders):
+            return False
+        return all(hasattr(cb, "block") for cbs in self.event_listeners.values() for cb in cbs)
+
+    def _run_compiled(self, nsteps, recorders, progress, check_every):
+        """The whole loop in compiled chunks (at most ``check_every`` steps each); recorders
+        get their rows and events between chunks."""
+        from ..compile.numba_loop import LoopRun
+        run = LoopRun(self, recorders, check_every)
+        self.program.derived(self.V, 0.0)
+        run.events0()
+        e = 0
+        while e <= nsteps:
+            e_new = run.chunk(e, nsteps)
+            self.step_index = e_new
+            if progress and check_every and e_new // check_every > e // check_every and e_new <= nsteps:
+                progress(e_new, nsteps)
+            e = e_new
 
     def _event_phase(self, k: int, t: float) -> None:
         """Delayed events due now, OnCondition handlers, then every event they cause."""

@@ -83,3 +83,66 @@ def test_kernels_cached_on_disk(tmp_path, monkeypatch):
     again, _ = api.simulate_network(net, 0.01, 1e-4, seed=3, backend="numba")
     for pop in again:
         assert np.array_equal(again[pop][1], runs[0][pop][1])
+
+
+def _sim(net, **kw):
+    from nmlsim.compile.build import build_groups
+    from nmlsim.engine.simulator import Simulator
+    built = build_groups(net)
+    return built, Simulator(built, 1e-4, seed=5, **kw)
+
+
+def test_compiled_loop_runs_and_equals_python_loop():
+    """With block-capable recorders the whole loop runs compiled; a recorder that only
+    samples step by step gets the engine's Python loop; both give the NumPy backend's
+    spikes and traces (delays of several steps, merged synapses, spike recording)."""
+    from nmlsim.compile.build import spiking_groups
+    from nmlsim.engine.record import SpikeRecorder, TraceRecorder
+    from nmlsim.engine.simulator import Recorder
+    net = build("coba_lif", size=120, seed=6)
+    for proj in net.projections:
+        proj.delay = np.full(len(proj.pre_idx), 1e-3) * (1 + np.arange(len(proj.pre_idx)) % 3)
+    out = {}
+    for backend, extra in (("numpy", []), ("numba", []), ("numba", ["python"])):
+        built, sim = _sim(net, backend=backend)
+        g = built.pop_groups["E"]
+        traces = {}
+        rec = [SpikeRecorder(spiking_groups(built)),
+               TraceRecorder("v", [(g, g.root.key("v"), 3), (g, g.root.key("v"), 7)],
+                             lambda n, d, c: traces.__setitem__(n, d), every=3)]
+
+        class StepOnly(Recorder):
+            def sample(self, sim, k, t):
+                pass
+        if extra:
+            rec.append(StepOnly())
+        if backend == "numba":
+            assert sim._can_fuse(rec) == (not extra)
+        sim.run(0.04, rec)
+        out[(backend, bool(extra))] = (rec[0].result(), traces["v"])
+    ref_sp, ref_tr = out[("numpy", False)]
+    assert sum(len(i) for i, _ in ref_sp.values()) > 20
+    for key, (sp, tr) in out.items():
+        assert np.array_equal(tr, ref_tr), key
+        for pop in ref_sp:
+            assert np.array_equal(sp[pop][0], ref_sp[pop][0]) and np.array_equal(sp[pop][1], ref_sp[pop][1]), key
+
+
+def test_compiled_loop_reports_non_finite_state(lems_file):
+    """A state that overflows inside the compiled loop is named, with the time, as the
+    NumPy engine names it."""
+    from nmlsim.errors import SimulationError
+    path = lems_file("""
+    <ComponentType name="runaway" extends="baseCellMembPot">
+        <Parameter name="k" dimension="per_time"/>
+        <Dynamics>
+            <StateVariable name="v" dimension="voltage" exposure="v"/>
+            <OnStart><StateAssignment variable="v" value="1"/></OnStart>
+            <TimeDerivative variable="v" value="k * v * v"/>
+        </Dynamics>
+    </ComponentType>
+    <runaway id="r" k="1e9 per_s"/>
+    <network id="net"><population id="p" component="r" size="3"/></network>
+""", '<Simulation id="sim1" length="0.5s" step="0.1ms" target="net"/>')
+    with pytest.raises(SimulationError, match="'v' of cell 0 in 'p' became"):
+        api.run(api.load(path), write=False, backend="numba", method="euler")

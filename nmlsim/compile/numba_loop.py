@@ -1,0 +1,539 @@
+"""The whole time loop compiled: the event phase of the engine generated as Numba code.
+
+:class:`~nmlsim.compile.numba_backend.NumbaKernels` compiles the derived variables and the
+integration step; this module adds ``_events(ee, t, ...)`` — delayed deliveries due now,
+spike-source replay, OnCondition handlers, then every event they cause (routes with their
+delays, merged-synapse increments, OnEvent handlers, EventConnections inside a component)
+— and ``_run(e0, e1, ...)``, which steps ``e0 .. e1-1`` without returning to Python:
+derived, trace sample, integrate, event phase, a finiteness check every ``check`` steps.
+
+It is the same schedule as :mod:`nmlsim.engine.simulator` (whose docstring states it),
+generated from the same handlers and routes:
+
+* events are processed per instance instead of per mask; instances only touch their own
+  variables, so the order inside one handler does not matter;
+* delayed events wait in per-route rings indexed by step: a merged (linear) synapse's ring
+  holds the summed increments per host cell, any other synapse's ring an event count per
+  instance; events for per-connection synapses wait in an inbox until every OnCondition
+  handler has run, as the engine's queue does;
+* random numbers in OnCondition handlers come from the group's own NumPy stream, drawn
+  ahead into a buffer in the engine's order (one block of the group's size per call site
+  whenever the handler fires), so spike trains equal the NumPy backend's; random numbers in
+  OnEvent handlers come from Numba's generator, seeded by the run's seed;
+* events that listeners (spike and event recorders) asked for go to a buffer the engine
+  drains between chunks.
+
+What it cannot generate (an event cascade deeper than :data:`MAX_DEPTH`) raises
+:class:`~nmlsim.errors.UnsupportedFeature` at build time, and the engine keeps its own loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import UnsupportedFeature
+from ..lems import expr as E
+
+MAX_DEPTH = 8
+
+
+@dataclass
+class LoopSpec:
+    """What the engine routes: everything the event phase needs, as plain data."""
+    cond_handlers: list                 # [(group, handler)] in engine order
+    event_handlers: dict                # (gid, prefix, port) -> [(group, handler)]
+    entry_handlers: dict                # (gid, regime key, index) -> [(group, handler)]
+    internal: dict                      # (gid, prefix, port) -> [(dst prefix, dst port)]
+    routes: dict                        # (src gid, port) -> [route record]
+    sources: list                       # [(source group, steps, ids)]
+    merged_handlers: dict               # dst gid -> [handler] (merged synapse OnEvent)
+    groups: dict                        # gid -> group (sources included)
+    ring_len: int = 1
+    listen_keys: List[Tuple[int, str]] = field(default_factory=list)
+
+
+def _post_order_random(ast) -> List[tuple]:
+    """The random() calls of an expression in the order Python evaluates them."""
+    out = []
+
+    def visit(node):
+        k = node[0]
+        if k in ("bin", "cmp"):
+            visit(node[2])
+            visit(node[3])
+        elif k in ("and", "or"):
+            visit(node[1])
+            visit(node[2])
+        elif k in ("neg", "not"):
+            visit(node[1])
+        elif k == "call":
+            for a in node[2]:
+                visit(a)
+            if node[1] == "random":
+                out.append(node)
+        elif k == "select":
+            for a in node[1:]:
+                if isinstance(a, tuple):
+                    visit(a)
+    visit(ast)
+    return out
+
+
+class LoopGen:
+    """Generates ``_events`` and ``_run`` into a :class:`NumbaKernels`' source."""
+
+    def __init__(self, K, spec: LoopSpec):
+        self.K = K
+        self.spec = spec
+        self.prog = K.prog
+        self.lines: List[str] = []
+        self.uid = 0
+        self.listen_codes: Dict[Tuple[int, str], int] = {}
+        self.listen_flags: Dict[Tuple[int, str], str] = {}
+        self.inboxes: Dict[Tuple[int, str], Tuple[str, str]] = {}
+        self.random_groups: Dict[int, Tuple[str, str, int]] = {}  # gid -> (buf, cursor, draws/step)
+        self.rings: List[tuple] = []  # (kind, ring names, flag name, rec)
+        self.state_arrays: List[int] = []  # extras positions reset before a run
+
+    # ------------------------------------------------------------ helpers
+    def x(self, arr: np.ndarray, state: bool = False) -> str:
+        """An extra kernel argument; ``state``: zeroed at the start of every run."""
+        name = self.K._extra(arr)
+        if state:
+            self.state_arrays.append(int(name[1:]))
+        return name
+
+    def fresh(self, base: str) -> str:
+        self.uid += 1
+        return f"_{base}{self.uid}"
+
+    def expr(self, g, ast, var: str, random_mode: str = "numba", base: Optional[str] = None) -> str:
+        """Scalar code of ``ast`` for instance ``var`` of ``g``; random(x) is Numba's
+        generator ("numba") or the group's buffer at ``base + rank * n + var`` ("buffer")."""
+        code = self.K._expr(g, ast, var, allow_random=True)
+        if "_rand1(" not in code:
+            return code
+        if random_mode == "numba":
+            return code
+        pre = [n for n in E.walk(ast) if n[0] == "call" and n[1] == "random"]
+        post = _post_order_random(ast)
+        ranks = [next(j for j, p in enumerate(post) if p is node) for node in pre]
+        buf = self.random_groups[g.gid][0]
+        parts = code.split("_rand1(")
+        out = parts[0]
+        for j, rest in enumerate(parts[1:]):
+            out += f"_rbuf({buf}, {base} + {ranks[j] * g.n} + {var}, " + rest
+        return out
+
+    # ------------------------------------------------------------ handlers
+    def handler_body(self, g, h, var: str, ind: str, depth: int, random_mode="numba", base=None,
+                     with_events=True) -> List[str]:
+        """Assignments, transition and events of handler ``h`` for instance ``var`` (its
+        test already passed)."""
+        out = []
+        for key, ast in h.assignments:
+            tgt = self.K._arr(self.prog.py(g.gid, key))
+            out.append(f"{ind}{tgt}[{var}] = {self.expr(g, ast, var, random_mode, base)}")
+        if h.transition is not None:
+            rp = self.K._arr(self.prog.py(g.gid, h.regime[0]))
+            out.append(f"{ind}{rp}[{var}] = {float(h.transition)!r}")
+        if with_events:
+            for o in h.event_outs:
+                out += self.emit(g, h.node.prefix, o, var, ind, depth + 1)
+        return out
+
+    def test_code(self, g, h, var: str, random_mode="numba", base=None) -> Optional[str]:
+        tests = []
+        if h.regime is not None:
+            rp = self.K._arr(self.prog.py(g.gid, h.regime[0]))
+            tests.append(f"({rp}[{var}] == {float(h.regime[1])!r})")
+        if h.test is not None:
+            tests.append(f"({self.expr(g, h.test, var, random_mode, base)})")
+        return " and ".join(tests) if tests else None
+
+    # ------------------------------------------------------------ events
+    def emit(self, g, prefix: str, port: str, var: str, ind: str, depth: int) -> List[str]:
+        """Code run when instance ``var`` of ``g`` gets/sends an event on ``prefix``/``port``."""
+        if depth > MAX_DEPTH:
+            raise UnsupportedFeature(f"events of '{g.name}' cascade more than {MAX_DEPTH} levels deep; "
+                                     f"the compiled loop does not follow them (use the numpy backend)")
+        spec = self.spec
+        out: List[str] = []
+        for gg, h in spec.event_handlers.get((g.gid, prefix, port), ()):
+            test = self.test_code(gg, h, var)
+            body = self.handler_body(gg, h, var, ind + ("    " if test else ""), depth)
+            if test:
+                out.append(f"{ind}if {test}:")
+                body = body or [ind + "    pass"]
+            out += body
+        for dprefix, dport in spec.internal.get((g.gid, prefix, port), ()):
+            out += self.emit(g, dprefix, dport, var, ind, depth + 1)
+        if prefix == "":
+            key = (g.gid, port)
+            if key not in self.listen_flags:
+                self.listen_codes[key] = len(self.listen_codes)
+                self.listen_flags[key] = self.x(np.zeros(1, dtype=np.int64), True)
+            out.append(f"{ind}if {self.listen_flags[key]}[0]:")
+            out.append(f"{ind}    _listen(SBK, SBI, SBS, SBN, {self.listen_codes[key]}, {var}, ee)")
+            for rec in spec.routes.get(key, ()):
+                out += self.route(rec, var, ind)
+        return out
+
+    def route(self, rec, var: str, ind: str) -> List[str]:
+        r = rec["route"]
+        dst = r.dst
+        c, q = self.fresh("c"), self.fresh("q")
+        ip, dd = self.x(rec["indptr"]), self.x(rec["dst"])
+        out = [f"{ind}for {c} in range({ip}[{var}], {ip}[{var} + 1]):", f"{ind}    {q} = {dd}[{c}]"]
+        ind2 = ind + "    "
+        merged = rec["merged"] is not None
+        if merged:
+            w = self.x(rec["w"])
+            incs = []
+            for h in self.spec.merged_handlers[dst.gid]:
+                for key, ast in h.assignments:
+                    inc = ast[3] if ast[2] == ("name", key) else ast[2]
+                    if "t" in E.names(inc) or E.has_random(inc):
+                        raise UnsupportedFeature(f"the increment of merged synapse '{dst.name}' depends on time")
+                    incs.append((self.K._arr(self.prog.py(dst.gid, key)),
+                                 self._inc_code(dst, inc, q, f"{w}[{c}]")))
+            now = [f"{tgt}[{q}] += {code}" for tgt, code in incs]
+        else:
+            box, anyf = self.inbox(dst, r.dst_port)
+            now = [f"{box}[{q}] += 1", f"{anyf}[0] = 1"]
+        if not rec["any_delay"]:
+            return out + [ind2 + s for s in now]
+        steps = self.x(rec["steps"])
+        L = self.spec.ring_len
+        flag = self.x(np.zeros(L, dtype=np.int64), True)
+        d, s = self.fresh("d"), self.fresh("s")
+        out += [f"{ind2}{d} = {steps}[{c}]", f"{ind2}if {d} == 0:"] + [ind2 + "    " + x for x in now]
+        out += [f"{ind2}else:", f"{ind2}    {s} = (ee + {d}) % {L}", f"{ind2}    {flag}[{s}] = 1"]
+        if merged:
+            rings = []
+            for tgt, code in incs:
+                ring = self.x(np.zeros((L, dst.n)), True)
+                rings.append((ring, tgt))
+                out.append(f"{ind2}    {ring}[{s}, {q}] += {code}")
+            self.rings.append(("merged", rings, flag, dst.n))
+        else:
+            ring = self.x(np.zeros((L, dst.n), dtype=np.int64), True)
+            out.append(f"{ind2}    {ring}[{s}, {q}] += 1")
+            self.rings.append(("count", (ring, box, anyf), flag, dst.n))
+        return out
+
+    def _inc_code(self, g, ast, var, wcode):
+        wkey = g.root.key("weight")
+        fn = self.prog.name_fn(g)
+
+        def name(key):
+            if key == wkey:
+                return wcode
+            s = fn(key)
+            if s == "t" or not s.startswith("x"):
+                return s
+            return f"{self.K._arr(s)}[{var}]"
+        from .numba_backend import _DIALECT
+        return E._emit(ast, name, _DIALECT)
+
+    def inbox(self, g, port):
+        key = (g.gid, port)
+        if key not in self.inboxes:
+            self.inboxes[key] = (self.x(np.zeros(g.n, dtype=np.int64), True), self.x(np.zeros(1, dtype=np.int64), True))
+        return self.inboxes[key]
+
+    # ------------------------------------------------------------ phases
+    def cond_handler(self, g, h, hi: int) -> List[str]:
+        n = g.n
+        rand_test = h.test is not None and E.has_random(h.test)
+        rand_body = any(E.has_random(a) for _, a in h.assignments)
+        random_mode, base = "numba", None
+        out = []
+        if rand_test or rand_body:
+            # the engine's order: n draws per random() of the test on every pass, n per
+            # random() of the assignments whenever any instance fires
+            buf, cur, per = self.random_groups.get(g.gid, (None, None, 0))
+            if buf is None:
+                buf, cur = self.x(np.zeros(0)), self.x(np.zeros(1, dtype=np.int64), True)
+            sites_t = len(_post_order_random(h.test)) if rand_test else 0
+            sites_b = sum(len(_post_order_random(a)) for _, a in h.assignments)
+            self.random_groups[g.gid] = (buf, cur, per + n * (sites_t + sites_b))
+            random_mode = "buffer"
+        mask = self.x(np.zeros(n, dtype=np.bool_), True)
+        i, anyv = self.fresh("i"), self.fresh("any")
+        if random_mode == "buffer":
+            bt = self.fresh("bt")
+            out.append(f"    {bt} = {cur}[0]")
+            if rand_test:
+                out.append(f"    {cur}[0] += {n * len(_post_order_random(h.test))}")
+        test = self.test_code(g, h, i, random_mode, bt if random_mode == "buffer" else None)
+        # the test first for every instance, then the actions (as the engine's masks do)
+        out += [f"    {anyv} = False", f"    for {i} in range({n}):"]
+        out += [f"        {mask}[{i}] = {test or 'True'}", f"        {anyv} = {anyv} or {mask}[{i}]"]
+        out.append(f"    if {anyv}:")
+        bb = None
+        if random_mode == "buffer" and rand_body:
+            bb = self.fresh("bb")
+            out.append(f"        {bb} = {cur}[0]")
+            out.append(f"        {cur}[0] += {n * sum(len(_post_order_random(a)) for _, a in h.assignments)}")
+        out.append(f"        for {i} in range({n}):")
+        out.append(f"            if {mask}[{i}]:")
+        body = self.handler_body(g, h, i, "                ", 0, random_mode, bb, with_events=False)
+        if h.transition is not None:
+            for eg, eh in self.spec.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
+                et = self.test_code(eg, eh, i)
+                eb = self.handler_body(eg, eh, i, "                    " if et else "                ", 0,
+                                       with_events=False)
+                if et:
+                    body += [f"                if {et}:"] + (eb or ["                    pass"])
+                else:
+                    body += eb
+        out += body or ["                pass"]
+        # its events go out after every OnCondition handler has run (the engine's queue)
+        if h.event_outs:
+            emit = [f"    for {i} in range({n}):", f"        if {mask}[{i}]:"]
+            for o in h.event_outs:
+                emit += self.emit(g, h.node.prefix, o, i, "            ", 1)
+            self.deferred.append(emit)
+        return out
+
+    def ring_delivery(self) -> List[str]:
+        out = []
+        for kind, data, flag, n in self.rings:
+            q = self.fresh("q")
+            out.append(f"    if {flag}[_slot]:")
+            out.append(f"        {flag}[_slot] = 0")
+            out.append(f"        for {q} in range({n}):")
+            if kind == "merged":
+                for ring, tgt in data:
+                    out.append(f"            {tgt}[{q}] += {ring}[_slot, {q}]")
+                    out.append(f"            {ring}[_slot, {q}] = 0.0")
+            else:
+                ring, box, anyf = data
+                out += [f"            if {ring}[_slot, {q}]:", f"                {box}[{q}] += {ring}[_slot, {q}]",
+                        f"                {ring}[_slot, {q}] = 0", f"                {anyf}[0] = 1"]
+        return out
+
+    def source_replay(self) -> List[str]:
+        out = []
+        for src, steps, ids in self.spec.sources:
+            st, ix, cur = self.x(steps), self.x(ids), self.x(np.zeros(1, dtype=np.int64), True)
+            self.source_cursors.append(cur)
+            c, i = self.fresh("cur"), self.fresh("i")
+            out += [f"    {c} = {cur}[0]", f"    while {c} < {len(steps)} and {st}[{c}] <= ee:",
+                    f"        {i} = {ix}[{c}]"]
+            out += self.emit(src, "", src.port, i, "        ", 0)
+            out += [f"        {c} += 1", f"    {cur}[0] = {c}"]
+        return out
+
+    def inbox_processing(self) -> List[str]:
+        out = ["    _again = True", "    _guard = 0", "    while _again:", "        _again = False",
+               "        _guard += 1", "        if _guard > 100000:", "            return 1"]
+        done = set()
+        while True:
+            todo = [k for k in self.inboxes if k not in done]
+            if not todo:
+                break
+            for key in todo:
+                done.add(key)
+                g = self.spec.groups[key[0]]
+                box, anyf = self.inboxes[key]
+                q, r = self.fresh("q"), self.fresh("r")
+                out += [f"        if {anyf}[0]:", f"            {anyf}[0] = 0", "            _again = True",
+                        f"            for {q} in range({g.n}):", f"                {r} = {box}[{q}]",
+                        f"                if {r}:", f"                    {box}[{q}] = 0",
+                        f"                    for _k in range({r}):"]
+                body = self.emit(g, "", key[1], q, "                        ", 1)
+                out += body or ["                        pass"]
+        return out
+
+    # ------------------------------------------------------------ whole
+    def generate(self, args: str) -> List[str]:
+        self.source_cursors: List[str] = []
+        body = [f"    _slot = ee % {self.spec.ring_len}"]
+        cond = []
+        self.deferred: List[List[str]] = []
+        for hi, (g, h) in enumerate(self.spec.cond_handlers):
+            cond += self.cond_handler(g, h, hi)
+        for lines in self.deferred:
+            cond += lines
+        src = self.source_replay()
+        inbox = self.inbox_processing()
+        ring = self.ring_delivery()  # after the routes, which registered the rings
+        body += ring + src + cond + inbox + ["    return 0"]
+        return [f"def _events(ee, t, SBK, SBI, SBS, SBN, {args}):"] + body
+
+
+RUN_TEMPLATE = """
+def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN, ST, {args}):
+    for e in range(e0, e1):
+        t = e * dt
+        _derived(t, {args})
+        r = e - e0
+        for j in range(RAID.shape[0]):
+            TB[r, j] = R[RAID[j]][RIDX[j]]
+        if e == nsteps:
+            return e + 1
+        if SBN[0] + need > SBK.shape[0]{random_checks}:
+            ST[0] = 2
+            return e
+        _step(t, {args})
+        ee = e + 1
+        if _events(ee, ee * dt + dt, SBK, SBI, SBS, SBN, {args}):
+            ST[0] = 3
+            return ee
+        if check > 0 and ee % check == 0:
+{finite}
+    return e1
+"""
+
+HELPERS = """
+
+@numba.njit(cache=True)
+def _listen(SBK, SBI, SBS, SBN, code, i, ee):
+    n = SBN[0]
+    if n < SBK.shape[0]:
+        SBK[n] = code
+        SBI[n] = i
+        SBS[n] = ee
+        SBN[0] = n + 1
+    else:
+        SBN[1] = 1
+
+
+@numba.njit(cache=True)
+def _rbuf(buf, pos, x):
+    return buf[pos] * x
+
+
+@numba.njit(cache=True)
+def _rand1(x):
+    return _np.random.random() * x
+
+
+@numba.njit(cache=True)
+def _seed(s):
+    _np.random.seed(s)
+
+
+"""
+
+
+class LoopRun:
+    """Drives the compiled loop for one run of a simulator: resets the loop's state, feeds
+    the random buffers, hands trace rows to recorders and recorded events to listeners."""
+
+    def __init__(self, sim, recorders, check_every: int):
+        from ..errors import SimulationError
+        self.Error = SimulationError
+        self.sim = sim
+        self.K = K = sim.kernels
+        self.gen = gen = K.loop
+        self.check = int(check_every or 0)
+        for j in gen.state_arrays:
+            K.extras[j][...] = 0
+        # listeners: a flag per (group, port), a code per event in the buffer
+        self.by_code = {}
+        need = 16
+        for key, flag in gen.listen_flags.items():
+            cbs = sim.event_listeners.get(key, ())
+            K.extras[int(flag[1:])][0] = 1 if cbs else 0
+            if cbs:
+                self.by_code[gen.listen_codes[key]] = cbs
+                need += 4 * gen.spec.groups[key[0]].n
+        self.need = need
+        cap = max(1 << 16, 8 * need)
+        self.SB = [np.zeros(cap, dtype=np.int64) for _ in range(3)] + [np.zeros(2, dtype=np.int64)]
+        # trace columns of every recorder: (array, index) per column
+        arrays, index = [], {}
+        self.parts = []  # (recorder, column positions or literal values)
+        raid, ridx = [], []
+        V = sim.V
+        for r in recorders:
+            cols = r.trace_columns(sim) if hasattr(r, "trace_columns") else None
+            if cols is None:
+                continue
+            pos = []
+            for nm, lit, idx in cols:
+                if nm is None:
+                    pos.append(("lit", lit))
+                    continue
+                a = V[nm]
+                if id(a) not in index:
+                    index[id(a)] = len(arrays)
+                    arrays.append(a)
+                pos.append(("col", len(raid)))
+                raid.append(index[id(a)])
+                ridx.append(idx if a.shape[0] > idx else 0)
+            self.parts.append((r, pos))
+        self.R = tuple(arrays) if arrays else (np.zeros(1),)
+        self.RAID = np.asarray(raid, dtype=np.int64)
+        self.RIDX = np.asarray(ridx, dtype=np.int64)
+        self.chunk_len = max(1, min(self.check or 1000, 1000, (1 << 22) // max(1, len(raid))))
+        self.TB = np.zeros((self.chunk_len, max(1, len(raid))))
+        self.ST = np.zeros(1, dtype=np.int64)
+        # random buffers: the group's own stream, drawn ahead
+        self.randoms = [(sim.program.rng_for(gid), int(buf[1:]), int(cur[1:]), per)
+                        for gid, (buf, cur, per) in gen.random_groups.items()]
+        for rng, b, c, per in self.randoms:
+            K.extras[b] = np.zeros(0)
+        if sim.seed is not None:
+            K._seed(int(sim.seed) % (1 << 32))
+
+    def _refill(self):
+        K = self.K
+        changed = False
+        for rng, b, c, per in self.randoms:
+            buf, cur = K.extras[b], K.extras[c]
+            left = len(buf) - int(cur[0])
+            if left < per * 64:
+                K.extras[b] = np.concatenate([buf[int(cur[0]):], rng.random(per * max(256, self.chunk_len))])
+                cur[0] = 0
+                changed = True
+        if changed:
+            K._argv = None
+
+    def _drain(self):
+        SBK, SBI, SBS, SBN = self.SB
+        n = int(SBN[0])
+        if SBN[1]:
+            raise self.Error("the compiled loop's event buffer overflowed (internal error)")
+        if not n:
+            return
+        codes, idx, steps = SBK[:n].copy(), SBI[:n].copy(), SBS[:n].copy()
+        SBN[0] = 0
+        dt = self.sim.dt
+        for code, cbs in self.by_code.items():
+            sel = codes == code
+            if sel.any():
+                t = steps[sel] * dt + dt
+                for cb in cbs:
+                    cb.block(idx[sel], t)
+
+    def events0(self):
+        self._refill()
+        K = self.K
+        if K._events(0, self.sim.dt, *self.SB, *K._args(self.sim.V)):
+            raise self.Error("events keep triggering events (an event loop in the model?)")
+        self._drain()
+
+    def chunk(self, e: int, nsteps: int) -> int:
+        K, sim = self.K, self.sim
+        self._refill()
+        e1 = min(nsteps + 1, e + self.chunk_len)
+        self.ST[0] = 0
+        e_new = int(K._run(e, e1, nsteps, sim.dt, self.check, self.need, self.TB, self.RAID, self.RIDX, self.R,
+                           *self.SB, self.ST, *K._args(sim.V)))
+        rows = e_new - e
+        if rows > 0:
+            for r, pos in self.parts:
+                r.sample_block(sim, e, self.TB[:rows], pos)
+        self._drain()
+        st = int(self.ST[0])
+        if st == 1:
+            sim._check_finite(e_new * sim.dt)
+        elif st == 3:
+            raise self.Error("events keep triggering events (an event loop in the model?)")
+        return e_new
