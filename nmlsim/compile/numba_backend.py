@@ -56,7 +56,9 @@ def _power(a: str, b: str) -> str:
     return f"_m.pow({a}, {b})"
 
 
-_DIALECT = E._Dialect({**E.PY_FUNCTIONS, "exp": "_vexp"}, "and", "or", "not ", power=_power,
+# '&'/'|' on the (always parenthesised) booleans: no short-circuit branch, so loops over
+# conditions vectorise
+_DIALECT = E._Dialect({**E.PY_FUNCTIONS, "exp": "_vexp"}, "&", "|", "not ", power=_power,
                       select=lambda c, a, b: f"({a} if {c} else {b})")
 
 
@@ -210,6 +212,15 @@ def _identity(idx, n: int) -> bool:
         return n == 1
     idx = np.asarray(idx)
     return len(idx) == n and bool(np.array_equal(idx, np.arange(n)))
+
+
+def _offset(idx):
+    """o if ``idx`` is o, o+1, ..., else None."""
+    if idx is None or len(idx) == 0:
+        return None
+    idx = np.asarray(idx)
+    o = int(idx[0])
+    return o if bool(np.array_equal(idx, np.arange(o, o + len(idx)))) else None
 
 
 def _allow_noalias():
@@ -410,8 +421,11 @@ class NumbaKernels:
                 for ag, k, idx in d.terms:
                     sp = prog.name_fn(ag)(k)
                     val = sp if not sp.startswith("x") else f"{self._arr(sp)}[{'0' if ag.n == 1 else 'j'}]"
+                    off = _offset(idx)
                     if idx is None:
                         tgt = "0"
+                    elif off is not None:  # a contiguous block (an input list on a population)
+                        tgt = f"j + {off}" if off else "j"
                     else:
                         tgt = f"{self._const(idx)}[j]"
                     op = "*=" if mul else "+="
@@ -433,16 +447,8 @@ class NumbaKernels:
             x = self._arr(prog.py(gid, key))
             rate = self._expr(g, prog.rate_ast(g, key))
             b = jdiag[j] if jdiag is not None else None
-            const = None
-            if b is not None and "t" not in E.names(b) and all((g.gid, n) in prog.literals for n in E.names(b)):
-                env = {n: prog.literals[(g.gid, n)] for n in E.names(b)}
-                const = float(E.evaluate(b, env))  # a constant linear coefficient (synaptic decay)
-            if const is not None:
-                z = const * dt
-                phi = 1.0 + 0.5 * z if abs(z) < 1e-9 else math.expm1(z) / z
-                calc.append(f"        r{j} = ({rate}) * {phi!r}")
-            elif b is not None and not (b[0] == "num" and b[1] == 0.0):
-                calc.append(f"        r{j} = ({rate}) * _phi(({self._expr(g, b)}) * {dt!r})")
+            if b is not None and not (b[0] == "num" and b[1] == 0.0):
+                calc.append(f"        r{j} = ({rate}) * {self._phi_code(g, b)}")
             else:
                 calc.append(f"        r{j} = {rate}")
             write.append(f"        {x}[i] += {dt!r} * r{j}")
@@ -450,6 +456,19 @@ class NumbaKernels:
         for gid, (calc, write) in per_group.items():
             out += [f"    for i in range({prog.by_gid[gid].n}):"] + calc + write
         return out
+
+    def _phi_code(self, g, b) -> str:
+        """expm1(b dt)/(b dt) for exponential Euler: a literal where ``b`` is a constant
+        (synaptic decay), a select of literals where it is constant per regime (an IaF
+        cell, refractory or not), otherwise computed per instance."""
+        prog, dt = self.prog, self.dt
+        if b[0] == "call" and b[1] == "__select":
+            c, v1, v2 = b[2]
+            return f"({self._phi_code(g, v1)} if ({self._expr(g, c)}) else {self._phi_code(g, v2)})"
+        if "t" not in E.names(b) and not E.has_random(b) and all((g.gid, n) in prog.literals for n in E.names(b)):
+            z = float(E.evaluate(b, {n: prog.literals[(g.gid, n)] for n in E.names(b)})) * dt
+            return repr(1.0 + 0.5 * z if abs(z) < 1e-9 else math.expm1(z) / z)
+        return f"_phi(({self._expr(g, b)}) * {dt!r})"
 
     def _rates_lines(self) -> List[str]:
         prog = self.prog

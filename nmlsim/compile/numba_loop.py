@@ -269,9 +269,13 @@ class LoopGen:
             if rand_test:
                 out.append(f"    {cur}[0] += {n * len(_post_order_random(h.test))}")
         test = self.test_code(g, h, i, random_mode, bt if random_mode == "buffer" else None)
-        # the test first for every instance, then the actions (as the engine's masks do)
-        out += [f"    {anyv} = False", f"    for {i} in range({n}):"]
-        out += [f"        {mask}[{i}] = {test or 'True'}", f"        {anyv} = {anyv} or {mask}[{i}]"]
+        if h.regime is None and h.test is not None and self.prog._time_only(g, h.test):
+            # a test on time alone (pulse generators): one scalar test for every instance
+            out += [f"    {anyv} = {test}", f"    for {i} in range({n}):", f"        {mask}[{i}] = {anyv}"]
+        else:
+            # the test first for every instance, then the actions (as the engine's masks do)
+            out += [f"    {anyv} = 0", f"    for {i} in range({n}):", f"        _m_ = {test or 'True'}",
+                    f"        {mask}[{i}] = _m_", f"        {anyv} += _m_"]
         out.append(f"    if {anyv}:")
         bb = None
         if random_mode == "buffer" and rand_body:
