@@ -93,6 +93,24 @@ def _bits2f(typingctx, x):
     return numba.types.float64(numba.types.int64), codegen
 
 
+def _ptr_intrinsic(dtype):
+    @numba.extending.intrinsic
+    def ptr(typingctx, addr):
+        # a typed pointer from an address (the kernels' table of arrays)
+        rtype = numba.types.CPointer(dtype)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(rtype))
+        return rtype(numba.types.int64), codegen
+    return ptr
+
+
+_p_f64 = _ptr_intrinsic(numba.types.float64)
+_p_i64 = _ptr_intrinsic(numba.types.int64)
+_p_u8 = _ptr_intrinsic(numba.types.uint8)
+_carray = numba.carray
+
+
 @numba.njit(cache=True, inline="always")
 def _vexp(x):
     # exp(x) to within one ulp, in operations LLVM vectorises (libm's exp is a call):
@@ -223,6 +241,10 @@ def _offset(idx):
     return o if bool(np.array_equal(idx, np.arange(o, o + len(idx)))) else None
 
 
+#: kernels with more arrays than this take one table of addresses (see NumbaKernels)
+TABLE_ABOVE = 256
+
+
 def _allow_noalias():
     """Numba has a ``noalias`` compiler flag (LLVM ``noalias`` on array arguments) without a
     decorator option; map one once."""
@@ -281,8 +303,13 @@ class NumbaKernels:
                 self.loop = gen
             except UnsupportedFeature as e:
                 self.loop_refusal = str(e)
-        plain = ", ".join([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
-                          + [f"x{i}" for i in range(len(self.extras))])
+        names = ([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
+                 + [f"x{i}" for i in range(len(self.extras))])
+        # many arrays (the thalamus: ~900): one table of addresses instead of one argument
+        # each — unboxing 900 arguments costs ~0.1 ms a call, and a compiled _run calling
+        # kernels that size makes LLVM re-optimise them together for many minutes
+        self.table = len(names) > TABLE_ABOVE
+        plain = "P" if self.table else ", ".join(names)
         args = "t, " + plain
         rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
         src = [f"def _derived({args}):"] + (_fuse(lines_d) or ["    pass"])
@@ -291,18 +318,21 @@ class NumbaKernels:
         if self.loop is not None:
             from .numba_loop import RUN_TEMPLATE
             src += [ln.replace("{ARGS}", plain) for ln in lines_e]
-            checks = "".join(f" or {cur}[0] + {per} > {buf}.shape[0]"
-                             for buf, cur, per in self.loop.random_groups.values())
-            finite = []
-            for gid, key in prog.state_keys:
-                nm = prog.py(gid, key)
-                if nm in self.arrays:
-                    a = self._arr(nm)
-                    finite += [f"            for i in range({a}.shape[0]):",
-                               f"                if not _m.isfinite({a}[i]):",
-                               "                    ST[0] = 1", "                    return ee"]
-            src += RUN_TEMPLATE.format(args=plain, random_checks=checks,
-                                       finite="\n".join(finite) or "            pass").splitlines()
+            if not self.table:
+                checks = "".join(f" or {cur}[0] + {per} > {buf}.shape[0]"
+                                 for buf, cur, per in self.loop.random_groups.values())
+                finite = []
+                for gid, key in prog.state_keys:
+                    nm = prog.py(gid, key)
+                    if nm in self.arrays:
+                        a = self._arr(nm)
+                        finite += [f"            for i in range({a}.shape[0]):",
+                                   f"                if not _m.isfinite({a}[i]):",
+                                   "                    ST[0] = 1", "                    return ee"]
+                src += RUN_TEMPLATE.format(args=plain, random_checks=checks,
+                                           finite="\n".join(finite) or "            pass").splitlines()
+        if self.table:
+            src = self._table_prologues(src, names)
         self.source = "\n".join(src) + "\n"
         opts = dict(error_model="numpy", fastmath=False)
         # the options are part of the file's hash: Numba's cache index does not key on them
@@ -325,8 +355,11 @@ class NumbaKernels:
             return f
         self._d, self._s = jit("_derived"), jit("_step")
         self._r = jit("_rates") if method == "rk4" else None
+        self._run = None
         if self.loop is not None:
-            self._events, self._run = jit("_events"), jit("_run")
+            self._events = jit("_events")
+            if not self.table:
+                self._run = jit("_run")
         self._names = sorted(self.arrays, key=self.arrays.get)
         self._rate_out = [np.zeros(prog.by_gid[gid].n) for gid, _ in prog.rate_keys]
         # compile now (not on the first step), so that run times are run times
@@ -339,6 +372,43 @@ class NumbaKernels:
             self._seed = ns["_seed"]
             self.sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]
             self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in self.sb) + sig[1:])
+
+    def _table_prologues(self, src: List[str], names: List[str]) -> List[str]:
+        """Each function's arrays as views of the addresses in table P (shapes are fixed)."""
+        import re
+        pos = {n: k for k, n in enumerate(names)}
+        out: List[str] = []
+        body_start = None
+
+        def flush():
+            if body_start is None:
+                return
+            used = sorted(set(re.findall(r"\b[acx]\d+\b", "\n".join(out[body_start:]))), key=pos.get)
+            pro = []
+            for n in used:
+                arr = self._array_of(n)
+                kind = {np.dtype(np.float64): "_p_f64", np.dtype(np.int64): "_p_i64",
+                        np.dtype(np.uint8): "_p_u8"}[arr.dtype]
+                pro.append(f"    {n} = _carray({kind}(P[{pos[n]}]), {arr.shape!r})")
+            out[body_start:body_start] = pro
+        for ln in src:
+            if ln.startswith("def "):
+                flush()
+                out.append(ln)
+                body_start = len(out)
+            else:
+                out.append(ln)
+        flush()
+        return out
+
+    def _array_of(self, n: str) -> np.ndarray:
+        k = int(n[1:])
+        if n[0] == "a":
+            return self.prog.V[self._names_list()[k]]
+        return self.consts[k] if n[0] == "c" else self.extras[k]
+
+    def _names_list(self):
+        return sorted(self.arrays, key=self.arrays.get)
 
     # ------------------------------------------------------------- naming
     def _arr(self, nm: str) -> str:
@@ -483,7 +553,12 @@ class NumbaKernels:
         # the arrays are built once and only ever written in place (kernels, event handlers
         # and the engine alike), so the argument tuple is built once per V
         if getattr(self, "_argv", None) is not V:
-            self._argv, self._argt = V, tuple(V[n] for n in self._names) + tuple(self.consts) + tuple(self.extras)
+            arrs = tuple(V[n] for n in self._names_list()) + tuple(self.consts) + tuple(self.extras)
+            if self.table:
+                self._keep = [np.ascontiguousarray(a) for a in arrs]
+                assert all(k is a for k, a in zip(self._keep, arrs))
+                arrs = (np.array([a.ctypes.data for a in arrs], dtype=np.int64),)
+            self._argv, self._argt = V, arrs
         return self._argt
 
     def derived(self, V, t):

@@ -261,7 +261,7 @@ class LoopGen:
             sites_b = sum(len(_post_order_random(a)) for _, a in h.assignments)
             self.random_groups[g.gid] = (buf, cur, per + n * (sites_t + sites_b))
             random_mode = "buffer"
-        mask = self.x(np.zeros(n, dtype=np.bool_), True)
+        mask = self.x(np.zeros(n, dtype=np.uint8), True)
         i, anyv = self.fresh("i"), self.fresh("any")
         if random_mode == "buffer":
             bt = self.fresh("bt")
@@ -367,6 +367,9 @@ class LoopGen:
         inbox = self.inbox_processing()
         ring = self.ring_delivery()  # after the routes, which registered the rings
         body += ring + src + cond + inbox + ["    return 0"]
+        for gid, (buf, cur, per) in self.random_groups.items():
+            # room for many steps; the loop stops for a refill when less than a step is left
+            self.K.extras[int(buf[1:])] = np.zeros(per * max(4, min(1100, (1 << 23) // max(per, 1))))
         return [f"def _events(ee, t, SBK, SBI, SBS, SBN, {args}):"] + body
 
 
@@ -453,6 +456,7 @@ class LoopRun:
         # trace columns of every recorder: (array, index) per column
         arrays, index = [], {}
         self.parts = []  # (recorder, column positions or literal values)
+        self.recorders = list(recorders)
         raid, ridx = [], []
         V = sim.V
         for r in recorders:
@@ -482,22 +486,21 @@ class LoopRun:
         self.randoms = [(sim.program.rng_for(gid), int(buf[1:]), int(cur[1:]), per)
                         for gid, (buf, cur, per) in gen.random_groups.items()]
         for rng, b, c, per in self.randoms:
-            K.extras[b] = np.zeros(0)
+            K.extras[c][0] = len(K.extras[b])  # all used: the first refill draws it whole
         if sim.seed is not None:
             K._seed(int(sim.seed) % (1 << 32))
 
     def _refill(self):
+        """Move what is left of each random buffer to its front and draw the rest (in place:
+        the stream's order is kept and the kernels' arrays stay where they are)."""
         K = self.K
-        changed = False
         for rng, b, c, per in self.randoms:
             buf, cur = K.extras[b], K.extras[c]
             left = len(buf) - int(cur[0])
-            if left < per * 64:
-                K.extras[b] = np.concatenate([buf[int(cur[0]):], rng.random(per * max(256, self.chunk_len))])
+            if left < len(buf) // 2:
+                buf[:left] = buf[int(cur[0]):].copy()
+                buf[left:] = rng.random(len(buf) - left)
                 cur[0] = 0
-                changed = True
-        if changed:
-            K._argv = None
 
     def _drain(self):
         SBK, SBI, SBS, SBN = self.SB
@@ -516,6 +519,40 @@ class LoopRun:
                 for cb in cbs:
                     cb.block(idx[sel], t)
 
+    def _chunk_stepwise(self, e0: int, nsteps: int) -> int:
+        """Kernels too big to compile into one loop (table mode): the same schedule with the
+        steps driven from here, three compiled calls per step."""
+        K, sim = self.K, self.sim
+        args = K._args(sim.V)
+        d, s, ev = K._d, K._s, K._events
+        dt, SB, check = sim.dt, self.SB, self.check
+        cap = SB[0].shape[0]
+        recs = self.recorders
+        e1 = min(nsteps + 1, e0 + self.chunk_len)
+        e = e0
+        try:
+            while e < e1:
+                t = e * dt
+                d(t, *args)
+                for r in recs:
+                    r.sample(sim, e, t)
+                if e == nsteps:
+                    return e + 1
+                if SB[3][0] + self.need > cap:
+                    return e
+                for rng, b, c, per in self.randoms:
+                    if K.extras[c][0] + per > len(K.extras[b]):
+                        self._refill()
+                s(t, *args)
+                e += 1
+                if ev(e, e * dt + dt, *SB, *args):
+                    raise self.Error("events keep triggering events (an event loop in the model?)")
+                if check and e % check == 0:
+                    sim._check_finite(e * dt)
+            return e
+        finally:
+            self._drain()
+
     def events0(self):
         self._refill()
         K = self.K
@@ -525,6 +562,8 @@ class LoopRun:
 
     def chunk(self, e: int, nsteps: int) -> int:
         K, sim = self.K, self.sim
+        if K._run is None:
+            return self._chunk_stepwise(e, nsteps)
         self._refill()
         e1 = min(nsteps + 1, e + self.chunk_len)
         self.ST[0] = 0

@@ -146,3 +146,25 @@ def test_compiled_loop_reports_non_finite_state(lems_file):
 """, '<Simulation id="sim1" length="0.5s" step="0.1ms" target="net"/>')
     with pytest.raises(SimulationError, match="'v' of cell 0 in 'p' became"):
         api.run(api.load(path), write=False, backend="numba", method="euler")
+
+
+def test_table_mode_for_large_kernels(monkeypatch):
+    """Kernels with many arrays take one table of addresses and the engine drives the
+    steps (three compiled calls per step): same spikes as the NumPy backend, Poisson
+    inputs included."""
+    import nmlsim.compile.numba_backend as nb
+    from nmlsim.graph.network import InputList
+    from nmlsim.lems.model import Component
+    monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
+    net = build("coba_lif", size=150, seed=2)
+    poisson = Component(tag="poissonFiringSynapse", id="noise", type="poissonFiringSynapse",
+                        attrs={"averageRate": "300Hz", "synapse": "syn_e", "spikeTarget": "./syn_e"})
+    net.model.add_component(poisson)
+    net.inputs.append(InputList("n", poisson, "E", np.arange(10), np.ones(10)))
+    built, sim = _sim(net, backend="numba")
+    assert sim.kernels.table and sim.kernels._run is None
+    a, _ = api.simulate_network(net, 0.04, 1e-4, seed=3)
+    b, _ = api.simulate_network(net, 0.04, 1e-4, seed=3, backend="numba")
+    for pop in a:
+        assert len(a[pop][0]) > 0
+        assert np.array_equal(a[pop][0], b[pop][0]) and np.array_equal(a[pop][1], b[pop][1])
