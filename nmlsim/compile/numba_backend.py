@@ -141,23 +141,29 @@ def _vexp(x):
 
 @numba.njit(cache=True, inline="always")
 def _vexpm1(x):
-    # exp(x) - 1 without cancellation near 0 (Taylor polynomial for |x| < ln2/2)
-    p = 1.6059043836821613e-10
-    p = p * x + 2.08767569878681e-09
-    p = p * x + 2.505210838544172e-08
-    p = p * x + 2.755731922398589e-07
-    p = p * x + 2.7557319223985893e-06
-    p = p * x + 2.48015873015873e-05
-    p = p * x + 0.0001984126984126984
-    p = p * x + 0.001388888888888889
-    p = p * x + 0.008333333333333333
-    p = p * x + 0.041666666666666664
-    p = p * x + 0.16666666666666666
-    p = p * x + 0.5
-    p = p * x + 1.0
-    small = p * x
-    big = _vexp(x) - 1.0
-    return small if abs(x) < 0.34657359027997264 else big
+    # exp(x) - 1 without cancellation near 0: with x = k ln2 + r as in _vexp,
+    # expm1(x) = 2**k expm1(r) + (2**k - 1), which is expm1(r) itself for |x| < ln2/2
+    y = min(max(x, -708.0), 709.0)
+    k = _np.floor(y * 1.4426950408889634 + 0.5)
+    r = y - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10
+    q = 1.1470745597729725e-11
+    q = q * r + 1.6059043836821613e-10
+    q = q * r + 2.08767569878681e-09
+    q = q * r + 2.505210838544172e-08
+    q = q * r + 2.755731922398589e-07
+    q = q * r + 2.7557319223985893e-06
+    q = q * r + 2.48015873015873e-05
+    q = q * r + 0.0001984126984126984
+    q = q * r + 0.001388888888888889
+    q = q * r + 0.008333333333333333
+    q = q * r + 0.041666666666666664
+    q = q * r + 0.16666666666666666
+    q = q * r + 0.5
+    q = q * r + 1.0
+    s = _bits2f(_np.int64(k + 1023.0) << _np.int64(52))
+    res = s * (r * q) + (s - 1.0)
+    res = _m.inf if x > 709.782712893384 else res
+    return res if x == x else x
 
 
 @numba.njit(cache=True, inline="always")
