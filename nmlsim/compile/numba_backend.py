@@ -109,7 +109,6 @@ _p_f64 = _ptr_intrinsic(numba.types.float64)
 _p_i64 = _ptr_intrinsic(numba.types.int64)
 _p_u8 = _ptr_intrinsic(numba.types.uint8)
 _carray = numba.carray
-_prange = numba.prange
 
 
 @numba.njit(cache=True, inline="always")
@@ -260,21 +259,6 @@ def _allow_noalias():
         cpu.CPUTargetOptions.noalias = options._mapping("noalias")
 
 
-#: elementwise loops at least this long are split over threads (``threads`` > 1)
-PARALLEL_MIN = 2048
-
-
-def _parallel(lines: List[str]) -> List[str]:
-    """Long elementwise loops (``for i``: each instance writes only its own entries) as
-    prange; gathers and scatters (``for q``/``for j``) stay serial."""
-    out = []
-    for ln in lines:
-        if ln.startswith("    for i in range(") and int(ln[len("    for i in range("):-2]) >= PARALLEL_MIN:
-            ln = ln.replace("range(", "_prange(", 1)
-        out.append(ln)
-    return out
-
-
 def _fuse(lines: List[str]) -> List[str]:
     """Merge consecutive ``for i in range(n):`` loops (elementwise statements of one group
     in dependency order: fusing keeps the order, so each instance sees its own values)."""
@@ -294,7 +278,7 @@ def _fuse(lines: List[str]) -> List[str]:
 class NumbaKernels:
     """``derived(V, t)`` and ``step(V, t)`` for a Program, compiled on first use."""
 
-    def __init__(self, prog, dt: float, method: str, jdiag=None, loop_spec=None, threads: int = 1):
+    def __init__(self, prog, dt: float, method: str, jdiag=None, loop_spec=None):
         if not available():
             raise UnsupportedFeature("the numba backend needs the 'numba' package (pip install numba)")
         if method not in ("euler", "exp_euler", "rk4"):
@@ -334,10 +318,8 @@ class NumbaKernels:
         plain = "P" if self.table else ", ".join(names)
         args = "t, " + plain
         rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
-        self.threads = max(1, int(threads))
-        par = _parallel if self.threads > 1 else (lambda lines: lines)
-        src = [f"def _derived({args}):"] + par(_fuse(lines_d) or ["    pass"])
-        src += [f"def _step({args}):"] + par(lines_s or ["    pass"])
+        src = [f"def _derived({args}):"] + (_fuse(lines_d) or ["    pass"])
+        src += [f"def _step({args}):"] + (lines_s or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
         if self.loop is not None:
             from .numba_loop import RUN_TEMPLATE
@@ -359,12 +341,8 @@ class NumbaKernels:
             src = self._table_prologues(src, names)
         self.source = "\n".join(src) + "\n"
         opts = dict(error_model="numpy", fastmath=False)
-        if self.threads > 1:
-            import numba
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         # the options are part of the file's hash: Numba's cache index does not key on them
-        mod = _load_module(f"# numba options: {sorted(opts.items())}, noalias, threads {self.threads > 1}\n"
-                           + self.source)
+        mod = _load_module(f"# numba options: {sorted(opts.items())}, noalias\n" + self.source)
         opts["cache"] = mod is not None
         import numba
         if mod is None:  # no writable cache folder: compile from memory
@@ -378,8 +356,7 @@ class NumbaKernels:
             f = ns[name]  # a module seen before in this process already holds dispatchers
             # the arrays never overlap, which lets LLVM vectorise loops over many of them;
             # _run also reads recorded arrays through a tuple, so it makes no such promise
-            par = self.threads > 1 and name in ("_derived", "_step")
-            f = f if hasattr(f, "py_func") else numba.njit(noalias=name != "_run", parallel=par, **opts)(f)
+            f = f if hasattr(f, "py_func") else numba.njit(noalias=name != "_run", **opts)(f)
             ns[name] = f  # the compiled loop calls the others through the module's globals
             return f
         self._d, self._s = jit("_derived"), jit("_step")

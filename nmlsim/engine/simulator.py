@@ -44,7 +44,7 @@ class Recorder:
 
 class Simulator:
     def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
-                 backend: str = "numpy", threads: Optional[int] = None):
+                 backend: str = "numpy"):
         self.built = built
         self.dt = float(dt)
         self.method = method
@@ -60,10 +60,7 @@ class Simulator:
             from ..compile.integrators import jacobian_diagonal
             from ..compile.numba_backend import NumbaKernels
             jd = jacobian_diagonal(self.program) if method == "exp_euler" else None
-            if threads is None:  # the CLI's --threads, or the environment
-                import os
-                threads = int(os.environ.get("NMLSIM_THREADS", "1") or 1)
-            kernels = NumbaKernels(self.program, self.dt, method, jd, loop_spec=self._loop_spec(), threads=threads)
+            kernels = NumbaKernels(self.program, self.dt, method, jd, loop_spec=self._loop_spec())
             self.kernels = kernels
             self.program.derived = kernels.derived
             self.integrate = kernels.step

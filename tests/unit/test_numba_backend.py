@@ -168,22 +168,3 @@ def test_table_mode_for_large_kernels(monkeypatch):
     for pop in a:
         assert len(a[pop][0]) > 0
         assert np.array_equal(a[pop][0], b[pop][0]) and np.array_equal(a[pop][1], b[pop][1])
-
-
-def test_threads_give_the_same_spikes(monkeypatch):
-    """Long per-cell loops split over threads (prange): the spikes of one thread."""
-    import nmlsim.compile.numba_backend as nb
-    from nmlsim.compile.build import spiking_groups
-    from nmlsim.engine.record import SpikeRecorder
-    monkeypatch.setattr(nb, "PARALLEL_MIN", 64)
-    net = build("ei_hh", size=150, seed=8)
-    out = []
-    for threads in (1, 2):
-        built, sim = _sim(net, backend="numba", threads=threads)
-        assert ("_prange(" in sim.kernels.source) == (threads > 1)
-        rec = SpikeRecorder(spiking_groups(built))
-        sim.run(0.03, [rec])
-        out.append(rec.result())
-    assert sum(len(i) for i, _ in out[0].values()) > 0
-    for pop in out[0]:
-        assert np.array_equal(out[0][pop][0], out[1][pop][0]) and np.array_equal(out[0][pop][1], out[1][pop][1])
