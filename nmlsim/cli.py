@@ -157,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4"),
                    help="integrator (default: exp_euler; euler is what jLEMS does)")
     r.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
-                   help="numpy (default) or numba: derived variables and the integration step compiled by "
-                        "Numba (needs the numba package)")
+                   help="numpy (default) or numba: the whole time loop compiled by Numba (needs the numba "
+                        "package; compiled kernels are cached in ~/.cache/nmlsim/numba)")
     r.add_argument("--dt", type=float, default=None, help="time step in seconds (default: the Simulation step)")
     r.add_argument("--duration", type=float, default=None, help="simulated time in seconds (default: length)")
     r.add_argument("--seed", type=int, default=None, help="seed for every random element")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run every case of the SONATA conformance corpus through `nmlsim run`.
 
-Usage: python scripts/run_sonata_conformance.py OUTROOT [--shared ../shared] [--method M] [--cases a,b] [-j 2]
+Usage: python scripts/run_sonata_conformance.py OUTROOT [--shared ../shared] [--method M] [--backend numba] [--cases a,b] [-j 2]
 
 Each case's run config goes through `nmlsim run CONFIG --outdir OUTROOT/<case>`, so the
 spike file and reports land where compare_sonata.py looks for them:
@@ -22,6 +22,7 @@ def main():
     ap.add_argument("outroot")
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared"))
     ap.add_argument("--method", default=None, help="integrator (default: nmlsim's choice per model)")
+    ap.add_argument("--backend", default="numpy", help="numpy or numba")
     ap.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     args = ap.parse_args()
@@ -39,6 +40,8 @@ def main():
         cmd = [sys.executable, "-m", "nmlsim.cli", "run", c["run_config"], "--outdir", str(out), "-q"]
         if args.method:
             cmd += ["--method", args.method]
+        if args.backend != "numpy":
+            cmd += ["--backend", args.backend]
         t = time.time()
         p = subprocess.run(cmd, cwd=cdir, capture_output=True, text=True)
         return c["case"], p.returncode, time.time() - t, (p.stderr or "").strip()[-400:]
