@@ -269,37 +269,46 @@ class LoopGen:
             if rand_test:
                 out.append(f"    {cur}[0] += {n * len(_post_order_random(h.test))}")
         test = self.test_code(g, h, i, random_mode, bt if random_mode == "buffer" else None)
-        if h.regime is None and h.test is not None and self.prog._time_only(g, h.test):
-            # a test on time alone (pulse generators): one scalar test for every instance
-            out += [f"    {anyv} = {test}", f"    for {i} in range({n}):", f"        {mask}[{i}] = {anyv}"]
-        else:
-            # the test first for every instance, then the actions (as the engine's masks do)
-            out += [f"    {anyv} = 0", f"    for {i} in range({n}):", f"        _m_ = {test or 'True'}",
-                    f"        {mask}[{i}] = _m_", f"        {anyv} += _m_"]
-        out.append(f"    if {anyv}:")
         bb = None
         if random_mode == "buffer" and rand_body:
             bb = self.fresh("bb")
-            out.append(f"        {bb} = {cur}[0]")
-            out.append(f"        {cur}[0] += {n * sum(len(_post_order_random(a)) for _, a in h.assignments)}")
-        out.append(f"        for {i} in range({n}):")
-        out.append(f"            if {mask}[{i}]:")
-        body = self.handler_body(g, h, i, "                ", 0, random_mode, bb, with_events=False)
+        body = self.handler_body(g, h, i, "", 0, random_mode, bb, with_events=False)
         if h.transition is not None:
             for eg, eh in self.spec.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
                 et = self.test_code(eg, eh, i)
-                eb = self.handler_body(eg, eh, i, "                    " if et else "                ", 0,
-                                       with_events=False)
-                if et:
-                    body += [f"                if {et}:"] + (eb or ["                    pass"])
-                else:
-                    body += eb
-        out += body or ["                pass"]
+                eb = self.handler_body(eg, eh, i, "    " if et else "", 0, with_events=False)
+                body += ([f"if {et}:"] + (eb or ["    pass"])) if et else eb
+        body = body or ["pass"]
+
+        def ind(lines, k):
+            return [" " * (4 * k) + ln for ln in lines]
+        emits = bool(h.event_outs)
+        if h.regime is None and h.test is not None and self.prog._time_only(g, h.test):
+            # a test on time alone (pulse generators): one scalar test for every instance
+            out += [f"    {anyv} = {test}", f"    if {anyv}:", f"        for {i} in range({n}):"] + ind(body, 3)
+            if emits:
+                out += [f"    for {i} in range({n}):", f"        {mask}[{i}] = {anyv}"]
+        elif bb is not None:
+            # random draws in the actions: the engine draws them only when some instance
+            # fires, so the whole mask comes first
+            out += [f"    {anyv} = 0", f"    for {i} in range({n}):", f"        _m_ = {test or 'True'}",
+                    f"        {mask}[{i}] = _m_", f"        {anyv} += _m_", f"    if {anyv}:",
+                    f"        {bb} = {cur}[0]",
+                    f"        {cur}[0] += {n * sum(len(_post_order_random(a)) for _, a in h.assignments)}",
+                    f"        for {i} in range({n}):", f"            if {mask}[{i}]:"] + ind(body, 4)
+        else:
+            # test and actions in one pass: an instance's test reads only its own values
+            out += [f"    {anyv} = 0", f"    for {i} in range({n}):", f"        _m_ = {test or 'True'}"]
+            if emits:
+                out += [f"        {mask}[{i}] = _m_"]
+            out += ["        if _m_:"] + ind(body, 3)
+            if emits:
+                out += [f"            {anyv} = 1"]
         # its events go out after every OnCondition handler has run (the engine's queue)
-        if h.event_outs:
-            emit = [f"    for {i} in range({n}):", f"        if {mask}[{i}]:"]
+        if emits:
+            emit = [f"    if {anyv}:", f"        for {i} in range({n}):", f"            if {mask}[{i}]:"]
             for o in h.event_outs:
-                emit += self.emit(g, h.node.prefix, o, i, "            ", 1)
+                emit += self.emit(g, h.node.prefix, o, i, "                ", 1)
             self.deferred.append(emit)
         return out
 
