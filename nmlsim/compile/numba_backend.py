@@ -297,11 +297,12 @@ class NumbaKernels:
         self.consts: List[np.ndarray] = []
         self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
         lines_d = self._derived_lines()
-        lines_s = self._step_lines(jdiag if method == "exp_euler" else None)
+        lines_s = (self._rk4_lines() if method == "rk4" else
+                   self._step_lines(jdiag if method == "exp_euler" else None))
         lines_r = self._rates_lines()
         self.loop = None
         lines_e = []
-        if loop_spec is not None and method in ("euler", "exp_euler"):
+        if loop_spec is not None:
             from .numba_loop import LoopGen
             try:
                 gen = LoopGen(self, loop_spec)
@@ -319,7 +320,7 @@ class NumbaKernels:
         args = "t, " + plain
         rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
         src = [f"def _derived({args}):"] + (_fuse(lines_d) or ["    pass"])
-        src += [f"def _step({args}):"] + (lines_s or ["    pass"])
+        src += [f"def _step({args}):"] + ([ln.replace("{ARGS}", plain) for ln in lines_s] or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
         if self.loop is not None:
             from .numba_loop import RUN_TEMPLATE
@@ -359,8 +360,8 @@ class NumbaKernels:
             f = f if hasattr(f, "py_func") else numba.njit(noalias=name != "_run", **opts)(f)
             ns[name] = f  # the compiled loop calls the others through the module's globals
             return f
-        self._d, self._s = jit("_derived"), jit("_step")
         self._r = jit("_rates") if method == "rk4" else None
+        self._d, self._s = jit("_derived"), jit("_step")
         self._run = None
         if self.loop is not None:
             self._events = jit("_events")
@@ -545,6 +546,31 @@ class NumbaKernels:
             z = float(E.evaluate(b, {n: prog.literals[(g.gid, n)] for n in E.names(b)})) * dt
             return repr(1.0 + 0.5 * z if abs(z) < 1e-9 else math.expm1(z) / z)
         return f"_phi(({self._expr(g, b)}) * {dt!r})"
+
+    def _rk4_lines(self) -> List[str]:
+        """Classical RK4 as the engine's (integrators._generated_rk4), operation for
+        operation: stages on compiled ``_derived``/``_rates``, states updated in place."""
+        prog, dt = self.prog, self.dt
+        h2, h6 = 0.5 * dt, dt / 6.0
+        keys = prog.rate_keys
+        states = [self._arr(prog.py(gid, key)) for gid, key in keys]
+        ns = [prog.by_gid[gid].n for gid, _ in keys]
+        out = [f"    _y{j} = {x}.copy()" for j, x in enumerate(states)]
+        for st in "abcd":
+            out += [f"    _k{st}{j} = _np.empty({n})" for j, n in enumerate(ns)]
+        kargs = lambda st: ", ".join(f"_k{st}{j}" for j in range(len(keys)))  # noqa: E731
+        for stage, prev, coef, at in (("a", None, None, 0.0), ("b", "a", h2, h2), ("c", "b", h2, h2),
+                                      ("d", "c", dt, dt)):
+            if prev is not None:
+                for j, (x, n) in enumerate(zip(states, ns)):
+                    out += [f"    for i in range({n}):", f"        {x}[i] = _y{j}[i] + {coef!r} * _k{prev}{j}[i]"]
+                out.append(f"    _derived(t + {at!r}, {{ARGS}})")
+            if keys:
+                out.append(f"    _rates(t + {at!r}, {{ARGS}}, {kargs(stage)})")
+        for j, (x, n) in enumerate(zip(states, ns)):
+            out += [f"    for i in range({n}):",
+                    f"        {x}[i] = _y{j}[i] + {h6!r} * (_ka{j}[i] + 2.0 * _kb{j}[i] + 2.0 * _kc{j}[i] + _kd{j}[i])"]
+        return out
 
     def _rates_lines(self) -> List[str]:
         prog = self.prog

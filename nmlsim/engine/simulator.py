@@ -63,12 +63,9 @@ class Simulator:
             kernels = NumbaKernels(self.program, self.dt, method, jd, loop_spec=self._loop_spec())
             self.kernels = kernels
             self.program.derived = kernels.derived
-            self.integrate = kernels.step
+            self.integrate = kernels.step  # RK4 too: its stages compiled in the step
             if method == "rk4":
-                from ..compile.integrators import _generated_rk4
                 self.program.rates = kernels.rates
-                names = [self.program.py(gid, key) for gid, key in self.program.rate_keys]
-                self.integrate = _generated_rk4(self.program, names, self.dt)
         else:
             self.integrate = make_integrator(method, self.program, self.dt)
         self.t = 0.0
