@@ -238,6 +238,25 @@ def _identity(idx, n: int) -> bool:
     return len(idx) == n and bool(np.array_equal(idx, np.arange(n)))
 
 
+def _derived_aliases(prog) -> Dict[str, str]:
+    """V name -> V name of derived variables that equal another derived variable of their
+    group at all times (``x``, ``1.0 * x``: exact in IEEE arithmetic)."""
+    computed = set(prog.order)
+    alias: Dict[str, str] = {}
+    one = ("num", 1.0)
+    for gid, key in prog.order:
+        d = prog.by_gid[gid].derived[key]
+        if d.kind != "expr":
+            continue
+        a = d.ast
+        if a[0] == "bin" and a[1] == "*" and one in (a[2], a[3]):
+            a = a[3] if a[2] == one else a[2]
+        if a[0] == "name" and (gid, a[1]) in computed and a[1] != key:
+            target = prog.py(gid, a[1])
+            alias[prog.py(gid, key)] = alias.get(target, target)  # the order is topological
+    return alias
+
+
 def _offset(idx):
     """o if ``idx`` is o, o+1, ..., else None."""
     if idx is None or len(idx) == 0:
@@ -287,12 +306,18 @@ class NumbaKernels:
         self.dt = float(dt)
         # random numbers drawn in event handlers stay in NumPy (the group's own stream);
         # one drawn in a derived variable or rate is refused where it is compiled (_expr)
-        # every derived value becomes an array of its group's size
+        # every derived value becomes an array of its group's size; one that only copies
+        # another derived value of its group (exposures, `1.0 * x`) is that array itself
+        self.alias = _derived_aliases(prog)
         for gid, key in prog.order:
             nm = prog.py(gid, key)
+            if nm in self.alias:
+                continue
             n = prog.by_gid[gid].n
             v = prog.V.get(nm)
             prog.V[nm] = np.zeros(n) if v is None else np.array(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
+        for nm, target in self.alias.items():
+            prog.V[nm] = prog.V[target]
         self.arrays: Dict[str, int] = {}  # V name -> argument position
         self.consts: List[np.ndarray] = []
         self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
@@ -419,6 +444,7 @@ class NumbaKernels:
 
     # ------------------------------------------------------------- naming
     def _arr(self, nm: str) -> str:
+        nm = self.alias.get(nm, nm)
         if nm not in self.arrays:
             v = self.prog.V.get(nm)
             if not isinstance(v, np.ndarray) or v.dtype != float or v.ndim != 1:
@@ -454,6 +480,8 @@ class NumbaKernels:
         for gid, key in prog.order:
             g = prog.by_gid[gid]
             d = g.derived[key]
+            if prog.py(gid, key) in self.alias:
+                continue
             me = self._arr(prog.py(gid, key))
             if d.kind == "expr":
                 out += [f"    for i in range({g.n}):", f"        {me}[i] = {self._expr(g, d.ast)}"]
