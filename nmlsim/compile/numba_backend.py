@@ -112,37 +112,10 @@ _carray = numba.carray
 
 
 @numba.njit(cache=True, inline="always")
-def _vexp(x):
-    # exp(x) to within one ulp, in operations LLVM vectorises (libm's exp is a call):
-    # x = k ln2 + r, |r| <= ln2/2 (Cody-Waite), exp(r) by its Taylor polynomial, 2**k from
-    # the exponent bits
-    y = min(max(x, -708.0), 709.0)
-    k = _np.floor(y * 1.4426950408889634 + 0.5)
-    r = y - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10
-    p = 1.6059043836821613e-10
-    p = p * r + 2.08767569878681e-09
-    p = p * r + 2.505210838544172e-08
-    p = p * r + 2.755731922398589e-07
-    p = p * r + 2.7557319223985893e-06
-    p = p * r + 2.48015873015873e-05
-    p = p * r + 0.0001984126984126984
-    p = p * r + 0.001388888888888889
-    p = p * r + 0.008333333333333333
-    p = p * r + 0.041666666666666664
-    p = p * r + 0.16666666666666666
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    res = p * _bits2f(_np.int64(k + 1023.0) << _np.int64(52))
-    res = _m.inf if x > 709.782712893384 else res
-    res = 0.0 if x < -745.1332191019412 else res
-    return res if x == x else x
-
-
-@numba.njit(cache=True, inline="always")
-def _vexpm1(x):
-    # exp(x) - 1 without cancellation near 0: with x = k ln2 + r as in _vexp,
-    # expm1(x) = 2**k expm1(r) + (2**k - 1), which is expm1(r) itself for |x| < ln2/2
+def _reduced(x):
+    # x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, two-part ln2); returns 2**k (from the
+    # exponent bits) and expm1(r) (r times the Taylor polynomial of expm1(r)/r, degree 13).
+    # Only operations LLVM vectorises: libm's exp is a call per element
     y = min(max(x, -708.0), 709.0)
     k = _np.floor(y * 1.4426950408889634 + 0.5)
     r = y - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10
@@ -160,8 +133,25 @@ def _vexpm1(x):
     q = q * r + 0.16666666666666666
     q = q * r + 0.5
     q = q * r + 1.0
-    s = _bits2f(_np.int64(k + 1023.0) << _np.int64(52))
-    res = s * (r * q) + (s - 1.0)
+    return _bits2f(_np.int64(k + 1023.0) << _np.int64(52)), r * q
+
+
+@numba.njit(cache=True, inline="always")
+def _vexp(x):
+    # exp(x) within one ulp of libm's
+    s, e = _reduced(x)
+    res = s * (1.0 + e)
+    res = _m.inf if x > 709.782712893384 else res
+    res = 0.0 if x < -745.1332191019412 else res
+    return res if x == x else x
+
+
+@numba.njit(cache=True, inline="always")
+def _vexpm1(x):
+    # exp(x) - 1 without cancellation near 0: 2**k expm1(r) + (2**k - 1), which is
+    # expm1(r) itself for |x| < ln2/2; within two ulp of libm's
+    s, e = _reduced(x)
+    res = s * e + (s - 1.0)
     res = _m.inf if x > 709.782712893384 else res
     return res if x == x else x
 
