@@ -325,6 +325,7 @@ class NumbaKernels:
                 self.loop = gen
             except UnsupportedFeature as e:
                 self.loop_refusal = str(e)
+        self._names = sorted(self.arrays, key=self.arrays.get)  # V names in argument order
         names = ([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
                  + [f"x{i}" for i in range(len(self.extras))])
         # many arrays (the thalamus: ~900): one table of addresses instead of one argument
@@ -382,7 +383,6 @@ class NumbaKernels:
             self._events = jit("_events")
             if not self.table:
                 self._run = jit("_run")
-        self._names = sorted(self.arrays, key=self.arrays.get)
         self._rate_out = [np.zeros(prog.by_gid[gid].n) for gid, _ in prog.rate_keys]
         # compile now (not on the first step), so that run times are run times
         sig = tuple(numba.typeof(x) for x in (0.0,) + self._args(prog.V))
@@ -426,11 +426,8 @@ class NumbaKernels:
     def _array_of(self, n: str) -> np.ndarray:
         k = int(n[1:])
         if n[0] == "a":
-            return self.prog.V[self._names_list()[k]]
+            return self.prog.V[self._names[k]]
         return self.consts[k] if n[0] == "c" else self.extras[k]
-
-    def _names_list(self):
-        return sorted(self.arrays, key=self.arrays.get)
 
     # ------------------------------------------------------------- naming
     def _arr(self, nm: str) -> str:
@@ -603,7 +600,7 @@ class NumbaKernels:
         # the arrays are built once and only ever written in place (kernels, event handlers
         # and the engine alike), so the argument tuple is built once per V
         if getattr(self, "_argv", None) is not V:
-            arrs = tuple(V[n] for n in self._names_list()) + tuple(self.consts) + tuple(self.extras)
+            arrs = tuple(V[n] for n in self._names) + tuple(self.consts) + tuple(self.extras)
             if self.table:
                 self._keep = [np.ascontiguousarray(a) for a in arrs]
                 assert all(k is a for k, a in zip(self._keep, arrs))

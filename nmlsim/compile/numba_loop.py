@@ -245,11 +245,11 @@ class LoopGen:
         return self.inboxes[key]
 
     # ------------------------------------------------------------ phases
-    def cond_handler(self, g, h, hi: int) -> List[str]:
+    def cond_handler(self, g, h) -> List[str]:
         n = g.n
         rand_test = h.test is not None and E.has_random(h.test)
         rand_body = any(E.has_random(a) for _, a in h.assignments)
-        random_mode, base = "numba", None
+        random_mode = "numba"
         out = []
         if rand_test or rand_body:
             # the engine's order: n draws per random() of the test on every pass, n per
@@ -333,7 +333,6 @@ class LoopGen:
         out = []
         for src, steps, ids in self.spec.sources:
             st, ix, cur = self.x(steps), self.x(ids), self.x(np.zeros(1, dtype=np.int64), True)
-            self.source_cursors.append(cur)
             c, i = self.fresh("cur"), self.fresh("i")
             out += [f"    {c} = {cur}[0]", f"    while {c} < {len(steps)} and {st}[{c}] <= ee:",
                     f"        {i} = {ix}[{c}]"]
@@ -364,12 +363,11 @@ class LoopGen:
 
     # ------------------------------------------------------------ whole
     def generate(self, args: str) -> List[str]:
-        self.source_cursors: List[str] = []
         body = [f"    _slot = ee % {self.spec.ring_len}"]
         cond = []
         self.deferred: List[List[str]] = []
-        for hi, (g, h) in enumerate(self.spec.cond_handlers):
-            cond += self.cond_handler(g, h, hi)
+        for g, h in self.spec.cond_handlers:
+            cond += self.cond_handler(g, h)
         for lines in self.deferred:
             cond += lines
         src = self.source_replay()

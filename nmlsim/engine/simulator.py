@@ -136,7 +136,6 @@ class Simulator:
             self.sources.append([src, np.maximum(steps, 0), 0])
 
     def _process_events(self, queue: list, t: float):
-        groups = self.built.groups
         guard = 0
         while queue:
             guard += 1
