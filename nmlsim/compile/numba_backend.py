@@ -500,14 +500,22 @@ class NumbaKernels:
                 out += [f"    for q in range({g.n}):", f"        {me}[q] = {rhs}"]
             elif d.kind == "scatter":
                 mul = d.op == "multiply"
-                if all(ag.n == g.n and _identity(idx, g.n) for ag, k, idx in d.terms):
-                    # every term from the same instance (merged synapses into their host)
-                    acc = repr(1.0 if mul else 0.0)
-                    for ag, k, idx in d.terms:
+                blocks = [(ag, k, _offset(idx), 0 if idx is None else len(idx)) for ag, k, idx in d.terms]
+                if all(o is not None and m == ag.n and o + m <= g.n for ag, k, o, m in blocks):
+                    # every term a contiguous block of instances (merged synapses into their
+                    # host, input lists on populations): one elementwise loop, the terms
+                    # added in the same order as the indexed loops below
+                    op = "*" if mul else "+"
+                    body = [f"        _acc = {1.0 if mul else 0.0!r}"]
+                    for ag, k, o, m in blocks:
                         sp = prog.name_fn(ag)(k)
-                        val = sp if not sp.startswith("x") else f"{self._arr(sp)}[i]"
-                        acc = f"({acc} {'*' if mul else '+'} {val})"
-                    out += [f"    for i in range({g.n}):", f"        {me}[i] = {acc}"]
+                        if o == 0 and m == g.n:
+                            val = sp if not sp.startswith("x") else f"{self._arr(sp)}[i]"
+                            body.append(f"        _acc = _acc {op} {val}")
+                        else:
+                            val = sp if not sp.startswith("x") else f"{self._arr(sp)}[min(max(i - {o}, 0), {m - 1})]"
+                            body.append(f"        _acc = (_acc {op} {val}) if ({o} <= i < {o + m}) else _acc")
+                    out += [f"    for i in range({g.n}):"] + body + [f"        {me}[i] = _acc"]
                     continue
                 out += [f"    for q in range({g.n}):", f"        {me}[q] = {1.0 if mul else 0.0}"]
                 for ag, k, idx in d.terms:
