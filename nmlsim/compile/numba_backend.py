@@ -505,17 +505,20 @@ class NumbaKernels:
                     # every term a contiguous block of instances (merged synapses into their
                     # host, input lists on populations): one elementwise loop, the terms
                     # added in the same order as the indexed loops below
+                    # (split where blocks start and end, so that every read is affine and the
+                    # loops vectorise; with no partial block it fuses with its neighbours)
                     op = "*" if mul else "+"
-                    body = [f"        _acc = {1.0 if mul else 0.0!r}"]
-                    for ag, k, o, m in blocks:
-                        sp = prog.name_fn(ag)(k)
-                        if o == 0 and m == g.n:
-                            val = sp if not sp.startswith("x") else f"{self._arr(sp)}[i]"
-                            body.append(f"        _acc = _acc {op} {val}")
-                        else:
-                            val = sp if not sp.startswith("x") else f"{self._arr(sp)}[min(max(i - {o}, 0), {m - 1})]"
-                            body.append(f"        _acc = (_acc {op} {val}) if ({o} <= i < {o + m}) else _acc")
-                    out += [f"    for i in range({g.n}):"] + body + [f"        {me}[i] = _acc"]
+                    cuts = sorted({0, g.n} | {c for ag, k, o, m in blocks for c in (o, o + m)})
+                    for lo, hi in zip(cuts[:-1], cuts[1:]):
+                        body = [f"        _acc = {1.0 if mul else 0.0!r}"]
+                        for ag, k, o, m in blocks:
+                            if o <= lo and hi <= o + m:
+                                sp = prog.name_fn(ag)(k)
+                                ix = "i" if o == 0 else f"i - {o}"
+                                val = sp if not sp.startswith("x") else f"{self._arr(sp)}[{ix}]"
+                                body.append(f"        _acc = _acc {op} {val}")
+                        head = f"    for i in range({hi}):" if (lo, hi) == (0, g.n) else f"    for i in range({lo}, {hi}):"
+                        out += [head] + body + [f"        {me}[i] = _acc"]
                     continue
                 out += [f"    for q in range({g.n}):", f"        {me}[q] = {1.0 if mul else 0.0}"]
                 for ag, k, idx in d.terms:
