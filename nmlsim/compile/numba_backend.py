@@ -220,14 +220,6 @@ def _load_module(source: str):
     return mod
 
 
-def _identity(idx, n: int) -> bool:
-    """True if ``idx`` maps instance i to instance i (None: every instance to 0)."""
-    if idx is None:
-        return n == 1
-    idx = np.asarray(idx)
-    return len(idx) == n and bool(np.array_equal(idx, np.arange(n)))
-
-
 def _derived_aliases(prog) -> Dict[str, str]:
     """V name -> V name of derived variables that equal another derived variable of their
     group at all times (``x``, ``1.0 * x``: exact in IEEE arithmetic)."""
@@ -316,6 +308,7 @@ class NumbaKernels:
                    self._step_lines(jdiag if method == "exp_euler" else None))
         lines_r = self._rates_lines()
         self.loop = None
+        self.loop_refusal = None  # why the event phase could not be compiled (the engine loops in Python)
         lines_e = []
         if loop_spec is not None:
             from .numba_loop import LoopGen
@@ -392,8 +385,8 @@ class NumbaKernels:
             self._r.compile(sig + tuple(numba.typeof(r) for r in self._rate_out))
         if self.loop is not None:
             self._seed = ns["_seed"]
-            self.sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]
-            self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in self.sb) + sig[1:])
+            sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]  # the event buffer's types
+            self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
 
     def _table_prologues(self, src: List[str], names: List[str]) -> List[str]:
         """Each function's arrays as views of the addresses in table P (shapes are fixed)."""
@@ -489,7 +482,8 @@ class NumbaKernels:
                 val = sp if not sp.startswith("x") else None
                 # (loop variable q: a gather reads other instances, so it is never fused;
                 # one from the same index — a merged synapse reading its host — is elementwise)
-                if val is None and src.n == g.n and _identity(d.idx, g.n):
+                same = g.n == 1 if d.idx is None else (len(d.idx) == g.n and _offset(d.idx) == 0)
+                if val is None and src.n == g.n and same:
                     out += [f"    for i in range({g.n}):", f"        {me}[i] = {self._arr(sp)}[i]"]
                     continue
                 if d.idx is None:

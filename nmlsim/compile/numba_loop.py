@@ -28,7 +28,7 @@ What it cannot generate (an event cascade deeper than :data:`MAX_DEPTH`) raises
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -51,7 +51,6 @@ class LoopSpec:
     merged_handlers: dict               # dst gid -> [handler] (merged synapse OnEvent)
     groups: dict                        # gid -> group (sources included)
     ring_len: int = 1
-    listen_keys: List[Tuple[int, str]] = field(default_factory=list)
 
 
 def _post_order_random(ast) -> List[tuple]:
