@@ -25,14 +25,14 @@ NMLSIM = textwrap.dedent("""
     t0 = time.perf_counter()
     from nmlsim.library import build
     from nmlsim.compile.build import build_groups
-    from nmlsim.engine.simulator import Simulator
+    from nmlsim.engine.simulator import Simulator, observed_by
     from nmlsim.engine.record import SpikeRecorder
+    from nmlsim.compile.build import spiking_groups
     name, n, T, method, backend = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
     net = build(name, size=n, seed=1)
     built = build_groups(net)
-    sim = Simulator(built, 1e-4, method=method, seed=1, backend=backend)
-    from nmlsim.compile.build import spiking_groups
     rec = SpikeRecorder(spiking_groups(built))
+    sim = Simulator(built, 1e-4, method=method, seed=1, backend=backend, observe=observed_by([rec]))
     t1 = time.perf_counter()
     sim.run(T, [rec])
     t2 = time.perf_counter()

@@ -25,13 +25,14 @@ RUN = textwrap.dedent("""
     from nmlsim import api
     from nmlsim.analysis import dominant_frequency
     from nmlsim.compile.build import build_groups, spiking_groups
-    from nmlsim.engine.simulator import Simulator
+    from nmlsim.engine.simulator import Simulator, observed_by
     from nmlsim.engine.record import SpikeRecorder
     lems, T, method, backend = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
     sim = api.load(lems)
     built = build_groups(sim.network)
-    s = Simulator(built, sim.spec.step, method=method, seed=sim.spec.seed, backend=backend)
     rec = SpikeRecorder(spiking_groups(built))
+    s = Simulator(built, sim.spec.step, method=method, seed=sim.spec.seed, backend=backend,
+                  observe=observed_by([rec]))
     t1 = time.perf_counter()
     s.run(T, [rec])
     t2 = time.perf_counter()

@@ -10,7 +10,7 @@ import numpy as np
 from .compile.build import build_groups
 from .engine.paths import resolve_cell, resolve_quantity, _split
 from .engine.record import EventRecorder, TraceRecorder
-from .engine.simulator import Simulator
+from .engine.simulator import Simulator, observed_by
 from .errors import ModelError
 from .graph.network import Network
 from .io.lems_reader import load_model
@@ -65,8 +65,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
     built = build_groups(sim.network, merge_synapses=merge_synapses)
-    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend)
-    result = RunResult(simulator=simulator)
+    result = RunResult()
     base = Path(outdir) if outdir else Path.cwd()
 
     def trace_sink(of):
@@ -126,6 +125,8 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
                 raise e.located(file=sim.path, element=f"Line quantity='{q}'") from None
         recorders.append(TraceRecorder(DISPLAY_TRACES, cols, lambda n, d, c: result.traces.__setitem__(n, d)))
     result.complete = True
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders))
+    result.simulator = simulator
     simulator.run(duration, recorders, progress=progress)
     return result
 
@@ -142,8 +143,8 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
     from .compile.build import spiking_groups
     from .engine.record import SpikeRecorder
     built = build_groups(net, merge_synapses=merge_synapses)
-    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend)
     rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink)
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by([rec]))
     simulator.run(duration, [rec], progress=progress)
     return rec.result(), simulator
 
@@ -173,7 +174,6 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
         for rep in reports:
             rep.file = Path(output_dir) / rep.file.name
     built = build_groups(net)
-    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend)
 
     def to_sonata(spikes):
         merged: Dict[str, list] = {}
@@ -205,5 +205,6 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
                     (t0, t_end, step_ms), rep.unit) for k, p in enumerate(pops)}, complete,
                 dtype=rep.dtype)
         recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders))
     simulator.run(duration, recorders, progress=progress)
     return to_sonata(recorders[0].result()), out

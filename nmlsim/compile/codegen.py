@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import ModelError, SimulationError
 from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Handler
+from .integrators import exp_euler_quotient
 
 Key = Tuple[int, str]
 
@@ -509,6 +510,14 @@ class Program:
         body.append("    return _TRUE1")
         return [f"def {fname}(V, t, m):"] + self._loads(loads) + body
 
+    def _nonzero_constant(self, g: Group, ast) -> bool:
+        """True if ``ast`` is a compile-time constant other than 0."""
+        if "t" in E.names(ast) or not self._time_only(g, ast):
+            return False
+        with np.errstate(all="ignore"):
+            v = float(E.evaluate(ast, {n: self.literals[(g.gid, n)] for n in E.names(ast)}))
+        return v != 0.0 and v == v
+
     def _time_only(self, g: Group, ast) -> bool:
         """True if ``ast`` depends on nothing but time and compile-time constants."""
         return not E.has_random(ast) and all(n == "t" or (g.gid, n) in self.literals for n in E.names(ast))
@@ -572,19 +581,32 @@ class Program:
                 f = self._code(g, self.rate_ast(g, key), loads)
                 calc.append(f"    r{j} = {f}")
                 b = jdiag[j] if jdiag is not None else None
+                inc = f"{dt!r} * r{j}"  # the step's increment of x
                 if b is not None and not (b[0] == "num" and b[1] == 0.0):
+                    quot = exp_euler_quotient(self.rate_ast(g, key), b)
                     if self._time_only(g, b) and "t" not in E.names(b):
                         # a constant linear coefficient (synaptic decay): phi folded now
                         env = {n: self.literals[(g.gid, n)] for n in E.names(b)}
                         calc.append(f"    r{j} = r{j} * {_phi1(float(E.evaluate(b, env)) * dt)!r}")
+                    elif quot is not None:
+                        # x + (N/M) expm1(B dt); x + f dt where M is 0
+                        q, m = (self._code(g, a, loads) for a in quot)
+                        z = f"({self._code(g, b, loads)}) * {dt!r}"
+                        if self._fast(g):
+                            calc.append(f"    r{j} = ({q}) * _m.expm1({z}) if ({m}) != 0.0 else {dt!r} * r{j}")
+                        elif self._nonzero_constant(g, quot[1]):
+                            calc.append(f"    r{j} = ({q}) * _np.expm1({z})")
+                        else:
+                            calc.append(f"    r{j} = _np.where(({m}) != 0.0, ({q}) * _np.expm1({z}), {dt!r} * r{j})")
+                        inc = f"r{j}"
                     else:
                         phi = "_phi1" if self._fast(g) else "_phi"
                         calc.append(f"    r{j} = r{j} * {phi}(({self._code(g, b, loads)}) * {dt!r})")
                 if self._fast(g):
-                    calc.append(f"    n{j} = {x} + {dt!r} * r{j}")
+                    calc.append(f"    n{j} = {x} + {inc}")
                     write.append(f"    V[{x!r}][0] = n{j}")
                 else:
-                    write.append(f"    {x} += {dt!r} * r{j}")
+                    write.append(f"    {x} += {inc}")
             name = "step_fast" if fast else "step"
             self.add_source([f"def {name}(V, t):"] + self._loads(loads) + calc + write + ["    return None"])
             fns[fast] = self.ns[name]

@@ -7,7 +7,10 @@ time through the derived variables of the same group::
     x(t + dt) = x + f · dt · φ(B dt),   φ(z) = (eᶻ - 1) / z
 
 which is exact for HH gates (dq/dt = (inf - q)/tau) and for membranes whose conductances
-are frozen over the step.  Terms that reach x through another group (synaptic currents
+are frozen over the step.  Where f and B share their denominator (f = N/D, B = M/D: a gate's
+(inf - q)/tau and -1/tau, a membrane's currents and conductances over its capacitance) the
+step is taken as ``x + (N/M) · expm1(B dt)`` instead, the same value with two divisions
+fewer (see :func:`exp_euler_quotient`).  Terms that reach x through another group (synaptic currents
 summed over attachments, gap-junction peers) are held constant over the step.
 
 >>> from nmlsim.lems.expr import parse
@@ -165,6 +168,22 @@ class Differentiator:
             return ZERO
         # comparisons and logic are piecewise constant
         return ZERO
+
+
+def exp_euler_quotient(f, b):
+    """f/B with the common denominator cancelled, for ``x + (f/B) · expm1(B dt)``.
+
+    Returns ``(N/M, M)`` as ASTs where f = N/D and B = M/D share D, else None.  (N/M is f/B
+    wherever B is not zero; where M is 0 the caller steps ``x + f dt``; where D is infinite
+    both f and the step are 0.)
+
+    >>> from nmlsim.lems.expr import parse
+    >>> exp_euler_quotient(parse("(inf - q) / tau"), parse("-1 / tau"))
+    (('bin', '/', ('bin', '-', ('name', 'inf'), ('name', 'q')), ('num', -1.0)), ('num', -1.0))
+    """
+    if f[0] == "bin" and f[1] == "/" and b[0] == "bin" and b[1] == "/" and f[3] == b[3]:
+        return ("bin", "/", f[2], b[2]), b[2]
+    return None
 
 
 def _where_ast(cases):

@@ -28,12 +28,13 @@ conformance corpus.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, List, Set, Tuple
 
 import numpy as np
 
 from ..errors import UnsupportedFeature
 from ..lems import expr as E
+from .integrators import exp_euler_quotient
 
 
 def available() -> bool:
@@ -105,6 +106,14 @@ def _ptr_intrinsic(dtype):
     return ptr
 
 
+@numba.extending.intrinsic
+def _fma(typingctx, a, b, c):
+    # a * b + c rounded once (llvm.fma, which LLVM vectorises)
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return numba.types.float64(numba.types.float64, numba.types.float64, numba.types.float64), codegen
+
+
 _p_f64 = _ptr_intrinsic(numba.types.float64)
 _p_i64 = _ptr_intrinsic(numba.types.int64)
 _p_u8 = _ptr_intrinsic(numba.types.uint8)
@@ -113,34 +122,36 @@ _carray = numba.carray
 
 @numba.njit(cache=True, inline="always")
 def _reduced(x):
-    # x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, two-part ln2); returns 2**k (from the
-    # exponent bits) and expm1(r) (r times the Taylor polynomial of expm1(r)/r, degree 13).
-    # Only operations LLVM vectorises: libm's exp is a call per element
-    y = min(max(x, -708.0), 709.0)
+    # x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, two-part ln2, fused multiply-adds);
+    # returns 2**k as s * post (post = 2**-64 where 2**k is subnormal) and expm1(r): r times
+    # a degree-10 near-minimax polynomial of expm1(r)/r on |r| <= ln2/2 (Chebyshev fit,
+    # error 2e-17). Only operations LLVM vectorises: libm's exp is a call per element
+    y = min(max(x, -746.0), 709.0)
     k = _np.floor(y * 1.4426950408889634 + 0.5)
-    r = y - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10
-    q = 1.1470745597729725e-11
-    q = q * r + 1.6059043836821613e-10
-    q = q * r + 2.08767569878681e-09
-    q = q * r + 2.505210838544172e-08
-    q = q * r + 2.755731922398589e-07
-    q = q * r + 2.7557319223985893e-06
-    q = q * r + 2.48015873015873e-05
-    q = q * r + 0.0001984126984126984
-    q = q * r + 0.001388888888888889
-    q = q * r + 0.008333333333333333
-    q = q * r + 0.041666666666666664
-    q = q * r + 0.16666666666666666
-    q = q * r + 0.5
-    q = q * r + 1.0
-    return _bits2f(_np.int64(k + 1023.0) << _np.int64(52)), r * q
+    r = _fma(k, -6.93147180369123816490e-01, y)
+    r = _fma(k, -1.90821492927058770002e-10, r)
+    tiny = k < -1000.0
+    kk = k + 64.0 if tiny else k
+    post = 5.421010862427522e-20 if tiny else 1.0
+    q = 2.510520637395701e-08
+    q = _fma(q, r, 2.7626357241447223e-07)
+    q = _fma(q, r, 2.7557255425746435e-06)
+    q = _fma(q, r, 2.4801504346997686e-05)
+    q = _fma(q, r, 0.00019841269874800493)
+    q = _fma(q, r, 0.0013888888932488599)
+    q = _fma(q, r, 0.008333333333326141)
+    q = _fma(q, r, 0.04166666666657314)
+    q = _fma(q, r, 0.1666666666666667)
+    q = _fma(q, r, 0.5000000000000006)
+    q = _fma(q, r, 1.0)
+    return _bits2f(_np.int64(kk + 1023.0) << _np.int64(52)), post, r * q
 
 
 @numba.njit(cache=True, inline="always")
 def _vexp(x):
     # exp(x) within one ulp of libm's
-    s, e = _reduced(x)
-    res = s * (1.0 + e)
+    s, post, e = _reduced(x)
+    res = _fma(s, e, s) * post  # post rounds onto the subnormal grid where 2**k is subnormal
     res = _m.inf if x > 709.782712893384 else res
     res = 0.0 if x < -745.1332191019412 else res
     return res if x == x else x
@@ -150,8 +161,9 @@ def _vexp(x):
 def _vexpm1(x):
     # exp(x) - 1 without cancellation near 0: 2**k expm1(r) + (2**k - 1), which is
     # expm1(r) itself for |x| < ln2/2; within two ulp of libm's
-    s, e = _reduced(x)
-    res = s * e + (s - 1.0)
+    s, post, e = _reduced(x)
+    s = s * post
+    res = _fma(s, e, s - 1.0)
     res = _m.inf if x > 709.782712893384 else res
     return res if x == x else x
 
@@ -279,7 +291,10 @@ def _fuse(lines: List[str]) -> List[str]:
 class NumbaKernels:
     """``derived(V, t)`` and ``step(V, t)`` for a Program, compiled on first use."""
 
-    def __init__(self, prog, dt: float, method: str, jdiag=None, loop_spec=None):
+    def __init__(self, prog, dt: float, method: str, jdiag=None, loop_spec=None, keep=None):
+        """``keep``: V names read from outside the kernels between steps (recorded values);
+        None: any. Derived values outside it that only their own loop reads are then
+        computed into registers and never stored (``local``: their V names)."""
         if not available():
             raise UnsupportedFeature("the numba backend needs the 'numba' package (pip install numba)")
         if method not in ("euler", "exp_euler", "rk4"):
@@ -318,6 +333,11 @@ class NumbaKernels:
                 self.loop = gen
             except UnsupportedFeature as e:
                 self.loop_refusal = str(e)
+        lines_d = _fuse(lines_d)
+        self.local: Set[str] = set()
+        if keep is not None and self.loop is not None:
+            # (without the compiled loop, NumPy event handlers read the arrays)
+            lines_d = self._localize(lines_d, lines_s + (lines_r if method == "rk4" else []) + lines_e, keep)
         self._names = sorted(self.arrays, key=self.arrays.get)  # V names in argument order
         names = ([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
                  + [f"x{i}" for i in range(len(self.extras))])
@@ -328,7 +348,7 @@ class NumbaKernels:
         plain = "P" if self.table else ", ".join(names)
         args = "t, " + plain
         rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
-        src = [f"def _derived({args}):"] + (_fuse(lines_d) or ["    pass"])
+        src = [f"def _derived({args}):"] + (lines_d or ["    pass"])
         src += [f"def _step({args}):"] + ([ln.replace("{ARGS}", plain) for ln in lines_s] or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
         if self.loop is not None:
@@ -387,6 +407,45 @@ class NumbaKernels:
             self._seed = ns["_seed"]
             sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]  # the event buffer's types
             self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
+
+    def _localize(self, lines: List[str], others: List[str], keep) -> List[str]:
+        """Registers instead of arrays for derived values written and read only at index i
+        of one elementwise loop, read by no other loop or kernel, no event handler and no
+        name in ``keep``: a COBAHH cell has ~20 such intermediates (products of gates,
+        rate functions), whose stores and loads cost more than their arithmetic."""
+        import re
+        prog = self.prog
+        keep = {self.alias.get(n, n) for n in keep}
+        for g, h, _ in prog.handlers:  # the engine's NumPy handlers (start, and a fallback loop)
+            asts = ([h.test] if h.test is not None else []) + [a for _, a in h.assignments]
+            fn = prog.name_fn(g)
+            for a in asts:
+                keep |= {self.alias.get(x, x) for x in map(fn, E.names(a)) if x.startswith("x")}
+        pinned = {f"a{self.arrays[n]}" for n in keep if n in self.arrays}
+        pinned |= set(re.findall(r"\ba\d+\b", "\n".join(others)))
+        blocks: List[List[str]] = []
+        for ln in lines:
+            if ln.startswith("        ") and blocks:
+                blocks[-1].append(ln)
+            else:
+                blocks.append([ln])
+        refs = [set(re.findall(r"\ba\d+\b", "\n".join(b))) for b in blocks]
+        names = {f"a{k}": n for n, k in self.arrays.items()}
+        out: List[str] = []
+        for bi, b in enumerate(blocks):
+            if b[0].startswith("    for i in range("):
+                text = "\n".join(b[1:])
+                elsewhere = pinned.union(*(r for k, r in enumerate(refs) if k != bi))
+                for a in sorted(refs[bi] - elsewhere):
+                    writes = re.findall(rf"^        {a}\[i\] = ", text, re.M)
+                    first = re.search(rf"\b{a}\b", text)
+                    if (len(writes) == 1 and text[first.start():].startswith(f"{a}[i] = ")
+                            and len(re.findall(rf"\b{a}\b", text)) == len(re.findall(rf"\b{a}\[i\]", text))):
+                        text = re.sub(rf"\b{a}\[i\]", f"_l{a[1:]}", text)
+                        self.local.add(names[a])
+                b = [b[0]] + text.split("\n")
+            out += b
+        return out
 
     def _table_prologues(self, src: List[str], names: List[str]) -> List[str]:
         """Each function's arrays as views of the addresses in table P (shapes are fixed)."""
@@ -544,11 +603,22 @@ class NumbaKernels:
             x = self._arr(prog.py(gid, key))
             rate = self._expr(g, prog.rate_ast(g, key))
             b = jdiag[j] if jdiag is not None else None
+            inc = f"{dt!r} * r{j}"  # the step's increment of x
             if b is not None and not (b[0] == "num" and b[1] == 0.0):
-                calc.append(f"        r{j} = ({rate}) * {self._phi_code(g, b)}")
+                phi = self._phi_code(g, b)
+                quot = exp_euler_quotient(prog.rate_ast(g, key), b) if phi.startswith("_phi(") else None
+                if quot is not None:  # x + (N/M) expm1(B dt), as the NumPy stepper
+                    q, m = (self._expr(g, a) for a in quot)
+                    step = f"({q}) * _vexpm1(({self._expr(g, b)}) * {dt!r})"
+                    if not prog._nonzero_constant(g, quot[1]):
+                        step = f"({step} if ({m}) != 0.0 else {dt!r} * ({rate}))"
+                    calc.append(f"        r{j} = {step}")
+                    inc = f"r{j}"
+                else:
+                    calc.append(f"        r{j} = ({rate}) * {phi}")
             else:
                 calc.append(f"        r{j} = {rate}")
-            write.append(f"        {x}[i] += {dt!r} * r{j}")
+            write.append(f"        {x}[i] += {inc}")
         out = []
         for gid, (calc, write) in per_group.items():
             out += [f"    for i in range({prog.by_gid[gid].n}):"] + calc + write

@@ -50,6 +50,9 @@ class TraceRecorder(Recorder):
                 row[j] = a if type(a) is float else (a[idx] if a.ndim and a.shape[0] > idx else a.flat[0])
         self.rows += 1
 
+    def reads(self):
+        return {(g.gid, key) for g, key, _ in self.columns}
+
     def trace_columns(self, sim):
         """(array name or None, literal, index) per column, for the compiled loop."""
         return self._getters
@@ -110,6 +113,9 @@ class EventRecorder(Recorder):
             cb.block = block
             sim.event_listeners[(gid, port)].append(cb)
 
+    def reads(self):
+        return set()  # events only
+
     def finalize(self, sim, complete):
         self.events.sort(key=lambda e: e[1])
         self.sink(self.name, self.events, complete)
@@ -155,6 +161,9 @@ class SpikeRecorder(Recorder):
                         self.times[name].append(t[sel] - shift)
             cb.block = block
             sim.event_listeners[key].append(cb)
+
+    def reads(self):
+        return set()  # events only
 
     def finalize(self, sim, complete):
         if self.sink is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import signal
 from collections import defaultdict
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -41,10 +41,18 @@ class Recorder:
     def finalize(self, sim: "Simulator", complete: bool) -> None:
         pass
 
+    def reads(self) -> Optional[Set[Tuple[int, str]]]:
+        """The (group id, variable) pairs this recorder reads from the state between steps;
+        None: it may read any (a compiled backend then keeps every derived value in memory)."""
+        return None
+
 
 class Simulator:
     def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
-                 backend: str = "numpy"):
+                 backend: str = "numpy", observe: Optional[Iterable[Tuple[int, str]]] = None):
+        """``observe``: the (group id, variable) pairs that will be read between steps — what
+        the recorders of the coming runs read (:func:`observed_by`); None: any. With it the
+        numba backend keeps derived values nothing reads in registers instead of arrays."""
         self.built = built
         self.dt = float(dt)
         self.method = method
@@ -56,22 +64,27 @@ class Simulator:
         self.seed = seed
         self._setup_events()
         self.kernels = None
+        self.observe = None if observe is None else set(observe)
         if backend == "numba":
-            from ..compile.integrators import jacobian_diagonal
-            from ..compile.numba_backend import NumbaKernels
-            jd = jacobian_diagonal(self.program) if method == "exp_euler" else None
-            kernels = NumbaKernels(self.program, self.dt, method, jd, loop_spec=self._loop_spec())
-            self.kernels = kernels
-            self.program.derived = kernels.derived
-            self.integrate = kernels.step  # RK4 too: its stages compiled in the step
-            if method == "rk4":
-                self.program.rates = kernels.rates
+            self._compile(self.observe)
         else:
             self.integrate = make_integrator(method, self.program, self.dt)
         self.t = 0.0
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
+
+    def _compile(self, observe):
+        from ..compile.integrators import jacobian_diagonal
+        from ..compile.numba_backend import NumbaKernels
+        jd = jacobian_diagonal(self.program) if self.method == "exp_euler" else None
+        kept = None if observe is None else {self.program.py(gid, key) for gid, key in observe}
+        kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=self._loop_spec(), keep=kept)
+        self.kernels = kernels
+        self.program.derived = kernels.derived
+        self.integrate = kernels.step  # RK4 too: its stages compiled in the step
+        if self.method == "rk4":
+            self.program.rates = kernels.rates
 
     def _loop_spec(self):
         """The event structure as plain data, for the compiled loop (compile/numba_loop)."""
@@ -231,6 +244,12 @@ class Simulator:
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
             check_every: int = 1000):
         nsteps = int(round(duration / self.dt))
+        if self.kernels is not None and self.kernels.local:
+            reads = [r.reads() for r in recorders]
+            if any(x is None or not x <= self.observe for x in reads):
+                # a recorder reads a value compiled into registers: compile again, keeping all
+                self.observe = None
+                self._compile(None)
         self.initialize()
         for r in recorders:
             r.initialize(self, nsteps)
@@ -357,3 +376,14 @@ class Simulator:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def observed_by(recorders: Iterable[Recorder]) -> Optional[Set[Tuple[int, str]]]:
+    """What ``recorders`` read between steps (for ``Simulator(observe=...)``); None: anything."""
+    out: Set[Tuple[int, str]] = set()
+    for r in recorders:
+        x = r.reads()
+        if x is None:
+            return None
+        out |= x
+    return out

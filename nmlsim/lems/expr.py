@@ -23,9 +23,10 @@ AST nodes are tuples: ``('num', float)``, ``('name', str)``, ``('bin', op, a, b)
 """
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
-from typing import Callable, Iterator, Set
+from typing import Callable, Iterator, Optional, Set
 
 from ..errors import ModelError
 
@@ -260,6 +261,16 @@ class _Dialect:
         self.power, self.select = power, select
 
 
+def _reciprocal(code: str) -> Optional[str]:
+    """1/c as a literal where ``code`` is a nonzero finite literal c with a finite reciprocal."""
+    try:
+        c = float(code)
+    except ValueError:
+        return None
+    inv = 1.0 / c if c != 0.0 else math.inf
+    return repr(inv) if math.isfinite(c) and math.isfinite(inv) and inv != 0.0 else None
+
+
 def _emit(node, name_fn, d: _Dialect) -> str:
     k = node[0]
 
@@ -272,7 +283,12 @@ def _emit(node, name_fn, d: _Dialect) -> str:
     if k == "bin":
         if node[1] == "^" and d.power is not None:
             return d.power(r(node[2]), r(node[3]))
-        return f"({r(node[2])} {_PY_OP[node[1]]} {r(node[3])})"
+        right = r(node[3])
+        if node[1] == "/":
+            inv = _reciprocal(right)
+            if inv is not None:  # x / c as x * (1/c): within an ulp, and a division costs ~10 products
+                return f"({r(node[2])} * {inv})"
+        return f"({r(node[2])} {_PY_OP[node[1]]} {right})"
     if k == "neg":
         return f"(-{r(node[1])})"
     if k == "cmp":

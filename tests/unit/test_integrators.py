@@ -98,3 +98,58 @@ def test_differentiator_chains_through_derived_variables():
     dg = d.diff(parse("g * (e - v)"), "q")
     from nmlsim.lems.expr import evaluate
     assert evaluate(dg, {"q": 0.5, "e": 1.0, "v": 0.0}) == pytest.approx(3.0)
+
+
+COMMON_DENOMINATOR = """
+<ComponentType name="gated" extends="baseCell">
+  <Parameter name="tau0" dimension="time"/>
+  <Parameter name="xinf" dimension="none"/>
+  <Parameter name="g0" dimension="per_time"/>
+  <Parameter name="s0" dimension="none"/>
+  <Exposure name="x" dimension="none"/>
+  <Exposure name="y" dimension="none"/>
+  <Dynamics>
+    <StateVariable name="x" dimension="none" exposure="x"/>
+    <StateVariable name="y" dimension="none" exposure="y"/>
+    <StateVariable name="s" dimension="none"/>
+    <DerivedVariable name="tau" dimension="time" value="tau0 * (1 + s)"/>
+    <DerivedVariable name="inf" dimension="none" value="xinf * (1 + s)"/>
+    <DerivedVariable name="g" dimension="per_time" value="g0 * s"/>
+    <TimeDerivative variable="x" value="(inf - x) / tau"/>
+    <TimeDerivative variable="y" value="(1 - g * tau0 * y) / tau0"/>
+    <OnStart><StateAssignment variable="s" value="s0"/></OnStart>
+  </Dynamics>
+</ComponentType>
+<gated id="d" tau0="10ms" xinf="0.5" g0="100 per_s" s0="{s0}"/>
+<network id="net"><population id="p" component="d" size="{n}"/></network>
+"""
+
+
+@pytest.mark.parametrize("backend,n", [("numpy", 1), ("numpy", 5), ("numba", 5)])
+@pytest.mark.parametrize("s0", [0.0, 1.0])
+def test_exp_euler_with_a_common_denominator(lems_file, backend, n, s0):
+    """f = N/D with B = M/D steps as x + (N/M) expm1(B dt): exact for a gate whose tau and
+    inf are derived variables; y' = (1 - g tau0 y)/tau0 with g = 0 (M = 0) is the Euler
+    line y = t/tau0, with g > 0 the exponential approach to 1/(g tau0)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    sim_xml = SIM.format(dt="0.5ms").replace('<OutputColumn id="x" quantity="p[0]/x"/>',
+                          '<OutputColumn id="x" quantity="p[0]/x"/><OutputColumn id="y" quantity="p[0]/y"/>')
+    path = lems_file(COMMON_DENOMINATOR.format(n=n, s0=s0), sim_xml)
+    d = api.run(api.load(path), method="exp_euler", write=False, backend=backend).traces["of"]
+    t, x, y = d[:, 0], d[:, 1], d[:, 2]
+    tau, inf = 0.01 * (1 + s0), 0.5 * (1 + s0)
+    assert np.allclose(x, inf * (1 - np.exp(-t / tau)), rtol=1e-12, atol=1e-14)
+    if s0 == 0.0:
+        assert np.allclose(y, t / 0.01, rtol=1e-12, atol=1e-14)
+    else:
+        yinf = 1.0 / (100 * 0.01)
+        assert np.allclose(y, yinf * (1 - np.exp(-t / 0.01)), rtol=1e-12, atol=1e-14)
+
+
+def test_common_denominator_quotient():
+    from nmlsim.compile.integrators import exp_euler_quotient
+    q, m = exp_euler_quotient(parse("(inf - q) / tau"), parse("-1 / tau"))
+    assert m == ("num", -1.0) and q == ("bin", "/", parse("inf - q"), ("num", -1.0))
+    assert exp_euler_quotient(parse("(inf - q) / tau"), parse("-1 / tau2")) is None
+    assert exp_euler_quotient(parse("a - q"), parse("-1")) is None

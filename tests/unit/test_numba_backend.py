@@ -172,7 +172,7 @@ def test_table_mode_for_large_kernels(monkeypatch):
 
 def test_vectorisable_exp_within_an_ulp_of_libm():
     """The kernels' exp and expm1 (polynomials that vectorise) against NumPy's libm calls:
-    exp within 1 ulp, expm1 within 2, special values as IEEE has them."""
+    exp within 1 ulp (subnormal results too), expm1 within 2, special values as IEEE has them."""
     import numba
     from nmlsim.compile.numba_backend import _helpers
     ns = _helpers()
@@ -183,6 +183,7 @@ def test_vectorisable_exp_within_an_ulp_of_libm():
             out[i] = f(x[i])
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 30, 50000), rng.normal(0, 1e-3, 20000), np.linspace(-2, 2, 20001),
+                        rng.uniform(-745.1, -700, 20000),  # results down to the subnormals
                         rng.normal(0, 1e-9, 2000), [700.0, -700.0, 0.3465, -0.3466]])
     out = np.empty_like(x)
     for name, ref, bound in (("_vexp", np.exp, 1.0), ("_vexpm1", np.expm1, 2.0)):
@@ -194,3 +195,40 @@ def test_vectorisable_exp_within_an_ulp_of_libm():
     assert np.isnan(out[0]) and list(out[1:6]) == [np.inf, 0.0, np.inf, 0.0, 1.0]
     apply(ns["_vexpm1"], special, out[:6])
     assert np.isnan(out[0]) and list(out[1:6]) == [np.inf, -1.0, np.inf, -1.0, 0.0]
+
+
+def test_unread_derived_values_stay_in_registers():
+    """With ``observe`` (what the recorders read) derived values nothing else reads are not
+    stored; spikes stay the NumPy backend's. A recorder that reads one of them makes the
+    simulator compile again keeping them all, and records the NumPy trace."""
+    from nmlsim.compile.build import build_groups, spiking_groups
+    from nmlsim.engine.record import SpikeRecorder, TraceRecorder
+    from nmlsim.engine.simulator import Simulator, observed_by
+    net = build("ei_hh", size=120, seed=3)
+    out = {}
+    for backend in ("numpy", "numba"):
+        built = build_groups(net)
+        spikes = SpikeRecorder(spiking_groups(built))
+        sim = Simulator(built, 1e-4, seed=3, backend=backend, observe=observed_by([spikes]))
+        g = built.pop_groups["E"]
+        if backend == "numba":
+            assert sim.kernels.local  # gate products, rate functions...
+            local = sorted(sim.kernels.local)[0]
+            key = next(k for k in g.derived if sim.program.py(g.gid, k) == local)
+        sim.run(0.03, [spikes])
+        out[backend] = spikes.result()
+    for pop in out["numpy"]:
+        assert len(out["numpy"][pop][0]) > 0
+        assert np.array_equal(out["numpy"][pop][0], out["numba"][pop][0])
+        assert np.array_equal(out["numpy"][pop][1], out["numba"][pop][1])
+    traces = {}
+    for backend in ("numpy", "numba"):
+        built = build_groups(net)
+        spikes = SpikeRecorder(spiking_groups(built))
+        sim = Simulator(built, 1e-4, seed=3, backend=backend, observe=observed_by([spikes]))
+        g = built.pop_groups["E"]
+        rec = TraceRecorder("d", [(g, key, 5)], lambda n, d, c: traces.__setitem__(backend, d))
+        sim.run(0.01, [spikes, rec])
+        assert not getattr(sim.kernels, "local", ())
+    assert np.ptp(traces["numpy"][:, 1]) > 0
+    assert np.allclose(traces["numpy"], traces["numba"], rtol=1e-12, atol=0)
