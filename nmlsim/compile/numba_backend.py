@@ -28,6 +28,9 @@ conformance corpus.
 from __future__ import annotations
 
 import math
+import os
+import re
+import sys
 from typing import Dict, List, Set, Tuple
 
 import numpy as np
@@ -38,11 +41,38 @@ from .integrators import exp_euler_quotient
 
 
 def available() -> bool:
+    if "numba" not in sys.modules:
+        _wide_vectors()
     try:
         import numba  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def _wide_vectors():
+    """LLVM's x86 tuning prefers 256-bit vectors on AVX-512 machines (early Xeons slowed
+    their clock for 512-bit ones); these kernels are arithmetic-bound and ~13% faster with
+    512-bit vectors (COBAHH). Numba reads its target features once, when it is imported:
+    so, before the first import and unless the user set NUMBA_CPU_FEATURES or
+    NUMBA_CPU_NAME, the host's features without that preference. The environment is
+    restored at once; only the vector width changes, not the results."""
+    if os.environ.get("NUMBA_CPU_FEATURES") or os.environ.get("NUMBA_CPU_NAME"):
+        return
+    try:
+        import llvmlite.binding as ll
+        feats = ll.get_host_cpu_features().flatten()
+    except Exception:  # no llvmlite, or a host it cannot query: Numba's defaults
+        return
+    if "+avx512f" not in feats.split(","):
+        return
+    os.environ["NUMBA_CPU_FEATURES"] = feats + ",-prefer-256-bit"
+    try:
+        import numba  # noqa: F401  (reads the variable now)
+    except ImportError:
+        pass
+    finally:
+        del os.environ["NUMBA_CPU_FEATURES"]
 
 
 def _power(a: str, b: str) -> str:
@@ -65,6 +95,9 @@ _DIALECT = E._Dialect({**E.PY_FUNCTIONS, "exp": "_vexp"}, "&", "|", "not ", powe
 
 _HELPERS_SRC = """import math as _m
 import math
+import os
+import re
+import sys
 import numpy as _np
 import numba
 import numba.extending
@@ -272,19 +305,55 @@ def _allow_noalias():
         cpu.CPUTargetOptions.noalias = options._mapping("noalias")
 
 
+_LOOP = re.compile(r"^    for i in range\((?:(\d+), )?(\d+)\):$")
+
+
 def _fuse(lines: List[str]) -> List[str]:
-    """Merge consecutive ``for i in range(n):`` loops (elementwise statements of one group
-    in dependency order: fusing keeps the order, so each instance sees its own values)."""
-    out: List[str] = []
+    """Merge consecutive elementwise loops (``for i in range(...)``, statements in dependency
+    order, each touching index i of its arrays): the ranges of a run of such loops are cut
+    at every loop's bounds and each piece runs, per i, the bodies of the loops that cover it,
+    in their order — so a whole-population loop, a scatter split at population blocks and
+    the loop after it become one loop per block. A run is left as it is where a body reads
+    at another index an array that the run writes."""
+    blocks: List[list] = []  # [lo, hi, body] or [None, None, [line]]
     for ln in lines:
-        if ln.startswith("    for i in range(") and out:
-            # find the last loop header; fuse if it is the same range and only its body followed
-            k = len(out) - 1
-            while k >= 0 and out[k].startswith("        "):
-                k -= 1
-            if k >= 0 and out[k] == ln:
-                continue
-        out.append(ln)
+        m = _LOOP.match(ln)
+        if m:
+            blocks.append([int(m.group(1) or 0), int(m.group(2)), []])
+        elif ln.startswith("        ") and blocks and blocks[-1][0] is not None:
+            blocks[-1][2].append(ln)
+        else:
+            blocks.append([None, None, [ln]])
+    out: List[str] = []
+    k = 0
+    while k < len(blocks):
+        if blocks[k][0] is None:
+            out += blocks[k][2]
+            k += 1
+            continue
+        run = [blocks[k]]
+        k += 1
+        while k < len(blocks) and blocks[k][0] is not None:
+            run.append(blocks[k])
+            k += 1
+        out += _fuse_run(run)
+    return out
+
+
+def _fuse_run(run: List[list]) -> List[str]:
+    def header(lo, hi):
+        return f"    for i in range({hi}):" if lo == 0 else f"    for i in range({lo}, {hi}):"
+    text = "\n".join(ln for _, _, body in run for ln in body)
+    written = set(re.findall(r"\b(a\d+)\[i\] [+*-]?= ", text))
+    other = {m.group(1) for m in re.finditer(r"\b(a\d+)\[([^\]]*)\]", text) if m.group(2) != "i"}
+    if written & other:
+        return [ln for lo, hi, body in run for ln in [header(lo, hi)] + body]
+    cuts = sorted({x for lo, hi, _ in run for x in (lo, hi)})
+    out: List[str] = []
+    for lo, hi in zip(cuts, cuts[1:]):
+        bodies = [body for a, b, body in run if a <= lo and hi <= b]
+        if bodies:
+            out += [header(lo, hi)] + [ln for body in bodies for ln in body]
     return out
 
 
@@ -334,6 +403,8 @@ class NumbaKernels:
             except UnsupportedFeature as e:
                 self.loop_refusal = str(e)
         lines_d = _fuse(lines_d)
+        if method != "rk4":  # each group's update reads its own states and derived arrays only
+            lines_s = _fuse(lines_s)
         self.local: Set[str] = set()
         if keep is not None and self.loop is not None:
             # (without the compiled loop, NumPy event handlers read the arrays)
@@ -413,7 +484,6 @@ class NumbaKernels:
         of one elementwise loop, read by no other loop or kernel, no event handler and no
         name in ``keep``: a COBAHH cell has ~20 such intermediates (products of gates,
         rate functions), whose stores and loads cost more than their arithmetic."""
-        import re
         prog = self.prog
         keep = {self.alias.get(n, n) for n in keep}
         for g, h, _ in prog.handlers:  # the engine's NumPy handlers (start, and a fallback loop)
@@ -429,27 +499,29 @@ class NumbaKernels:
                 blocks[-1].append(ln)
             else:
                 blocks.append([ln])
+        texts = ["\n".join(b[1:]) if b[0].startswith("    for i in range(") else None for b in blocks]
         refs = [set(re.findall(r"\ba\d+\b", "\n".join(b))) for b in blocks]
+
+        def private(a, text):  # written once at i before any read, every access at index i
+            first = re.search(rf"\b{a}\b", text)
+            return (len(re.findall(rf"^        {a}\[i\] = ", text, re.M)) == 1
+                    and text[first.start():].startswith(f"{a}[i] = ")
+                    and len(re.findall(rf"\b{a}\b", text)) == len(re.findall(rf"\b{a}\[i\]", text)))
         names = {f"a{k}": n for n, k in self.arrays.items()}
+        # an array split over several loops (one per population block) is private to each
+        for a in sorted(set().union(*refs) - pinned):
+            where = [k for k, r in enumerate(refs) if a in r]
+            if all(texts[k] is not None and private(a, texts[k]) for k in where):
+                for k in where:
+                    texts[k] = re.sub(rf"\b{a}\[i\]", f"_l{a[1:]}", texts[k])
+                self.local.add(names[a])
         out: List[str] = []
-        for bi, b in enumerate(blocks):
-            if b[0].startswith("    for i in range("):
-                text = "\n".join(b[1:])
-                elsewhere = pinned.union(*(r for k, r in enumerate(refs) if k != bi))
-                for a in sorted(refs[bi] - elsewhere):
-                    writes = re.findall(rf"^        {a}\[i\] = ", text, re.M)
-                    first = re.search(rf"\b{a}\b", text)
-                    if (len(writes) == 1 and text[first.start():].startswith(f"{a}[i] = ")
-                            and len(re.findall(rf"\b{a}\b", text)) == len(re.findall(rf"\b{a}\[i\]", text))):
-                        text = re.sub(rf"\b{a}\[i\]", f"_l{a[1:]}", text)
-                        self.local.add(names[a])
-                b = [b[0]] + text.split("\n")
-            out += b
+        for b, text in zip(blocks, texts):
+            out += b if text is None else [b[0]] + text.split("\n")
         return out
 
     def _table_prologues(self, src: List[str], names: List[str]) -> List[str]:
         """Each function's arrays as views of the addresses in table P (shapes are fixed)."""
-        import re
         pos = {n: k for k, n in enumerate(names)}
         out: List[str] = []
         body_start = None

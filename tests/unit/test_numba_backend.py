@@ -205,14 +205,17 @@ def test_unread_derived_values_stay_in_registers():
     from nmlsim.engine.record import SpikeRecorder, TraceRecorder
     from nmlsim.engine.simulator import Simulator, observed_by
     net = build("ei_hh", size=120, seed=3)
-    out = {}
-    for backend in ("numpy", "numba"):
+
+    def make(backend):
         built = build_groups(net)
         spikes = SpikeRecorder(spiking_groups(built))
         sim = Simulator(built, 1e-4, seed=3, backend=backend, observe=observed_by([spikes]))
-        g = built.pop_groups["E"]
+        return built.pop_groups["E"], spikes, sim
+    out = {}
+    for backend in ("numpy", "numba"):
+        g, spikes, sim = make(backend)
         if backend == "numba":
-            assert sim.kernels.local  # gate products, rate functions...
+            assert sim.kernels.local  # gate powers, rate functions...
             local = sorted(sim.kernels.local)[0]
             key = next(k for k in g.derived if sim.program.py(g.gid, k) == local)
         sim.run(0.03, [spikes])
@@ -223,12 +226,28 @@ def test_unread_derived_values_stay_in_registers():
         assert np.array_equal(out["numpy"][pop][1], out["numba"][pop][1])
     traces = {}
     for backend in ("numpy", "numba"):
-        built = build_groups(net)
-        spikes = SpikeRecorder(spiking_groups(built))
-        sim = Simulator(built, 1e-4, seed=3, backend=backend, observe=observed_by([spikes]))
-        g = built.pop_groups["E"]
+        g, spikes, sim = make(backend)
         rec = TraceRecorder("d", [(g, key, 5)], lambda n, d, c: traces.__setitem__(backend, d))
         sim.run(0.01, [spikes, rec])
         assert not getattr(sim.kernels, "local", ())
     assert np.ptp(traces["numpy"][:, 1]) > 0
     assert np.allclose(traces["numpy"], traces["numba"], rtol=1e-12, atol=0)
+
+
+def test_elementwise_loops_fuse_across_population_blocks():
+    """A whole-population loop, a scatter split at population blocks and the loop after it
+    become one loop per block, bodies in their order; a run where a body reads at another
+    index an array the run writes stays as it was."""
+    from nmlsim.compile.numba_backend import _fuse
+    lines = ["    for i in range(4):", "        a0[i] = a1[i]",
+             "    for i in range(0, 2):", "        a2[i] = a0[i] + a3[i]",
+             "    for i in range(2, 4):", "        a2[i] = a0[i] + a4[i - 2]",
+             "    for i in range(4):", "        a5[i] = a2[i]"]
+    assert _fuse(lines) == ["    for i in range(2):", "        a0[i] = a1[i]", "        a2[i] = a0[i] + a3[i]",
+                            "        a5[i] = a2[i]",
+                            "    for i in range(2, 4):", "        a0[i] = a1[i]", "        a2[i] = a0[i] + a4[i - 2]",
+                            "        a5[i] = a2[i]"]
+    crossed = lines[:2] + ["    for i in range(4):", "        a6[i] = a0[c0[i]]"]
+    assert _fuse(crossed) == crossed
+    barrier = lines[:2] + ["    for j in range(3):", "        a7[c1[j]] += a0[j]"] + lines[:2]
+    assert _fuse(barrier) == barrier
