@@ -436,7 +436,17 @@ class NumbaKernels:
                         finite += [f"            for i in range({a}.shape[0]):",
                                    f"                if not _m.isfinite({a}[i]):",
                                    "                    ST[0] = 1", "                    return ee"]
-                src += RUN_TEMPLATE.format(args=plain, random_checks=checks,
+                # nothing recorded is a derived value: derived values and the update in one
+                # pass (_dstep), the row of states recorded before it; the last row's
+                # derived values still computed, for whoever reads them after the run
+                derived = {self.alias.get(prog.py(*k), prog.py(*k)) for k in prog.order}
+                fused = keep is not None and method != "rk4" and not derived & {self.alias.get(n, n) for n in keep}
+                if fused:
+                    src += [f"def _dstep({args}):"] + (_fuse(lines_d + lines_s) or ["    pass"])
+                pre = (f"        if e == nsteps:\n            _derived(t, {plain})" if fused else
+                       f"        _derived(t, {plain})")
+                src += RUN_TEMPLATE.format(args=plain, random_checks=checks, pre=pre,
+                                           update="_dstep" if fused else "_step",
                                            finite="\n".join(finite) or "            pass").splitlines()
         if self.table:
             src = self._table_prologues(src, names)
@@ -466,6 +476,8 @@ class NumbaKernels:
         if self.loop is not None:
             self._events = jit("_events")
             if not self.table:
+                if "_dstep" in ns:
+                    jit("_dstep")
                 self._run = jit("_run")
         self._rate_out = [np.zeros(prog.by_gid[gid].n) for gid, _ in prog.rate_keys]
         # compile now (not on the first step), so that run times are run times
@@ -478,6 +490,13 @@ class NumbaKernels:
             self._seed = ns["_seed"]
             sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]  # the event buffer's types
             self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
+            if self._run is not None:
+                # the loop itself, for the usual case of at most one recorded array (LoopRun.R);
+                # other cases compile or load on their first chunk
+                i64, ia = numba.int64, numba.typeof(np.zeros(1, dtype=np.int64))
+                rec = numba.types.UniTuple(numba.typeof(np.zeros(1)), 1)
+                self._run.compile((i64, i64, i64, numba.float64, i64, i64, numba.typeof(np.zeros((1, 1))), ia, ia,
+                                   rec, ia, ia, ia, ia, ia) + sig[1:])
 
     def _localize(self, lines: List[str], others: List[str], keep) -> List[str]:
         """Registers instead of arrays for derived values written and read only at index i

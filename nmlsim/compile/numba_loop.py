@@ -385,7 +385,7 @@ RUN_TEMPLATE = """
 def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN, ST, {args}):
     for e in range(e0, e1):
         t = e * dt
-        _derived(t, {args})
+{pre}
         r = e - e0
         for j in range(RAID.shape[0]):
             TB[r, j] = R[RAID[j]][RIDX[j]]
@@ -394,7 +394,7 @@ def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN,
         if SBN[0] + need > SBK.shape[0]{random_checks}:
             ST[0] = 2
             return e
-        _step(t, {args})
+        {update}(t, {args})
         ee = e + 1
         if _events(ee, ee * dt + dt, SBK, SBI, SBS, SBN, {args}):
             ST[0] = 3

@@ -251,3 +251,36 @@ def test_elementwise_loops_fuse_across_population_blocks():
     assert _fuse(crossed) == crossed
     barrier = lines[:2] + ["    for j in range(3):", "        a7[c1[j]] += a0[j]"] + lines[:2]
     assert _fuse(barrier) == barrier
+
+
+def test_derived_and_update_in_one_pass_when_no_derived_value_is_recorded():
+    """Recording states only (and spikes), the compiled loop computes derived values and
+    the update in one pass (_dstep) and records the states before it: NumPy's rows and
+    spikes; the derived values left after the run are those of the last row's time."""
+    from nmlsim.compile.build import build_groups, spiking_groups
+    from nmlsim.engine.record import SpikeRecorder, TraceRecorder
+    from nmlsim.engine.simulator import Simulator, observed_by
+    net = build("coba_lif", size=150, seed=8)
+    out = {}
+    for backend in ("numpy", "numba"):
+        built = build_groups(net)
+        g = built.pop_groups["E"]
+        traces = {}
+        rec = [SpikeRecorder(spiking_groups(built)),
+               TraceRecorder("v", [(g, g.root.key("v"), 2), (g, g.root.key("v"), 9)],
+                             lambda n, d, c: traces.__setitem__(n, d))]
+        sim = Simulator(built, 1e-4, seed=8, backend=backend, observe=observed_by(rec))
+        if backend == "numba":
+            assert "def _dstep(" in sim.kernels.source and sim._can_fuse(rec)
+        sim.run(0.03, rec)
+        K = sim.kernels
+        stored = [k for k in g.derived if (g.gid, k) not in sim.program.literals and (
+            K is None or K.alias.get(sim.program.py(g.gid, k), sim.program.py(g.gid, k)) not in K.local)]
+        derived = {k: np.array(sim.V[sim.program.py(g.gid, k)]) for k in stored}
+        out[backend] = (rec[0].result(), traces["v"], derived)
+    (sa, ta, da), (sb, tb, db) = out["numpy"], out["numba"]
+    assert np.array_equal(ta, tb) and len(ta) == 301
+    for pop in sa:
+        assert len(sa[pop][0]) > 0
+        assert np.array_equal(sa[pop][0], sb[pop][0]) and np.array_equal(sa[pop][1], sb[pop][1])
+    assert db and all(np.allclose(da[k], db[k], rtol=1e-12, atol=0) for k in db), db
