@@ -80,6 +80,38 @@ def _post_order_random(ast) -> List[tuple]:
     return out
 
 
+def _joined_routes(recs) -> list:
+    """Routes without delays into the same merged synapse group as one CSR per source (each
+    source's connections in route order, so every target sums in the engine's order): one
+    loop per spike instead of one per projection."""
+    out, joined = [], {}
+    for rec in recs:
+        if rec["merged"] is None or rec["any_delay"]:
+            out.append(rec)
+            continue
+        k = (rec["route"].dst.gid, rec["route"].dst_port)
+        if k not in joined:
+            joined[k] = []
+            out.append(joined[k])
+        joined[k].append(rec)
+    return [r if isinstance(r, dict) else _join(r) for r in out]
+
+
+def _join(recs):
+    if len(recs) == 1:
+        return recs[0]
+    n = len(recs[0]["indptr"]) - 1
+    src = np.concatenate([np.repeat(np.arange(n), np.diff(r["indptr"])) for r in recs])
+    order = np.argsort(src, kind="stable")
+    counts = np.bincount(src, minlength=n)
+    rec = dict(recs[0])
+    rec["indptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(recs[0]["indptr"].dtype)
+    rec["dst"] = np.concatenate([r["dst"] for r in recs])[order]
+    rec["w"] = np.concatenate([np.broadcast_to(r["w"], r["dst"].shape) for r in recs])[order]
+    rec["steps"] = np.zeros(len(order), dtype=np.int64)
+    return rec
+
+
 class LoopGen:
     """Generates ``_events`` and ``_run`` into a :class:`NumbaKernels`' source."""
 
@@ -95,6 +127,7 @@ class LoopGen:
         self.random_groups: Dict[int, Tuple[str, str, int]] = {}  # gid -> (buf, cursor, draws/step)
         self.rings: List[tuple] = []  # (kind, ring names, flag name, rec)
         self.state_arrays: List[int] = []  # extras positions reset before a run
+        self.settled: Dict[int, str] = {}  # id(handler) -> its "nothing to redo" flag
 
     # ------------------------------------------------------------ helpers
     def x(self, arr: np.ndarray, state: bool = False) -> str:
@@ -178,7 +211,7 @@ class LoopGen:
                 self.listen_flags[key] = self.x(np.zeros(1, dtype=np.int64), True)
             out.append(f"{ind}if {self.listen_flags[key]}[0]:")
             out.append(f"{ind}    _listen(SBK, SBI, SBS, SBN, {self.listen_codes[key]}, {var}, ee)")
-            for rec in spec.routes.get(key, ()):
+            for rec in _joined_routes(spec.routes.get(key, ())):
                 out += self.route(rec, var, ind)
         return out
 
@@ -286,7 +319,15 @@ class LoopGen:
         emits = bool(h.event_outs)
         if h.regime is None and h.test is not None and self.prog._time_only(g, h.test):
             # a test on time alone (pulse generators): one scalar test for every instance
-            out += [f"    {anyv} = {test}", f"    if {anyv}:", f"        for {i} in range({n}):"] + ind(body, 3)
+            done = self.settled_flag(g, h)
+            if done is None:
+                out += [f"    {anyv} = {test}", f"    if {anyv}:", f"        for {i} in range({n}):"] + ind(body, 3)
+            else:
+                # constant assignments already made, their targets untouched since: skip
+                # (a pulse generator's current, set on every step of the pulse)
+                out += [f"    {anyv} = {test}", f"    if {anyv} and {done}[0] == 0:",
+                        f"        for {i} in range({n}):"] + ind(body, 3) + [f"        {done}[0] = 1"]
+                out += [f"        {other}[0] = 0" for other in self.family_flags(g, h)]
             if emits:
                 out += [f"    for {i} in range({n}):", f"        {mask}[{i}] = {anyv}"]
         elif bb is not None:
@@ -311,6 +352,46 @@ class LoopGen:
             for o in h.event_outs:
                 emit += self.emit(g, h.node.prefix, o, i, "                ", 1)
             self.deferred.append(emit)
+        return out
+
+    def _settles(self, g, h) -> bool:
+        """A time-only OnCondition handler whose assignments are constants of the instance
+        (parameters, literals): running it again changes nothing unless its targets were
+        written in between."""
+        if h.kind != "condition" or h.regime is not None or h.event_outs or h.transition is not None:
+            return False
+        if not h.assignments or h.test is None or not self.prog._time_only(g, h.test):
+            return False
+        def const(n):
+            return n in g.params or n in g.per_instance or (g.gid, n) in self.prog.literals
+        return all(not E.has_random(a) and all(map(const, E.names(a))) for _, a in h.assignments)
+
+    def _writers(self, g, key):
+        return [h for g2, h, _ in self.prog.handlers if g2.gid == g.gid and h.kind != "start"
+                and any(k == key for k, _ in h.assignments)]
+
+    def settled_flag(self, g, h) -> Optional[str]:
+        """A flag "assignments made, targets untouched since" for ``h``, where the only
+        other writers of its targets are handlers of the same kind (which clear it when they
+        run) and the targets are not integrated; None where that cannot be known."""
+        if not self._settles(g, h):
+            return None
+        for key, _ in h.assignments:
+            if key in g.rates or key in g.rate_cases or not all(self._settles(g, w) for w in self._writers(g, key)):
+                return None
+        if id(h) not in self.settled:
+            self.settled[id(h)] = self.x(np.zeros(1, dtype=np.int64), True)
+        return self.settled[id(h)]
+
+    def family_flags(self, g, h) -> List[str]:
+        """The flags of the other handlers writing ``h``'s targets (they must run again)."""
+        out = []
+        for key, _ in h.assignments:
+            for w in self._writers(g, key):
+                if w is not h:
+                    f = self.settled_flag(g, w)
+                    if f not in out:
+                        out.append(f)
         return out
 
     def ring_delivery(self) -> List[str]:

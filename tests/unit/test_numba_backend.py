@@ -284,3 +284,23 @@ def test_derived_and_update_in_one_pass_when_no_derived_value_is_recorded():
         assert len(sa[pop][0]) > 0
         assert np.array_equal(sa[pop][0], sb[pop][0]) and np.array_equal(sa[pop][1], sb[pop][1])
     assert db and all(np.allclose(da[k], db[k], rtol=1e-12, atol=0) for k in db), db
+
+
+def test_routes_into_one_merged_group_join_per_source():
+    """Undelayed projections into the same merged synapse group become one CSR: each
+    source's connections in route order (the engine's summation order), weights along."""
+    from types import SimpleNamespace
+    from nmlsim.compile.numba_loop import _joined_routes
+    dst = SimpleNamespace(gid=7)
+    route = SimpleNamespace(dst=dst, dst_port="in")
+
+    def rec(indptr, targets, w, delay=False):
+        return dict(route=route, indptr=np.array(indptr), dst=np.array(targets), w=np.array(w, dtype=float),
+                    steps=np.zeros(len(targets), dtype=np.int64), any_delay=delay, merged=[object()])
+    r1, r2 = rec([0, 2, 2, 3], [5, 6, 7], [1, 2, 3]), rec([0, 1, 3, 3], [8, 9, 10], [4, 5, 6])
+    delayed = rec([0, 1, 1, 1], [1], [1], delay=True)
+    out = _joined_routes([r1, delayed, r2])
+    assert len(out) == 2 and out[1] is delayed
+    j = out[0]
+    assert list(j["indptr"]) == [0, 3, 5, 6]
+    assert list(j["dst"]) == [5, 6, 8, 9, 10, 7] and list(j["w"]) == [1, 2, 4, 5, 6, 3]
