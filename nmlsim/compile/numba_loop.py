@@ -317,6 +317,7 @@ class LoopGen:
         def ind(lines, k):
             return [" " * (4 * k) + ln for ln in lines]
         emits = bool(h.event_outs)
+        fired = None
         if h.regime is None and h.test is not None and self.prog._time_only(g, h.test):
             # a test on time alone (pulse generators): one scalar test for every instance
             done = self.settled_flag(g, h)
@@ -346,8 +347,20 @@ class LoopGen:
                     f"        _m_ = _np.uint8({test or 'True'})", f"        {mask}[{i}] = _m_",
                     f"        {anyv} += _m_", f"    if {anyv}:", f"        for {i} in range({n}):",
                     f"            if {mask}[{i}]:"] + ind(body, 4)
+            if emits:  # the instances that fired, in order, for the emission below
+                fired = self.x(np.zeros(n, dtype=np.int64))
+                cnt = self.fresh("n")
+                out[-len(body) - 3:-len(body) - 3] = [f"    {cnt} = 0"]
+                out += [f"                {fired}[{cnt}] = {i}", f"                {cnt} += 1"]
         # its events go out after every OnCondition handler has run (the engine's queue)
-        if emits:
+        if emits and fired is not None:
+            k = self.fresh("k")
+            emit = [f"    if {anyv}:", f"        for {k} in range({cnt}):", f"            {i} = {fired}[{k}]",
+                    "            if True:"]
+            for o in h.event_outs:
+                emit += self.emit(g, h.node.prefix, o, i, "                ", 1)
+            self.deferred.append(emit)
+        elif emits:
             emit = [f"    if {anyv}:", f"        for {i} in range({n}):", f"            if {mask}[{i}]:"]
             for o in h.event_outs:
                 emit += self.emit(g, h.node.prefix, o, i, "                ", 1)
