@@ -308,22 +308,22 @@ def _allow_noalias():
 _LOOP = re.compile(r"^    for i in range\((?:(\d+), )?(\d+)\):$")
 
 
-def _fuse(lines: List[str]) -> List[str]:
+def _fuse(lines: List[str], cut: bool = True) -> List[str]:
     """Merge consecutive elementwise loops (``for i in range(...)``, statements in dependency
     order, each touching index i of its arrays): the ranges of a run of such loops are cut
     at every loop's bounds and each piece runs, per i, the bodies of the loops that cover it,
     in their order — so a whole-population loop, a scatter split at population blocks and
     the loop after it become one loop per block. A run is left as it is where a body reads
     at another index an array that the run writes."""
-    blocks: List[list] = []  # [lo, hi, body] or [None, None, [line]]
+    blocks: List[list] = []  # [lo, hi, body, header] or [None, None, [line], None]
     for ln in lines:
         m = _LOOP.match(ln)
         if m:
-            blocks.append([int(m.group(1) or 0), int(m.group(2)), []])
+            blocks.append([int(m.group(1) or 0), int(m.group(2)), [], ln])
         elif ln.startswith("        ") and blocks and blocks[-1][0] is not None:
             blocks[-1][2].append(ln)
         else:
-            blocks.append([None, None, [ln]])
+            blocks.append([None, None, [ln], None])
     out: List[str] = []
     k = 0
     while k < len(blocks):
@@ -336,24 +336,43 @@ def _fuse(lines: List[str]) -> List[str]:
         while k < len(blocks) and blocks[k][0] is not None:
             run.append(blocks[k])
             k += 1
-        out += _fuse_run(run)
+        out += _fuse_run(run, cut)
     return out
 
 
-def _fuse_run(run: List[list]) -> List[str]:
+#: most lines that cutting one run of loops may repeat (bodies run in several pieces): big
+#: models (the thalamus: ~50 group sizes) would otherwise get loops LLVM takes an hour over
+FUSE_REPEAT_LIMIT = 120
+
+
+def _fuse_run(run: List[list], cut: bool = True) -> List[str]:
     def header(lo, hi):
         return f"    for i in range({hi}):" if lo == 0 else f"    for i in range({lo}, {hi}):"
-    text = "\n".join(ln for _, _, body in run for ln in body)
+
+    def consecutive():  # only neighbours over the same range merge
+        out: List[str] = []
+        last = None
+        for lo, hi, body, head in run:
+            if (lo, hi) != last:
+                out.append(head)
+            out += body
+            last = (lo, hi)
+        return out
+    if not cut:
+        return consecutive()
+    text = "\n".join(ln for _, _, body, _ in run for ln in body)
     written = set(re.findall(r"\b(a\d+)\[i\] [+*-]?= ", text))
     other = {m.group(1) for m in re.finditer(r"\b(a\d+)\[([^\]]*)\]", text) if m.group(2) != "i"}
     if written & other:
-        return [ln for lo, hi, body in run for ln in [header(lo, hi)] + body]
-    cuts = sorted({x for lo, hi, _ in run for x in (lo, hi)})
+        return [ln for _, _, body, head in run for ln in [head] + body]
+    cuts = sorted({x for lo, hi, _, _ in run for x in (lo, hi)})
     out: List[str] = []
     for lo, hi in zip(cuts, cuts[1:]):
-        bodies = [body for a, b, body in run if a <= lo and hi <= b]
+        bodies = [body for a, b, body, _ in run if a <= lo and hi <= b]
         if bodies:
             out += [header(lo, hi)] + [ln for body in bodies for ln in body]
+    if len(out) > len(text.splitlines()) + len(run) + FUSE_REPEAT_LIMIT:
+        return consecutive()
     return out
 
 
@@ -402,8 +421,11 @@ class NumbaKernels:
                 self.loop = gen
             except UnsupportedFeature as e:
                 self.loop_refusal = str(e)
-        lines_d = _fuse(lines_d)
-        if method != "rk4":  # each group's update reads its own states and derived arrays only
+        # kernels over hundreds of arrays (table mode, below) keep one loop per range: cutting
+        # and fusing across groups there makes LLVM's compile time explode
+        big = len(self.arrays) + len(self.consts) + len(self.extras) > TABLE_ABOVE
+        lines_d = _fuse(lines_d, cut=not big)
+        if method != "rk4" and not big:  # each group's update reads its own states and derived arrays only
             lines_s = _fuse(lines_s)
         self.local: Set[str] = set()
         if keep is not None and self.loop is not None:

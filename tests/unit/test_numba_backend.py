@@ -251,6 +251,13 @@ def test_elementwise_loops_fuse_across_population_blocks():
     assert _fuse(crossed) == crossed
     barrier = lines[:2] + ["    for j in range(3):", "        a7[c1[j]] += a0[j]"] + lines[:2]
     assert _fuse(barrier) == barrier
+    # big kernels: only neighbours over the same range merge; so do runs that would repeat
+    # more than FUSE_REPEAT_LIMIT lines
+    same = lines[:2] + ["    for i in range(4):", "        a8[i] = a0[i]"]
+    assert _fuse(lines + same[2:], cut=False) == lines[:6] + ["    for i in range(4):", "        a5[i] = a2[i]",
+                                                             "        a8[i] = a0[i]"]
+    long = ["    for i in range(4):"] + [f"        a{k}[i] = a1[i]" for k in range(10, 200)] + lines[2:6]
+    assert _fuse(long) == long  # cutting would repeat 190 lines
 
 
 def test_derived_and_update_in_one_pass_when_no_derived_value_is_recorded():
