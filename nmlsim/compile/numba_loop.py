@@ -355,10 +355,9 @@ class LoopGen:
         # its events go out after every OnCondition handler has run (the engine's queue)
         if emits and fired is not None:
             k = self.fresh("k")
-            emit = [f"    if {anyv}:", f"        for {k} in range({cnt}):", f"            {i} = {fired}[{k}]",
-                    "            if True:"]
+            emit = [f"    if {anyv}:", f"        for {k} in range({cnt}):", f"            {i} = {fired}[{k}]"]
             for o in h.event_outs:
-                emit += self.emit(g, h.node.prefix, o, i, "                ", 1)
+                emit += self.emit(g, h.node.prefix, o, i, "            ", 1)
             self.deferred.append(emit)
         elif emits:
             emit = [f"    if {anyv}:", f"        for {i} in range({n}):", f"            if {mask}[{i}]:"]
@@ -375,6 +374,7 @@ class LoopGen:
             return False
         if not h.assignments or h.test is None or not self.prog._time_only(g, h.test):
             return False
+
         def const(n):
             return n in g.params or n in g.per_instance or (g.gid, n) in self.prog.literals
         return all(not E.has_random(a) and all(map(const, E.names(a))) for _, a in h.assignments)
