@@ -95,9 +95,6 @@ _DIALECT = E._Dialect({**E.PY_FUNCTIONS, "exp": "_vexp"}, "&", "|", "not ", powe
 
 _HELPERS_SRC = """import math as _m
 import math
-import os
-import re
-import sys
 import numpy as _np
 import numba
 import numba.extending
@@ -428,6 +425,7 @@ class NumbaKernels:
         if method != "rk4" and not big:  # each group's update reads its own states and derived arrays only
             lines_s = _fuse(lines_s)
         self.local: Set[str] = set()
+        self.fused = False  # _run records states only, then derived + update in one pass (_dstep)
         if keep is not None and self.loop is not None:
             # (without the compiled loop, NumPy event handlers read the arrays)
             lines_d = self._localize(lines_d, lines_s + (lines_r if method == "rk4" else []) + lines_e, keep)
@@ -463,6 +461,7 @@ class NumbaKernels:
                 # derived values still computed, for whoever reads them after the run
                 derived = {self.alias.get(prog.py(*k), prog.py(*k)) for k in prog.order}
                 fused = keep is not None and method != "rk4" and not derived & {self.alias.get(n, n) for n in keep}
+                self.fused = fused
                 if fused:
                     src += [f"def _dstep({args}):"] + (_fuse(lines_d + lines_s) or ["    pass"])
                 pre = (f"        if e == nsteps:\n            _derived(t, {plain})" if fused else

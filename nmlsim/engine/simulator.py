@@ -244,10 +244,11 @@ class Simulator:
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
             check_every: int = 1000):
         nsteps = int(round(duration / self.dt))
-        if self.kernels is not None and self.kernels.local:
+        if self.kernels is not None and (self.kernels.local or self.kernels.fused):
             reads = [r.reads() for r in recorders]
             if any(x is None or not x <= self.observe for x in reads):
-                # a recorder reads a value compiled into registers: compile again, keeping all
+                # a recorder reads a value compiled into registers, or a derived value the
+                # fused loop would record before computing it: compile again, keeping all
                 self.observe = None
                 self._compile(None)
         self.initialize()

@@ -311,3 +311,30 @@ def test_routes_into_one_merged_group_join_per_source():
     j = out[0]
     assert list(j["indptr"]) == [0, 3, 5, 6]
     assert list(j["dst"]) == [5, 6, 8, 9, 10, 7] and list(j["w"]) == [1, 2, 4, 5, 6, 3]
+
+
+def test_recording_a_derived_value_later_recompiles_the_fused_loop(monkeypatch):
+    """Built to record spikes only (derived + update fused; here with no value held in
+    registers), then run with a recorder of a derived value: compiled again unfused, NumPy's
+    trace (the fused loop records before it computes derived values)."""
+    import nmlsim.compile.numba_backend as nb
+    monkeypatch.setattr(nb.NumbaKernels, "_localize", lambda self, lines, others, keep: lines)
+    from nmlsim.compile.build import build_groups, spiking_groups
+    from nmlsim.engine.record import SpikeRecorder, TraceRecorder
+    from nmlsim.engine.simulator import Simulator, observed_by
+    net = build("coba_lif", size=100, seed=9)
+    traces = {}
+    for backend in ("numpy", "numba"):
+        built = build_groups(net)
+        g = built.pop_groups["E"]
+        spikes = SpikeRecorder(spiking_groups(built))
+        sim = Simulator(built, 1e-4, seed=9, backend=backend, observe=observed_by([spikes]))
+        key = next(k for k in g.derived if k.endswith("iMemb"))
+        if backend == "numba":
+            assert sim.kernels.fused and not sim.kernels.local
+        rec = TraceRecorder("i", [(g, key, 4)], lambda n, d, c: traces.__setitem__(backend, d))
+        sim.run(0.02, [spikes, rec])
+        if backend == "numba":
+            assert not sim.kernels.fused
+    assert np.ptp(traces["numpy"][:, 1]) > 0
+    assert np.array_equal(traces["numpy"], traces["numba"])
