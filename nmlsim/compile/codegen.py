@@ -578,12 +578,13 @@ class Program:
                 g = self.by_gid[gid]
                 x = self.py(gid, key)
                 loads.add(x)
-                f = self._code(g, self.rate_ast(g, key), loads)
+                fa = self.rate_ast(g, key)
+                f = self._code(g, fa, loads)
                 calc.append(f"    r{j} = {f}")
                 b = jdiag[j] if jdiag is not None else None
                 inc = f"{dt!r} * r{j}"  # the step's increment of x
                 if b is not None and not (b[0] == "num" and b[1] == 0.0):
-                    quot = exp_euler_quotient(self.rate_ast(g, key), b)
+                    quot = exp_euler_quotient(fa, b)
                     if self._time_only(g, b) and "t" not in E.names(b):
                         # a constant linear coefficient (synaptic decay): phi folded now
                         env = {n: self.literals[(g.gid, n)] for n in E.names(b)}

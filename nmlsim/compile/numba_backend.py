@@ -305,6 +305,17 @@ def _allow_noalias():
 _LOOP = re.compile(r"^    for i in range\((?:(\d+), )?(\d+)\):$")
 
 
+def _blocks(lines: List[str]) -> List[Tuple[str, List[str]]]:
+    """A kernel body as (top-level line, the lines nested under it)."""
+    out: List[Tuple[str, List[str]]] = []
+    for ln in lines:
+        if ln.startswith("        ") and out:
+            out[-1][1].append(ln)
+        else:
+            out.append((ln, []))
+    return out
+
+
 def _fuse(lines: List[str], cut: bool = True) -> List[str]:
     """Merge consecutive elementwise loops (``for i in range(...)``, statements in dependency
     order, each touching index i of its arrays): the ranges of a run of such loops are cut
@@ -312,15 +323,13 @@ def _fuse(lines: List[str], cut: bool = True) -> List[str]:
     in their order — so a whole-population loop, a scatter split at population blocks and
     the loop after it become one loop per block. A run is left as it is where a body reads
     at another index an array that the run writes."""
-    blocks: List[list] = []  # [lo, hi, body, header] or [None, None, [line], None]
-    for ln in lines:
-        m = _LOOP.match(ln)
+    blocks: List[list] = []  # [lo, hi, body, header]; lo None: not an elementwise loop
+    for head, body in _blocks(lines):
+        m = _LOOP.match(head)
         if m:
-            blocks.append([int(m.group(1) or 0), int(m.group(2)), [], ln])
-        elif ln.startswith("        ") and blocks and blocks[-1][0] is not None:
-            blocks[-1][2].append(ln)
+            blocks.append([int(m.group(1) or 0), int(m.group(2)), body, head])
         else:
-            blocks.append([None, None, [ln], None])
+            blocks.append([None, None, [head] + body, None])
     out: List[str] = []
     k = 0
     while k < len(blocks):
@@ -420,9 +429,12 @@ class NumbaKernels:
                 self.loop_refusal = str(e)
         # kernels over hundreds of arrays (table mode, below) keep one loop per range: cutting
         # and fusing across groups there makes LLVM's compile time explode
-        big = len(self.arrays) + len(self.consts) + len(self.extras) > TABLE_ABOVE
-        lines_d = _fuse(lines_d, cut=not big)
-        if method != "rk4" and not big:  # each group's update reads its own states and derived arrays only
+        # many arrays (the thalamus: ~900): one table of addresses instead of one argument
+        # each — unboxing 900 arguments costs ~0.1 ms a call, and a compiled _run calling
+        # kernels that size makes LLVM re-optimise them together for many minutes
+        self.table = len(self.arrays) + len(self.consts) + len(self.extras) > TABLE_ABOVE
+        lines_d = _fuse(lines_d, cut=not self.table)
+        if method != "rk4" and not self.table:  # each group's update reads its own states and derived arrays only
             lines_s = _fuse(lines_s)
         self.local: Set[str] = set()
         self.fused = False  # _run records states only, then derived + update in one pass (_dstep)
@@ -432,10 +444,6 @@ class NumbaKernels:
         self._names = sorted(self.arrays, key=self.arrays.get)  # V names in argument order
         names = ([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
                  + [f"x{i}" for i in range(len(self.extras))])
-        # many arrays (the thalamus: ~900): one table of addresses instead of one argument
-        # each — unboxing 900 arguments costs ~0.1 ms a call, and a compiled _run calling
-        # kernels that size makes LLVM re-optimise them together for many minutes
-        self.table = len(names) > TABLE_ABOVE
         plain = "P" if self.table else ", ".join(names)
         args = "t, " + plain
         rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
@@ -533,12 +541,7 @@ class NumbaKernels:
                 keep |= {self.alias.get(x, x) for x in map(fn, E.names(a)) if x.startswith("x")}
         pinned = {f"a{self.arrays[n]}" for n in keep if n in self.arrays}
         pinned |= set(re.findall(r"\ba\d+\b", "\n".join(others)))
-        blocks: List[List[str]] = []
-        for ln in lines:
-            if ln.startswith("        ") and blocks:
-                blocks[-1].append(ln)
-            else:
-                blocks.append([ln])
+        blocks = [[head] + body for head, body in _blocks(lines)]
         texts = ["\n".join(b[1:]) if b[0].startswith("    for i in range(") else None for b in blocks]
         refs = [set(re.findall(r"\ba\d+\b", "\n".join(b))) for b in blocks]
 
@@ -713,12 +716,13 @@ class NumbaKernels:
             g = prog.by_gid[gid]
             calc, write = per_group.setdefault(gid, ([], []))
             x = self._arr(prog.py(gid, key))
-            rate = self._expr(g, prog.rate_ast(g, key))
+            fa = prog.rate_ast(g, key)
+            rate = self._expr(g, fa)
             b = jdiag[j] if jdiag is not None else None
             inc = f"{dt!r} * r{j}"  # the step's increment of x
             if b is not None and not (b[0] == "num" and b[1] == 0.0):
                 phi = self._phi_code(g, b)
-                quot = exp_euler_quotient(prog.rate_ast(g, key), b) if phi.startswith("_phi(") else None
+                quot = exp_euler_quotient(fa, b) if phi.startswith("_phi(") else None
                 if quot is not None:  # x + (N/M) expm1(B dt), as the NumPy stepper
                     q, m = (self._expr(g, a) for a in quot)
                     step = f"({q}) * _vexpm1(({self._expr(g, b)}) * {dt!r})"

@@ -343,15 +343,15 @@ class LoopGen:
             # every test first, branch-free and counted (the loop vectorises: 2-3x faster
             # than testing and acting in one pass), then the actions of those that fired
             # (an instance's test reads only its own values, so the order is the engine's)
+            listed = []
+            if emits:  # the instances that fired, in order, for the emission below
+                fired, cnt = self.x(np.zeros(n, dtype=np.int64)), self.fresh("n")
+                listed = [f"{fired}[{cnt}] = {i}", f"{cnt} += 1"]
             out += [f"    {anyv} = 0", f"    for {i} in range({n}):",
                     f"        _m_ = _np.uint8({test or 'True'})", f"        {mask}[{i}] = _m_",
-                    f"        {anyv} += _m_", f"    if {anyv}:", f"        for {i} in range({n}):",
-                    f"            if {mask}[{i}]:"] + ind(body, 4)
-            if emits:  # the instances that fired, in order, for the emission below
-                fired = self.x(np.zeros(n, dtype=np.int64))
-                cnt = self.fresh("n")
-                out[-len(body) - 3:-len(body) - 3] = [f"    {cnt} = 0"]
-                out += [f"                {fired}[{cnt}] = {i}", f"                {cnt} += 1"]
+                    f"        {anyv} += _m_"] + ([f"    {cnt} = 0"] if emits else [])
+            out += [f"    if {anyv}:", f"        for {i} in range({n}):",
+                    f"            if {mask}[{i}]:"] + ind(body + listed, 4)
         # its events go out after every OnCondition handler has run (the engine's queue)
         if emits and fired is not None:
             k = self.fresh("k")
