@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="simulate a LEMS file (writing its OutputFiles like jnml) or a SONATA simulation config")
     r.add_argument("file")
-    r.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4"),
-                   help="integrator (default: exp_euler; euler is what jLEMS does)")
+    r.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4", "neuron"),
+                   help="integrator (default: exp_euler; euler is what jLEMS does; neuron is NEURON's fixed "
+                        "step: voltage by backward Euler, then gates with the new voltage)")
     r.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
                    help="numpy (default) or numba: the whole time loop compiled by Numba (needs the numba "
                         "package; compiled kernels are cached in ~/.cache/nmlsim/numba)")

@@ -1,6 +1,7 @@
 """Network graph -> flattened groups (one per population, projection side, input list)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
@@ -9,6 +10,8 @@ from ..errors import ModelError
 from ..graph.network import Network
 from ..lems.flatten import Group, Link, linear_event_synapse
 from ..graph.network import STRUCTURAL_TYPES
+from ..graph.multicompartment import is_multicompartment, lower_cell
+from ..graph.morphology import CableTree
 
 
 class EventRoute:
@@ -20,6 +23,18 @@ class EventRoute:
         self.pre_idx = np.asarray(pre_idx, dtype=np.int64)
         self.dst_idx = np.asarray(dst_idx, dtype=np.int64)
         self.delay_s = np.asarray(delay_s, dtype=float)
+
+
+@dataclass
+class CableSpec:
+    """Cells of one morphology in one group: instance of compartment c of cell k is
+    ``offset + k * ncomp + c``."""
+    gid: int
+    v_key: str
+    tree: CableTree
+    capacitance: np.ndarray  # per compartment, F
+    offset: int
+    ncells: int
 
 
 class SourceGroup:
@@ -48,6 +63,36 @@ class Built:
         self.sources: dict = {}  # population id -> SourceGroup
         # (population id, component id) -> list of (group, host index array) for attachment lookup
         self.attachments = []
+        #: multi-compartment populations: population id -> CellLayout (cell i, compartment c is
+        #: instance pop_offset + i * ncomp + c of its group)
+        self.layouts = {}
+        self.cables = []  # engine.cable.CableSpec per group of multi-compartment cells
+
+    def instances(self, pid: str, idx, seg=None, frac=None, *, where=None) -> np.ndarray:
+        """Group instances of cells ``idx`` of population ``pid`` — for multi-compartment
+        cells, of the compartment holding (segment ``seg``, ``frac``) (default: the soma)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        lay = self.layouts.get(pid)
+        if lay is None:
+            return idx + self.pop_offset[pid]
+        n = len(idx)
+        segs = np.full(n, -1, dtype=np.int64) if seg is None else np.broadcast_to(np.asarray(seg, dtype=np.int64), (n,))
+        fr = np.full(n, 0.5) if frac is None else np.broadcast_to(np.asarray(frac, dtype=float), (n,))
+        comp = np.empty(n, dtype=np.int64)
+        cache = {}
+        for k in range(n):
+            key = (int(segs[k]), float(fr[k]))
+            c = cache.get(key)
+            if c is None:
+                c = lay.soma if key[0] < 0 else lay.compartment(key[0], key[1], where=where)
+                cache[key] = c
+            comp[k] = c
+        return self.pop_offset[pid] + idx * lay.ncomp + comp
+
+    def soma_stride(self, pid: str):
+        """(compartments per cell, soma compartment) of a population; (1, 0) for point cells."""
+        lay = self.layouts.get(pid)
+        return (1, 0) if lay is None else (lay.ncomp, lay.soma)
 
 
 def _out_port(g) -> str:
@@ -61,11 +106,13 @@ def _out_port(g) -> str:
 
 
 def spiking_groups(built: "Built"):
-    """(population id, group, out port, offset, size) of every population whose cells emit events."""
+    """(population id, group, out port, offset, size, stride, soma) of every population whose
+    cells emit events (cell i is instance offset + i * stride + soma of the group)."""
     out = []
     for pid, g in built.pop_groups.items():
         try:
-            out.append((pid, g, _out_port(g), built.pop_offset[pid], built.net.populations[pid].size))
+            out.append((pid, g, _out_port(g), built.pop_offset[pid], built.net.populations[pid].size,
+                        *built.soma_stride(pid)))
         except ModelError:
             continue
     return out
@@ -137,9 +184,28 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
     for pid, pop in net.populations.items():
         key = _fusion_key(model, pop.component) if fuse_populations else pid
         buckets.setdefault(key, []).append(pid)
+    lowered = {}
     for pids in buckets.values():
         comp = net.populations[pids[0]].component
         sizes = [net.populations[p].size for p in pids]
+        if is_multicompartment(model, comp):
+            lay = lowered.get(id(comp))
+            if lay is None:
+                lay = lowered[id(comp)] = lower_cell(model, comp)
+            ncells = sum(sizes)
+            g = new_group("+".join(pids), lay.component, ncells * lay.ncomp)
+            g.parent = Link(root, net_node, None)
+            for node in g.nodes:
+                for pname, arr in lay.values.get(id(node.comp), {}).items():
+                    g.per_instance[node.key(pname)] = np.tile(arr, ncells)
+            b.cables.append(CableSpec(g.gid, "v", lay.tree, lay.capacitance, 0, ncells))
+            offset = 0
+            for pid in pids:
+                b.pop_groups[pid] = g
+                b.pop_offset[pid] = offset * lay.ncomp
+                b.layouts[pid] = lay
+                offset += net.populations[pid].size
+            continue
         g = new_group("+".join(pids), comp, sum(sizes))
         g.parent = Link(root, net_node, None)
         comps = [net.populations[p].component for p in pids]
@@ -159,8 +225,10 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
         b.sources[sid] = SourceGroup(-(k + 1), sid, src.size, src.times, src.ids)
         b.pop_offset[sid] = 0
 
-    def off(pid, idx):
-        return np.asarray(idx, dtype=np.int64) + b.pop_offset[pid]
+    def off(pid, idx, seg=None, frac=None, where=None):
+        if pid in b.sources:
+            return np.asarray(idx, dtype=np.int64)
+        return b.instances(pid, idx, seg, frac, where=where)
     mergeable = {}
     merged = {}
 
@@ -179,7 +247,8 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
     for proj in net.projections:
         post = b.pop_groups[proj.post]
         pre = b.pop_groups[proj.pre] if proj.pre in b.pop_groups else b.sources[proj.pre]
-        post_idx, pre_idx = off(proj.post, proj.post_idx), off(proj.pre, proj.pre_idx)
+        post_idx = off(proj.post, proj.post_idx, proj.post_seg, proj.post_frac)
+        pre_idx = off(proj.pre, proj.pre_idx, proj.pre_seg, proj.pre_frac)
         if merge_synapses and len(proj.post_idx) and can_merge(proj.synapse, post):
             # one instance per host cell carries the sum over every connection of every
             # projection that uses this synapse on this cell group
@@ -204,25 +273,25 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
         host = b.pop_groups[inp.population]
         g = new_group(f"{inp.id}:{inp.component.id}", inp.component, len(inp.target_idx))
         g.host_pop = inp.population
-        attach(g, host, off(inp.population, inp.target_idx))
+        attach(g, host, off(inp.population, inp.target_idx, inp.seg, inp.frac))
         weights(g, inp.weight)
-    def tunnel(pid, pre_comp, post_comp, pre, post, pre_idx, post_idx, w):
+    def tunnel(pid, pre_comp, post_comp, pre, post, pre_idx, post_idx, w, loc):
         """Both ends of gap junctions / graded connections, each the other's ``peer``."""
         m = len(pre_idx)
         a = new_group(f"{pid}:pre", pre_comp, m)
         c = new_group(f"{pid}:post", post_comp, m)
         a.host_pop, c.host_pop = pre, post
-        attach(a, b.pop_groups[pre], off(pre, pre_idx))
-        attach(c, b.pop_groups[post], off(post, post_idx))
+        attach(a, b.pop_groups[pre], off(pre, pre_idx, loc.pre_seg, loc.pre_frac))
+        attach(c, b.pop_groups[post], off(post, post_idx, loc.post_seg, loc.post_frac))
         a.links["peer"] = Link(c, c.root, np.arange(m))
         c.links["peer"] = Link(a, a.root, np.arange(m))
         weights(a, w)
         weights(c, w)
 
     for ep in net.electrical:
-        tunnel(ep.id, ep.synapse, ep.synapse, ep.pre, ep.post, ep.pre_idx, ep.post_idx, ep.weight)
+        tunnel(ep.id, ep.synapse, ep.synapse, ep.pre, ep.post, ep.pre_idx, ep.post_idx, ep.weight, ep)
     for cp in net.continuous:
-        tunnel(cp.id, cp.pre_component, cp.post_component, cp.pre, cp.post, cp.pre_idx, cp.post_idx, cp.weight)
+        tunnel(cp.id, cp.pre_component, cp.post_component, cp.pre, cp.post, cp.pre_idx, cp.post_idx, cp.weight, cp)
     for g in b.groups:
         g.compile_equations()
     return b

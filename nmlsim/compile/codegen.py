@@ -117,6 +117,9 @@ class Program:
         self.consts: Dict[str, np.ndarray] = {}  # index arrays and constant arrays
         self.state_keys: List[Key] = []
         self.source = ""
+        #: states an implicit phase updates (the cable's v): (v, f, B) V names; the explicit
+        #: step writes f = dx/dt and B = ∂f/∂x there instead of moving x
+        self.implicit: Dict[Key, Tuple[str, str, str]] = {}
         self._build()
 
     def rng_for(self, gid: int) -> np.random.Generator:
@@ -565,16 +568,29 @@ class Program:
         body.append("    return m")
         return [f"def {fname}(V, t, m):"] + self._loads(loads) + body
 
-    def make_stepper(self, dt: float, jdiag=None):
+    def declare_implicit(self, keys) -> None:
+        """Hand the update of states ``keys`` ((gid, key) pairs) to an implicit phase."""
+        for gid, key in keys:
+            n = self.by_gid[gid].n
+            f, b = f"__f{len(self.implicit)}", f"__b{len(self.implicit)}"
+            self.V[f] = np.zeros(n)
+            self.V[b] = np.zeros(n)
+            self.implicit[(gid, key)] = (self.py(gid, key), f, b)
+
+    def make_stepper(self, dt: float, jdiag=None, keys=None):
         """Generate ``step(V, t)`` for forward Euler, or exponential Euler when ``jdiag``
-        (∂f/∂x per state, as ASTs) is given.  All new values are computed before any
-        state is written, so the scalar version can fall back mid-way safely."""
+        (∂f/∂x per state, as ASTs) is given; ``keys``: only these states (default all).
+        All new values are computed before any state is written, so the scalar version
+        can fall back mid-way safely."""
         fns = {}
+        self._nstep = getattr(self, "_nstep", 0) + 1
         for fast in ((False, True) if self.scalar_gids else (False,)):
             self.mode_fast = fast
             loads: Set[str] = set()
             calc, write = [], []
             for j, (gid, key) in enumerate(self.rate_keys):
+                if keys is not None and (gid, key) not in keys:
+                    continue
                 g = self.by_gid[gid]
                 x = self.py(gid, key)
                 loads.add(x)
@@ -582,6 +598,13 @@ class Program:
                 f = self._code(g, fa, loads)
                 calc.append(f"    r{j} = {f}")
                 b = jdiag[j] if jdiag is not None else None
+                if (gid, key) in self.implicit:
+                    _, fn, bn = self.implicit[(gid, key)]
+                    bcode = "0.0" if b is None else self._code(g, b, loads)
+                    calc.append(f"    q{j} = {bcode}")
+                    write.append(f"    V[{fn!r}][...] = r{j}")
+                    write.append(f"    V[{bn!r}][...] = q{j}")
+                    continue
                 inc = f"{dt!r} * r{j}"  # the step's increment of x
                 if b is not None and not (b[0] == "num" and b[1] == 0.0):
                     quot = exp_euler_quotient(fa, b)
@@ -608,7 +631,7 @@ class Program:
                     write.append(f"    V[{x!r}][0] = n{j}")
                 else:
                     write.append(f"    {x} += {inc}")
-            name = "step_fast" if fast else "step"
+            name = ("step_fast" if fast else "step") + ("" if keys is None else str(self._nstep))
             self.add_source([f"def {name}(V, t):"] + self._loads(loads) + calc + write + ["    return None"])
             fns[fast] = self.ns[name]
         self.mode_fast = False

@@ -24,9 +24,9 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, UnsupportedFeature
 
-METHODS = ("euler", "exp_euler", "rk4")
+METHODS = ("euler", "exp_euler", "rk4", "neuron")
 
 ZERO = ("num", 0.0)
 ONE = ("num", 1.0)
@@ -226,8 +226,15 @@ def make_integrator(method: str, prog, dt: float):
     """Return ``step(V, t)`` advancing every state variable by ``dt``."""
     if method not in METHODS:
         raise ModelError(f"unknown integration method '{method}' (choose from {', '.join(METHODS)})")
+    if prog.implicit and method == "rk4":
+        raise UnsupportedFeature("rk4 cannot step multi-compartment cells (their voltage is solved "
+                                 "implicitly): use --method exp_euler or euler")
+    if method == "neuron":
+        return _neuron_stepper(prog, dt)
     if method in ("euler", "exp_euler"):
-        jd = jacobian_diagonal(prog) if method == "exp_euler" else None
+        jd = jacobian_diagonal(prog) if method == "exp_euler" or prog.implicit else None
+        if method == "euler" and jd is not None:  # the Jacobian only where the implicit phase needs it
+            jd = [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jd)]
         return prog.make_stepper(dt, jd)
     names = [prog.py(gid, key) for gid, key in prog.rate_keys]
     if not prog.scalar_gids:
@@ -251,6 +258,20 @@ def make_integrator(method: str, prog, dt: float):
         for nm, y, a, b, c, d in zip(names, y0, k1, k2, k3, k4):
             V[nm][...] = y + (dt / 6.0) * (a + 2.0 * b + 2.0 * c + d)
     return rk4
+
+
+def _neuron_stepper(prog, dt: float):
+    """NEURON's fixed step (``secondorder=0``), the explicit half: the implicit phase's f and
+    B at t; then — after the engine's implicit phase has moved v to t + dt — every other
+    state by forward Euler from derived values recomputed with the new v.  That is what
+    NEURON does with the mod files jNeuroML writes: their ``x' = rate_x`` (a rate computed
+    in a PROCEDURE) gives ``cnexp`` nothing linear to integrate exactly, so it steps
+    x + dt·rate with the rates of v(t + dt).  Returns (before, after)."""
+    jd = jacobian_diagonal(prog)
+    implicit = set(prog.implicit)
+    before = prog.make_stepper(dt, jd, keys=implicit)
+    after = prog.make_stepper(dt, None, keys={k for k in prog.rate_keys if k not in implicit})
+    return before, after
 
 
 def _generated_rk4(prog, names, dt: float):

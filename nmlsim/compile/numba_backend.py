@@ -392,7 +392,7 @@ class NumbaKernels:
         if not available():
             raise UnsupportedFeature("the numba backend needs the 'numba' package (pip install numba)")
         if method not in ("euler", "exp_euler", "rk4"):
-            raise UnsupportedFeature(f"the numba backend has no integrator '{method}'")
+            raise UnsupportedFeature(f"the numba backend has no integrator '{method}' (use --backend numpy)")
         self.prog = prog
         self.dt = float(dt)
         # random numbers drawn in event handlers stay in NumPy (the group's own stream);
@@ -414,7 +414,7 @@ class NumbaKernels:
         self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
         lines_d = self._derived_lines()
         lines_s = (self._rk4_lines() if method == "rk4" else
-                   self._step_lines(jdiag if method == "exp_euler" else None))
+                   self._step_lines(jdiag if method == "exp_euler" or prog.implicit else None))
         lines_r = self._rates_lines()
         self.loop = None
         self.loop_refusal = None  # why the event phase could not be compiled (the engine loops in Python)
@@ -719,6 +719,13 @@ class NumbaKernels:
             fa = prog.rate_ast(g, key)
             rate = self._expr(g, fa)
             b = jdiag[j] if jdiag is not None else None
+            if (gid, key) in prog.implicit:  # f and B for the implicit phase; x is not moved here
+                _, fn, bn = prog.implicit[(gid, key)]
+                calc.append(f"        r{j} = {rate}")
+                calc.append(f"        q{j} = {'0.0' if b is None else self._expr(g, b)}")
+                write.append(f"        {self._arr(fn)}[i] = r{j}")
+                write.append(f"        {self._arr(bn)}[i] = q{j}")
+                continue
             inc = f"{dt!r} * r{j}"  # the step's increment of x
             if b is not None and not (b[0] == "num" and b[1] == 0.0):
                 phi = self._phi_code(g, b)

@@ -5,6 +5,7 @@ Forms understood, as jLEMS writes them::
     pop[3]/v                      pop/3/cellType/v             net1/pop[0]/v
     pop[0]/bioPhys1/membraneProperties/naChans/naChan/m/q
     pop[0]/synapses:syn1:0/g      pop[0]/i0/I   (an attached input by component id)
+    pop/0/cellType/5/v            (segment 5 of a multi-compartment cell; without it: the soma)
     temperature                   (a variable of the simulation target itself)
 """
 from __future__ import annotations
@@ -44,7 +45,11 @@ def resolve_cell(built: Built, parts: List[str], q: str) -> Tuple[Group, int, Li
     else:
         return built.root, 0, parts
     pop = net.populations[pid]
-    return built.pop_groups[pid], pop.index_of(i) + built.pop_offset[pid], rest
+    seg = None
+    if pid in built.layouts and len(rest) >= 2 and rest[0].isdigit():
+        seg = int(rest[0])  # pop/0/cell/5/v: segment 5 of a multi-compartment cell
+        rest = rest[1:]
+    return built.pop_groups[pid], int(built.instances(pid, [pop.index_of(i)], seg)[0]), rest
 
 
 def resolve_quantity(built: Built, q: str) -> Tuple[Group, str, int]:

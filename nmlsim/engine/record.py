@@ -124,8 +124,9 @@ class EventRecorder(Recorder):
 class SpikeRecorder(Recorder):
     """Every event of every cell of some populations: per population, arrays of (index, time).
 
-    ``groups``: (name, group, port, offset, size) — a population is cells
-    offset..offset+size-1 of its group (populations of one cell type share a group).
+    ``groups``: (name, group, port, offset, size[, stride, soma]) — cell i of a population
+    is instance offset + i * stride + soma of its group (populations of one cell type share
+    a group; stride is the compartments per cell of multi-compartment cells, else 1).
     """
 
     def __init__(self, groups, sink: Optional[Callable[[dict, bool], None]] = None, state_time: bool = False):
@@ -140,24 +141,31 @@ class SpikeRecorder(Recorder):
         self.times = {name: [] for name, *_ in self.groups}
         by_group = {}
         shift = sim.dt if self.state_time else 0.0
-        for name, g, port, offset, size in self.groups:
-            by_group.setdefault((g.gid, port), []).append((name, offset, size))
+        for name, g, port, offset, size, *more in self.groups:
+            stride, soma = more if more else (1, 0)
+            by_group.setdefault((g.gid, port), []).append((name, offset, size, stride, soma))
+
+        def cells(i, offset, size, stride, soma):
+            sel = (i >= offset) & (i < offset + size * stride)
+            if stride > 1:
+                sel &= (i - offset) % stride == soma
+            return sel, (i[sel] - offset) // stride
         for key, pops in by_group.items():
             def cb(mask, t, pops=pops):
                 i = np.nonzero(mask)[0]
                 if not len(i):
                     return
-                for name, offset, size in pops:
-                    sel = i[(i >= offset) & (i < offset + size)]
-                    if len(sel):
-                        self.idx[name].append(sel - offset)
-                        self.times[name].append(np.full(len(sel), t - shift))
+                for name, *where in pops:
+                    sel, cell = cells(i, *where)
+                    if len(cell):
+                        self.idx[name].append(cell)
+                        self.times[name].append(np.full(len(cell), t - shift))
 
             def block(i, t, pops=pops):
-                for name, offset, size in pops:
-                    sel = (i >= offset) & (i < offset + size)
-                    if sel.any():
-                        self.idx[name].append(i[sel] - offset)
+                for name, *where in pops:
+                    sel, cell = cells(i, *where)
+                    if len(cell):
+                        self.idx[name].append(cell)
                         self.times[name].append(t[sel] - shift)
             cb.block = block
             sim.event_listeners[key].append(cb)

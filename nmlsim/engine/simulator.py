@@ -61,6 +61,15 @@ class Simulator:
             raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
         self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
+        self.cable = None
+        specs = list(built.cables)
+        if method == "neuron":
+            from .cable import point_cell_specs
+            specs += point_cell_specs(built)
+        if specs:  # multi-compartment cells (and, with --method neuron, NeuroML point cells)
+            from .cable import CablePhase
+            self.program.declare_implicit([(c.gid, c.v_key) for c in specs])
+            self.cable = CablePhase(self.program, specs, self.dt)
         self.seed = seed
         self._setup_events()
         self.kernels = None
@@ -69,6 +78,24 @@ class Simulator:
             self._compile(self.observe)
         else:
             self.integrate = make_integrator(method, self.program, self.dt)
+        if self.method == "neuron":
+            before, after = self.integrate
+            cable, prog, dt = self.cable, self.program, self.dt
+
+            def integrate(V, t):
+                before(V, t)
+                if cable is not None:
+                    cable.solve(V)
+                prog.derived(V, t + dt)
+                after(V, t + dt)
+            self.integrate = integrate
+        elif self.cable is not None:
+            explicit, cable = self.integrate, self.cable
+
+            def integrate(V, t):
+                explicit(V, t)
+                cable.solve(V)
+            self.integrate = integrate
         self.t = 0.0
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
@@ -79,7 +106,14 @@ class Simulator:
         from ..compile.numba_backend import NumbaKernels
         jd = jacobian_diagonal(self.program) if self.method == "exp_euler" else None
         kept = None if observe is None else {self.program.py(gid, key) for gid, key in observe}
-        kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=self._loop_spec(), keep=kept)
+        if self.method == "rk4" and self.program.implicit:
+            make_integrator(self.method, self.program, self.dt)  # refuses, naming the reason
+        if self.method == "euler" and self.program.implicit:
+            jd = [b if k in self.program.implicit else None
+                  for k, b in zip(self.program.rate_keys, jacobian_diagonal(self.program))]
+        # the implicit phase runs between compiled calls: the engine drives the steps
+        spec = None if self.program.implicit else self._loop_spec()
+        kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept)
         self.kernels = kernels
         self.program.derived = kernels.derived
         self.integrate = kernels.step  # RK4 too: its stages compiled in the step
@@ -231,6 +265,8 @@ class Simulator:
             prog.derived(V, 0.0)
             self._init_kinetic()
             prog.derived(V, 0.0)
+            if self.cable is not None:
+                self.cable.reset(V)
 
     def _init_kinetic(self):
         """Start every kinetic scheme with all occupancy in its first state, as jLEMS does."""

@@ -78,6 +78,11 @@ class Projection:
     weight: np.ndarray
     delay: np.ndarray  # seconds
     source_port: Optional[str] = None
+    #: where on multi-compartment cells (segment ids, fractions along); None: the soma
+    pre_seg: Optional[np.ndarray] = None
+    pre_frac: Optional[np.ndarray] = None
+    post_seg: Optional[np.ndarray] = None
+    post_frac: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -89,6 +94,10 @@ class ElectricalProjection:
     pre_idx: np.ndarray
     post_idx: np.ndarray
     weight: np.ndarray
+    pre_seg: Optional[np.ndarray] = None
+    pre_frac: Optional[np.ndarray] = None
+    post_seg: Optional[np.ndarray] = None
+    post_frac: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -101,6 +110,10 @@ class ContinuousProjection:
     pre_idx: np.ndarray
     post_idx: np.ndarray
     weight: np.ndarray
+    pre_seg: Optional[np.ndarray] = None
+    pre_frac: Optional[np.ndarray] = None
+    post_seg: Optional[np.ndarray] = None
+    post_frac: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -111,6 +124,8 @@ class InputList:
     population: str
     target_idx: np.ndarray
     weight: np.ndarray
+    seg: Optional[np.ndarray] = None  # segment ids on multi-compartment cells (None: the soma)
+    frac: Optional[np.ndarray] = None
 
 
 @dataclass

@@ -128,6 +128,9 @@ def _population(model: LemsModel, net: Network, c: Component, t: str) -> None:
 
 def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_form):
     pre_idx, post_idx, weights, delays = [], [], [], []
+    locs = ([], [], [], [])  # pre segment, pre fraction, post segment, post fraction
+    seg_attrs = (("preSegment", "preFractionAlong", "postSegment", "postFractionAlong") if index_form else
+                 ("preSegmentId", "preFractionAlong", "postSegmentId", "postFractionAlong"))
     pp, qp = net.population(pre_pop, where=c.where()), net.population(post_pop, where=c.where())
     for ch in c.children:
         w = ch.where()
@@ -144,8 +147,39 @@ def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_for
         post_idx.append(qp.index_of(qi))
         weights.append(float(ch.attrs.get("weight", 1.0)))
         delays.append(model.units.parse(ch.attrs["delay"], "time") if "delay" in ch.attrs else 0.0)
+        for k, (a, lst) in enumerate(zip(seg_attrs, locs)):
+            lst.append(_location_value(ch, a, -1 if k % 2 == 0 else 0.5))
     return (np.array(pre_idx, dtype=np.int64), np.array(post_idx, dtype=np.int64), np.array(weights, dtype=float),
-            np.array(delays, dtype=float))
+            np.array(delays, dtype=float), _locations(locs))
+
+
+def _location_value(ch, attr, default):
+    raw = ch.attrs.get(attr)
+    if raw is None:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        raise ModelError(f"{attr}='{raw}' is not a number", **ch.where()) from None
+    if attr.endswith("FractionAlong") or attr == "fractionAlong":
+        if not 0.0 <= v <= 1.0:
+            raise ModelError(f"{attr}={raw} is outside 0..1", **ch.where())
+        return v
+    if v != int(v) or v < 0:
+        raise ModelError(f"{attr}='{raw}' is not a segment id", **ch.where())
+    return int(v)
+
+
+def _locations(locs):
+    """Segment/fraction columns as arrays, or None where every connection is on the soma."""
+    out = []
+    for k, lst in enumerate(locs):
+        arr = np.array(lst, dtype=np.int64 if k % 2 == 0 else float)
+        if k % 2 == 0:
+            out.append(None if not len(arr) or np.all(arr < 0) else arr)
+        else:
+            out.append(None if not len(arr) or np.all(arr == 0.5) else arr)
+    return dict(zip(("pre_seg", "pre_frac", "post_seg", "post_frac"), out))
 
 
 def _prepost(c):
@@ -183,8 +217,8 @@ def _projection(model, net, c):
         dl = np.zeros(len(pi)) if d.get("delay_ms") is None else np.asarray(d["delay_ms"], dtype=float) * 1e-3
         net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl))
         return
-    pi, qi, wt, dl = _conn_lists(model, net, c, pre, post, "preCellId", "postCellId", False)
-    net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl))
+    pi, qi, wt, dl, loc = _conn_lists(model, net, c, pre, post, "preCellId", "postCellId", False)
+    net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl, **loc))
 
 
 def _electrical(model, net, c):
@@ -193,9 +227,9 @@ def _electrical(model, net, c):
     for sid in sorted(syns):
         sub = Component(tag=c.tag, id=c.id, attrs=c.attrs, file=c.file, line=c.line,
                         children=[ch for ch in c.children if ch.attrs.get("synapse") == sid])
-        pi, qi, wt, _ = _conn_lists(model, net, sub, pre, post, "preCell", "postCell", True)
+        pi, qi, wt, _, loc = _conn_lists(model, net, sub, pre, post, "preCell", "postCell", True)
         net.electrical.append(ElectricalProjection(c.id, pre, post, model.component(sid, where=c.where()),
-                                                   pi, qi, wt))
+                                                   pi, qi, wt, **loc))
 
 
 def _continuous(model, net, c):
@@ -206,9 +240,9 @@ def _continuous(model, net, c):
         sub = Component(tag=c.tag, id=c.id, attrs=c.attrs, file=c.file, line=c.line,
                         children=[ch for ch in c.children if (ch.attrs.get("preComponent"),
                                                               ch.attrs.get("postComponent")) == (pc, qc)])
-        pi, qi, wt, _ = _conn_lists(model, net, sub, pre, post, "preCell", "postCell", True)
+        pi, qi, wt, _, loc = _conn_lists(model, net, sub, pre, post, "preCell", "postCell", True)
         net.continuous.append(ContinuousProjection(c.id, pre, post, model.component(pc, where=c.where()),
-                                                   model.component(qc, where=c.where()), pi, qi, wt))
+                                                   model.component(qc, where=c.where()), pi, qi, wt, **loc))
 
 
 def _input_list(model, net, c):
@@ -230,11 +264,15 @@ def _input_list(model, net, c):
         if pop not in net.populations:
             pop = c.attrs.get("population", pop)
         p = net.population(pop, where=ch.where())
-        idx, wts = per_pop.setdefault(pop, ([], []))
+        idx, wts, segs, fracs = per_pop.setdefault(pop, ([], [], [], []))
         idx.append(p.index_of(i))
         wts.append(float(ch.attrs.get("weight", 1.0)))
-    for pop, (idx, wts) in per_pop.items():
-        net.inputs.append(InputList(c.id, comp, pop, np.array(idx, dtype=np.int64), np.array(wts)))
+        segs.append(_location_value(ch, "segmentId", -1))
+        fracs.append(_location_value(ch, "fractionAlong", 0.5))
+    for pop, (idx, wts, segs, fracs) in per_pop.items():
+        loc = _locations([segs, fracs, [], []])
+        net.inputs.append(InputList(c.id, comp, pop, np.array(idx, dtype=np.int64), np.array(wts),
+                                    seg=loc["pre_seg"], frac=loc["pre_frac"]))
 
 
 def _synaptic_connection(model, net, c, t):

@@ -1,5 +1,7 @@
 """Bad input: one line naming the file and element/line, a non-zero exit, no traceback."""
 import sys
+
+import pytest
 from pathlib import Path
 
 from conftest import run_cli
@@ -15,16 +17,51 @@ def test_line_numbers_reported(tmp_path):
     assert "LEMS_bad.xml:9" in p.stderr, p.stderr
 
 
-def test_multicompartment_refused(tmp_path):
-    cell = """<cell id="mc"><morphology id="m">
-      <segment id="0"><proximal x="0" y="0" z="0" diameter="10"/><distal x="10" y="0" z="0" diameter="10"/></segment>
-      <segment id="1"><parent segment="0"/><distal x="20" y="0" z="0" diameter="2"/></segment>
-    </morphology></cell>"""
+MC_SEGS = ('<segment id="0"><proximal x="0" y="0" z="0" diameter="10"/><distal x="10" y="0" z="0" diameter="10"/>'
+           '</segment><segment id="1"><parent segment="0"/><distal x="20" y="0" z="0" diameter="2"/></segment>')
+MC_BIO = ('<biophysicalProperties id="b"><membraneProperties>'
+          '<channelDensity id="pas" ionChannel="pas" condDensity="1 S_per_m2" erev="-65mV" ion="non_specific"{grp}/>'
+          '<specificCapacitance value="1 uF_per_cm2"/><initMembPotential value="-65mV"/><spikeThresh value="0mV"/>'
+          '</membraneProperties><intracellularProperties><resistivity value="100 ohm_cm"/></intracellularProperties>'
+          '</biophysicalProperties>')
+
+
+@pytest.mark.parametrize("segs,grp,message", [
+    (MC_SEGS.replace('<parent segment="0"/>', '<parent segment="7"/>'), "", "parent segment 7 does not exist"),
+    (MC_SEGS.replace('<segment id="0">', '<segment id="0"><parent segment="1"/>').replace(
+        '<parent segment="0"/>', '<parent segment="0"/><proximal x="10" y="0" z="0" diameter="2"/>'), "",
+     "no root segment"),
+    (MC_SEGS.replace('x="20" y="0" z="0" diameter="2"', 'x="10" y="0" z="0" diameter="2"'), "", "zero length"),
+    (MC_SEGS.replace('diameter="2"', 'diameter="0"'), "", "diameter 0.0 must be positive"),
+    (MC_SEGS, ' segmentGroup="nowhere"', "unknown segment group 'nowhere'"),
+])
+def test_bad_morphology(tmp_path, segs, grp, message):
+    cell = (f'<ionChannelHH id="pas" conductance="10pS"/><cell id="mc"><morphology id="m">{segs}</morphology>'
+            + MC_BIO.format(grp=grp) + '</cell>')
     f = tmp_path / "LEMS_mc.xml"
     f.write_text(lems(cell + net("mc")))
     p = run_cli(["run", f], cwd=tmp_path)
-    assert p.returncode == 4
-    assert "multi-compartment" in p.stderr and "mc" in p.stderr
+    assert p.returncode == 3, p.stderr
+    assert message in p.stderr and "LEMS_mc.xml:" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_bad_inhomogeneous_value(tmp_path):
+    segs = MC_SEGS.replace('</segment><segment id="1">', '</segment><segment id="1">')
+    groups = ('<segmentGroup id="dend"><member segment="1"/><inhomogeneousParameter id="PL" variable="p" '
+              'metric="Path Length from root"><proximal translationStart="0"/></inhomogeneousParameter>'
+              '</segmentGroup>')
+    bio = MC_BIO.format(grp="").replace(
+        '<specificCapacitance', '<channelDensityNonUniform id="nu" ionChannel="pas" erev="-65mV" ion="non_specific">'
+        '<variableParameter parameter="condDensity" segmentGroup="dend"><inhomogeneousValue '
+        'inhomogeneousParameter="PL" value="1e-4 * exp(q / 10)"/></variableParameter></channelDensityNonUniform>'
+        '<specificCapacitance')
+    cell = f'<ionChannelHH id="pas" conductance="10pS"/><cell id="mc"><morphology id="m">{segs}{groups}</morphology>{bio}</cell>'
+    f = tmp_path / "LEMS_mc.xml"
+    f.write_text(lems(cell + net("mc")))
+    p = run_cli(["run", f], cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert "unknown names q" in p.stderr and "inhomogeneousValue" in p.stderr, p.stderr
 
 
 BLOWUP = """<ComponentType name="runaway" extends="baseCellMembPot">

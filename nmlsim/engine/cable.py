@@ -1,0 +1,173 @@
+"""The implicit phase of the step: the cable equation of every multi-compartment cell.
+
+Per compartment i of capacitance C_i the membrane equation is
+``C_i dv_i/dt = I_i(v) + Σ_j g_ij (v_j - v_i)`` with I_i the compartment's own membrane and
+synaptic currents — what its LEMS ``TimeDerivative`` of ``v`` gives times C_i.  The explicit
+phase leaves ``v`` alone and hands over f_i = dv_i/dt and B_i = ∂f_i/∂v_i at the start of
+the step (the group's exponential-Euler Jacobian, taken symbolically); this phase takes the
+linearised backward-Euler step, as NEURON's fixed step does (``secondorder=0``)::
+
+    (C_i/dt - C_i B_i) Δ_i + Σ_j g_ij (Δ_i - Δ_j) = C_i f_i + Σ_j g_ij (v_j - v_i)
+
+Junction nodes (section ends, no membrane) take part with C = 0.  The matrix is a tree in
+Hines order, solved in O(nodes) per cell (Gaussian elimination from the leaves, then back
+substitution), batched over the cells of one morphology.  With numba installed the sweep
+is one compiled function (generic, compiled once and cached); otherwise a NumPy loop over
+nodes, vectorised over cells.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..compile.build import CableSpec
+from ..graph.morphology import CableTree
+
+
+def _hines_numpy(parent, g, d, rhs):
+    nn = d.shape[1]
+    for i in range(nn - 1, 0, -1):
+        p = parent[i]
+        f = g[i] / d[:, i]
+        d[:, p] -= f * g[i]
+        rhs[:, p] += f * rhs[:, i]
+    rhs[:, 0] /= d[:, 0]
+    for i in range(1, nn):
+        rhs[:, i] = (rhs[:, i] + g[i] * rhs[:, parent[i]]) / d[:, i]
+
+
+_HINES = None
+
+
+def hines_solver():
+    """The tree solver: compiled with numba when available, else NumPy."""
+    global _HINES
+    if _HINES is None:
+        try:
+            import numba
+        except ImportError:
+            _HINES = _hines_numpy
+        else:
+            def _hines(parent, g, d, rhs):
+                ncell, nn = d.shape
+                for c in range(ncell):
+                    for i in range(nn - 1, 0, -1):
+                        p = parent[i]
+                        f = g[i] / d[c, i]
+                        d[c, p] -= f * g[i]
+                        rhs[c, p] += f * rhs[c, i]
+                    rhs[c, 0] /= d[c, 0]
+                    for i in range(1, nn):
+                        rhs[c, i] = (rhs[c, i] + g[i] * rhs[c, parent[i]]) / d[c, i]
+            try:
+                _HINES = numba.njit(cache=True)(_hines)
+            except Exception:  # no cache folder: compile in memory
+                _HINES = numba.njit(_hines)
+    return _HINES
+
+
+class CablePhase:
+    """The implicit voltage update of every :class:`CableSpec` of a program."""
+
+    def __init__(self, prog, specs: List[CableSpec], dt: float):
+        self.dt = float(dt)
+        self.prog = prog
+        self.parts = []
+        self.solve_tree = hines_solver()
+        for s in specs:
+            t = s.tree
+            nn = len(t.parent)
+            mem = np.nonzero(t.comp >= 0)[0]
+            junc = np.nonzero(t.comp < 0)[0]
+            inst = s.offset + np.arange(s.ncells)[:, None] * t.ncomp + t.comp[mem][None, :]
+            child = np.arange(1, nn)
+            par = t.parent[1:]
+            gg = t.g[1:]
+            lap = sp.coo_matrix((np.concatenate([gg, gg, -gg, -gg]),
+                                 (np.concatenate([child, par, child, par]),
+                                  np.concatenate([child, par, par, child]))), shape=(nn, nn)).tocsr()
+            key = (s.gid, s.v_key)
+            vname, fname, bname = prog.implicit[key]
+            cap = np.zeros(nn)
+            if s.capacitance is not None:
+                cap[mem] = s.capacitance[t.comp[mem]]
+            self.parts.append(dict(spec=s,
+                v=vname, f=fname, b=bname, inst=inst, mem=mem, junc=junc, lap=lap,
+                diag=np.asarray(lap.diagonal()), cap=cap[None, :].repeat(s.ncells, 0),
+                vj=np.zeros((s.ncells, len(junc))), parent=t.parent.astype(np.int64),
+                g=np.ascontiguousarray(t.g, dtype=float), nn=nn, ncells=s.ncells,
+                jnb=self._junction_neighbour(t, junc)))
+
+    @staticmethod
+    def _junction_neighbour(t: CableTree, junc) -> np.ndarray:
+        """A compartment node next to each junction (its start value)."""
+        out = []
+        for j in junc:
+            nb = [int(t.parent[j])] if t.parent[j] >= 0 else []
+            nb += [int(i) for i in np.nonzero(t.parent == j)[0]]
+            hit = next((i for i in nb if t.comp[i] >= 0), nb[0] if nb else j)
+            out.append(hit)
+        return np.array(out, dtype=np.int64)
+
+    def reset(self, V) -> None:
+        """Junction voltages from their neighbouring compartments (after OnStart)."""
+        for p in self.parts:
+            s = p["spec"]
+            if s.capacitance is None:  # a point cell: its LEMS capacitance
+                n = s.ncells * s.tree.ncomp
+                c = np.broadcast_to(np.asarray(self.prog.value(s.gid, "totCap"), dtype=float), (n,))
+                p["cap"][:, p["mem"]] = c[p["inst"] - s.offset]
+            vn = self._nodes(V, p, init=True)
+            p["vj"][...] = vn[:, p["junc"]]
+
+    def _nodes(self, V, p, init=False) -> np.ndarray:
+        v = np.broadcast_to(np.asarray(V[p["v"]], dtype=float), (V[p["v"]].size,))
+        vn = np.empty((p["ncells"], p["nn"]))
+        vn[:, p["mem"]] = v[p["inst"]]
+        if init:
+            # junctions: repeat until every junction reads a compartment's value
+            for _ in range(len(p["junc"]) + 1):
+                vn[:, p["junc"]] = vn[:, p["jnb"]]
+        else:
+            vn[:, p["junc"]] = p["vj"]
+        return vn
+
+    def solve(self, V) -> None:
+        dt = self.dt
+        for p in self.parts:
+            vn = self._nodes(V, p)
+            cap = p["cap"]
+            f = np.zeros_like(vn)
+            b = np.zeros_like(vn)
+            f[:, p["mem"]] = np.broadcast_to(V[p["f"]], V[p["v"]].shape)[p["inst"]]
+            b[:, p["mem"]] = np.broadcast_to(V[p["b"]], V[p["v"]].shape)[p["inst"]]
+            d = np.ascontiguousarray(cap / dt - cap * b + p["diag"][None, :])
+            rhs = np.ascontiguousarray(cap * f - (p["lap"] @ vn.T).T)
+            self.solve_tree(p["parent"], p["g"], d, rhs)
+            vn += rhs
+            V[p["v"]][p["inst"]] = vn[:, p["mem"]]
+            p["vj"][...] = vn[:, p["junc"]]
+
+
+def point_tree(area: float = 0.0) -> CableTree:
+    """The one-compartment tree of a single-compartment cell (``--method neuron``)."""
+    return CableTree(parent=np.array([-1]), g=np.zeros(1), comp=np.zeros(1, dtype=np.int64),
+                     area=np.array([area]), comp_section=np.zeros(1, dtype=np.int64), comp_x=np.array([0.5]),
+                     path_length=np.zeros(1), sections=[])
+
+
+def point_cell_specs(built) -> List[CableSpec]:
+    """Single-compartment NeuroML cells (``cell`` types) as one-node cables, so that
+    ``--method neuron`` solves their voltage as NEURON does."""
+    done = {c.gid for c in built.cables}
+    out = []
+    for pid, g in built.pop_groups.items():
+        if g.gid in done or not hasattr(g, "root"):
+            continue
+        done.add(g.gid)
+        if not g.model.is_a(g.root.tname, "cell") or "v" not in g.state or "totCap" not in g.derived:
+            continue
+        out.append(CableSpec(g.gid, "v", point_tree(), None, 0, g.n))
+    return out

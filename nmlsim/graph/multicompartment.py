@@ -1,0 +1,307 @@
+"""Multi-compartment cells lowered to compartments of one LEMS component.
+
+A NeuroML ``<cell>`` whose morphology has more than one segment becomes, per cell, ``C``
+instances of one *compartment component*: the cell's own component tree with the morphology
+taken out and ``surfaceArea`` made a parameter (a synthesised ComponentType extending the
+cell's type).  Everything that varies along the cell is a per-compartment parameter value:
+the area, every channel density's ``condDensity`` (or ``permeability``; zero outside the
+density's segment group), specific capacitances, inhomogeneous densities evaluated on each
+compartment's path length.  Channel and concentration ComponentTypes therefore run
+unchanged, one instance per compartment; the cable between compartments is the engine's
+implicit phase (:mod:`nmlsim.engine.cable`), fed by the :class:`~nmlsim.graph.morphology.CableTree`.
+
+LEMS has no cable semantics, so this step is nmlsim's (as it is jNeuroML's NEURON export's);
+results are checked against NEURON.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedFeature
+from ..lems import expr as E
+from ..lems.model import Component, ComponentType, DerivedVariable, Dynamics, LemsModel
+from .morphology import CableTree, Morphology, cable_tree, location, sections_of
+
+#: non-uniform densities -> the uniform type computing the same current, and their parameter
+_NONUNIFORM = {"channelDensityNonUniform": "channelDensity",
+               "channelDensityNonUniformNernst": "channelDensityNernst",
+               "channelDensityNonUniformGHK": "channelDensityGHK"}
+_DENSITY_PARAM = {"channelDensityGHK": "permeability"}
+_DENSITY_DIM = {"condDensity": "conductanceDensity", "permeability": "permeability"}
+
+
+@dataclass
+class CellLayout:
+    """One multi-compartment cell type, lowered."""
+    cell: Component
+    component: Component  # one compartment
+    morphology: Morphology
+    tree: CableTree
+    capacitance: np.ndarray  # F, per compartment
+    values: Dict[int, Dict[str, np.ndarray]] = field(default_factory=dict)  # id(component) -> param -> per comp
+    soma: int = 0
+
+    @property
+    def ncomp(self) -> int:
+        return self.tree.ncomp
+
+    def compartment(self, seg: Optional[int], frac: Optional[float], *, where=None) -> int:
+        """Compartment of a point on a segment (default: the root segment's middle)."""
+        if seg is None:
+            seg = self.morphology.root
+        return location(self.tree, self.morphology, int(seg), 0.5 if frac is None else float(frac), where=where)
+
+
+def morphology_of(model: LemsModel, cell: Component) -> Optional[Component]:
+    for c in cell.children:
+        if c.tag == "morphology":
+            return c
+    ref = cell.attrs.get("morphology")
+    if ref is not None:
+        return model.component(ref, where=cell.where())
+    return None
+
+
+def is_multicompartment(model: LemsModel, cell: Component) -> bool:
+    try:
+        tname = model.type_of(cell)
+    except ModelError:
+        return False
+    if not model.is_a(tname, "cell"):
+        return False
+    m = morphology_of(model, cell)
+    return m is not None and sum(1 for c in m.children if c.tag == "segment") > 1
+
+
+def _child(comp: Component, *tags) -> Optional[Component]:
+    for c in comp.children:
+        if c.tag in tags:
+            return c
+    return None
+
+
+def _biophysics(model: LemsModel, cell: Component) -> Component:
+    b = _child(cell, "biophysicalProperties", "biophysicalProperties2CaPools")
+    if b is None:
+        ref = cell.attrs.get("biophysicalProperties")
+        if ref is None:
+            raise ModelError(f"cell '{cell.id}' has no biophysicalProperties", **cell.where())
+        b = model.component(ref, where=cell.where())
+    return b
+
+
+def _compartment_type(model: LemsModel, tname: str) -> str:
+    """The cell's type with ``surfaceArea`` a parameter instead of a sum over segments."""
+    name = f"{tname}__compartment"
+    if model.has_type(name):
+        return name
+    base = model.resolved(tname)
+    dyn = copy.deepcopy(base.dynamics) if base.dynamics is not None else Dynamics()
+    dyn.derived = [d for d in dyn.derived if d.name != "surfaceArea"]
+    ct = ComponentType(name=name, extends=tname, file=base.file, line=base.line)
+    ct.parameters["surfaceArea"] = "area"
+    ct.dynamics = dyn
+    model.add_type(ct)
+    return name
+
+
+def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
+    """Lower one multi-compartment cell component (see the module docstring)."""
+    mcomp = morphology_of(model, cell)
+    morph = Morphology(mcomp)
+    bio = _biophysics(model, cell)
+    mp = _child(bio, "membraneProperties", "membraneProperties2CaPools")
+    ip = _child(bio, "intracellularProperties", "intracellularProperties2CaPools")
+    if mp is None:
+        raise ModelError(f"cell '{cell.id}' has no membraneProperties", **bio.where())
+
+    def group_of(c: Component) -> str:
+        return c.attrs.get("segmentGroup", "all")
+
+    # resistivity per section (needed for the tree)
+    ra_items = []
+    if ip is not None:
+        for c in ip.children:
+            if c.tag == "resistivity":
+                ra_items.append((set(morph.members(group_of(c), where=c.where())),
+                                 model.units.parse(c.attrs.get("value"), "resistivity")))
+    # the tree needs Ra per section; sections are made inside cable_tree, so resolve per segment
+    def ra_for_section(k: int) -> float:
+        sec = tree_secs[k]
+        val = None
+        for members, v in ra_items:
+            if sec.segments[0] in members:
+                val = v
+        if val is None:
+            raise ModelError(f"cell '{cell.id}': no resistivity for segment {sec.segments[0]} "
+                             f"(a multi-compartment cell needs one)", **(ip or bio).where())
+        if not val > 0:
+            raise ModelError(f"cell '{cell.id}': resistivity must be positive", **(ip or bio).where())
+        return val
+
+    tree_secs = sections_of(morph)
+    tree = cable_tree(morph, ra_for_section, tree_secs)
+    C = tree.ncomp
+    comp_segments = _compartment_segments(morph, tree)
+
+    def in_group(c: Component) -> np.ndarray:
+        members = set(morph.members(group_of(c), where=c.where()))
+        return np.array([comp_segments[i] in members for i in range(C)])
+
+    new_mp_children: List[Component] = []
+    values: Dict[int, Dict[str, np.ndarray]] = {}
+    spec_cap = np.zeros(C)
+    have_cap = np.zeros(C, dtype=bool)
+    for c in mp.children:
+        tag = c.tag
+        if tag in ("notes", "annotation", "property"):
+            continue
+        if tag == "specificCapacitance":
+            mask = in_group(c)
+            val = model.units.parse(c.attrs.get("value"), "specificCapacitance")
+            nc = copy.copy(c)
+            values[id(nc)] = {"value": np.where(mask, val, 0.0)}
+            spec_cap += np.where(mask, val, 0.0)
+            have_cap |= mask
+            new_mp_children.append(nc)
+        elif tag in _NONUNIFORM:
+            nc = _uniform_from(model, morph, tree, c, _NONUNIFORM[tag], comp_segments, values)
+            new_mp_children.append(nc)
+        elif tag.startswith("channelDensity"):
+            param = _DENSITY_PARAM.get(tag, "condDensity")
+            mask = in_group(c)
+            raw = c.attrs.get(param)
+            if raw is None:
+                raise ModelError(f"{tag} '{c.id}' has no {param}", **c.where())
+            val = model.units.parse(raw, _DENSITY_DIM[param])
+            nc = copy.copy(c)
+            values[id(nc)] = {param: np.where(mask, val, 0.0)}
+            new_mp_children.append(nc)
+        elif tag == "channelPopulation" or tag == "channelPopulationNernst":
+            mask = np.zeros(C, dtype=bool)
+            if "segment" in c.attrs:
+                mask[location(tree, morph, int(c.attrs["segment"]), 0.5, where=c.where())] = True
+            else:
+                mask = in_group(c)
+            nc = copy.copy(c)
+            values[id(nc)] = {"number": np.where(mask, float(c.attrs.get("number", 0)), 0.0)}
+            new_mp_children.append(nc)
+        else:
+            new_mp_children.append(c)
+    if not have_cap.all():
+        bad = int(np.nonzero(~have_cap)[0][0])
+        raise ModelError(f"cell '{cell.id}': no specificCapacitance covers segment {comp_segments[bad]}",
+                         **mp.where())
+    new_mp = copy.copy(mp)
+    new_mp.children = new_mp_children
+    new_bio = copy.copy(bio)
+    new_bio.children = [new_mp if c is mp else c for c in bio.children]
+    tname = model.type_of(cell)
+    lowered = copy.copy(cell)
+    lowered.type = _compartment_type(model, tname)
+    lowered.type_attr = None
+    lowered.attrs = {k: v for k, v in cell.attrs.items() if k not in ("morphology", "biophysicalProperties")}
+    lowered.children = [c for c in cell.children if c.tag not in ("morphology", "biophysicalProperties",
+                                                                    "biophysicalProperties2CaPools")]
+    lowered.children.append(new_bio)
+    values[id(lowered)] = {"surfaceArea": tree.area.copy()}
+    cap = spec_cap * tree.area
+    layout = CellLayout(cell, lowered, morph, tree, cap, values)
+    layout.soma = layout.compartment(morph.root, 0.5)
+    return layout
+
+
+def _compartment_segments(morph: Morphology, tree: CableTree) -> List[int]:
+    """The segment holding each compartment's centre."""
+    out = []
+    for c in range(tree.ncomp):
+        sec = tree.sections[int(tree.comp_section[c])]
+        s = float(tree.comp_x[c]) * float(sec.arc[-1])
+        hit = sec.segments[-1]
+        for sid in sec.segments:
+            a, b = sec.seg_bounds[sid]
+            if a <= s <= b:
+                hit = sid
+                break
+        out.append(hit)
+    return out
+
+
+def _uniform_from(model: LemsModel, morph: Morphology, tree: CableTree, c: Component, new_tag: str,
+                  comp_segments, values) -> Component:
+    """A channelDensityNonUniform* as the uniform density it is per compartment, its
+    parameter evaluated from the inhomogeneous expression on each compartment."""
+    vp = _child(c, "variableParameter")
+    if vp is None:
+        raise ModelError(f"{c.tag} '{c.id}' has no variableParameter", **c.where())
+    param = vp.attrs.get("parameter")
+    want = _DENSITY_PARAM.get(new_tag, "condDensity")
+    if param != want:
+        raise UnsupportedFeature(f"{c.tag} '{c.id}': variableParameter '{param}' (only {want} can vary)",
+                                 **vp.where())
+    gname = vp.attrs.get("segmentGroup")
+    members = set(morph.members(gname, where=vp.where()))
+    iv = _child(vp, "inhomogeneousValue")
+    if iv is None:
+        raise ModelError(f"{c.tag} '{c.id}': variableParameter has no inhomogeneousValue", **vp.where())
+    pname = iv.attrs.get("inhomogeneousParameter")
+    ip = _inhomogeneous_parameter(morph, pname, iv)
+    var = ip.attrs.get("variable")
+    metric = ip.attrs.get("metric", "Path Length from root")
+    if metric != "Path Length from root":
+        raise UnsupportedFeature(f"inhomogeneousParameter '{pname}': metric '{metric}'", **ip.where())
+    # p: path length (µm) from the root, shifted as proximal/distal details say
+    p = tree.path_length * 1e6
+    prox = _child(ip, "proximal")
+    if prox is not None and "translationStart" in prox.attrs:
+        group_members = set(morph.members(ip_group(morph, ip), where=ip.where()))
+        in_g = [i for i in range(tree.ncomp) if comp_segments[i] in group_members]
+        start = min(p[i] for i in in_g) if in_g else 0.0
+        p = p - start + float(prox.attrs["translationStart"])
+    dist = _child(ip, "distal")
+    if dist is not None and "normalizationEnd" in dist.attrs:
+        group_members = set(morph.members(ip_group(morph, ip), where=ip.where()))
+        in_g = [i for i in range(tree.ncomp) if comp_segments[i] in group_members]
+        if in_g:
+            lo, hi = min(p[i] for i in in_g), max(p[i] for i in in_g)
+            span = hi - lo if hi > lo else 1.0
+            p = (p - lo) / span * float(dist.attrs["normalizationEnd"])
+    try:
+        ast = E.parse(iv.attrs.get("value", ""))
+    except E.ExpressionError as e:
+        raise e.located(**iv.where()) from None
+    unknown = E.names(ast) - {var}
+    if unknown:
+        raise ModelError(f"inhomogeneousValue '{iv.attrs.get('value')}' uses unknown names "
+                         f"{', '.join(sorted(unknown))} (only '{var}')", **iv.where())
+    with np.errstate(all="ignore"):
+        vals = np.broadcast_to(np.asarray(E.evaluate(ast, {var: p}), dtype=float), p.shape).copy()
+    mask = np.array([comp_segments[i] in members for i in range(tree.ncomp)])
+    if not np.all(np.isfinite(vals[mask])):
+        raise ModelError(f"inhomogeneousValue '{iv.attrs.get('value')}' is not finite on every compartment",
+                         **iv.where())
+    # the expression gives the parameter in SI units (NeuroML's convention for inhomogeneous values)
+    nc = Component(tag=new_tag, id=c.id, type=new_tag, attrs={k: v for k, v in c.attrs.items()},
+                   children=[], file=c.file, line=c.line)
+    nc.attrs[want] = "0"
+    values[id(nc)] = {want: np.where(mask, vals, 0.0)}
+    return nc
+
+
+def ip_group(morph: Morphology, ip: Component) -> str:
+    for name, g in morph.groups.items():
+        if any(ch is ip for ch in g.children):
+            return name
+    return "all"
+
+
+def _inhomogeneous_parameter(morph: Morphology, pname: str, where: Component) -> Component:
+    for g in morph.groups.values():
+        for ch in g.children:
+            if ch.tag == "inhomogeneousParameter" and ch.id == pname:
+                return ch
+    raise ModelError(f"unknown inhomogeneousParameter '{pname}'", **where.where())
