@@ -101,12 +101,16 @@ class EventRecorder(Recorder):
                 ids[idx] = len(labels)
                 labels.append(sid)
 
-            def cb(mask, t, ids=ids, labels=labels):
+            shift = sim.event_lead - sim.jnml_event_delay
+
+            def cb(mask, t, ids=ids, labels=labels, shift=shift):
+                t = t - shift
                 hit = ids[np.nonzero(mask)[0]]
                 for j in hit[hit >= 0]:
                     self.events.append((labels[j], t))
 
-            def block(idx, t, ids=ids, labels=labels):
+            def block(idx, t, ids=ids, labels=labels, shift=shift):
+                t = t - shift
                 hit = ids[idx]
                 for j, tt in zip(hit[hit >= 0], t[hit >= 0]):
                     self.events.append((labels[j], float(tt)))
@@ -140,7 +144,10 @@ class SpikeRecorder(Recorder):
         self.idx = {name: [] for name, *_ in self.groups}
         self.times = {name: [] for name, *_ in self.groups}
         by_group = {}
-        shift = sim.dt if self.state_time else 0.0
+        # events carry the time the conditions were tested with: jLEMS's t_k+1 + dt (also
+        # the time jnml writes), or t_k+1 + dt/2 with --method neuron, whose files (like
+        # NEURON's) carry t_k+1, the time of the state that crossed
+        shift = sim.event_lead if self.state_time else sim.event_lead - sim.jnml_event_delay
         for name, g, port, offset, size, *more in self.groups:
             stride, soma = more if more else (1, 0)
             by_group.setdefault((g.gid, port), []).append((name, offset, size, stride, soma))

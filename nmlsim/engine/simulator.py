@@ -96,6 +96,11 @@ class Simulator:
                 explicit(V, t)
                 cable.solve(V)
             self.integrate = integrate
+        #: time ahead of the state at which conditions are tested (and events stamped):
+        #: jLEMS's dt, or dt/2 for NEURON's scheme (currents evaluated mid-step)
+        self.event_lead = 0.5 * self.dt if method == "neuron" else self.dt
+        #: how much later than the crossing state a jnml-style event file stamps an event
+        self.jnml_event_delay = 0.0 if method == "neuron" else self.dt
         self.t = 0.0
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
@@ -322,7 +327,10 @@ class Simulator:
         prog, V = self.program, self.V
         # the same before the first step: a pulse with delay 0 is on from the start
         prog.derived(V, 0.0)
-        self._event_phase(0, self.dt)
+        # jLEMS tests conditions with the end time of the step about to be taken; NEURON
+        # evaluates its currents (a pulse's on/off test) in the middle of that step
+        lead = self.event_lead
+        self._event_phase(0, lead)
         for k in range(nsteps + 1):
             self.step_index = k
             t = k * self.dt
@@ -336,7 +344,7 @@ class Simulator:
             t1 = (k + 1) * self.dt
             # jLEMS tests conditions with the time at the end of the step it is about
             # to take, so a condition on t acts one step earlier than the state it sees
-            self._event_phase(k + 1, t1 + self.dt)
+            self._event_phase(k + 1, t1 + lead)
             if check_every and (k + 1) % check_every == 0:
                 self._check_finite(t1)
                 if progress:

@@ -302,8 +302,10 @@ def _geometry(m: Morphology, sec: Section):
             dist = dist.copy()
             prox[1] -= d / 2.0
             dist[1] += d / 2.0
-        if not pts or not np.array_equal(pts[-1], prox):
+        if not pts:
             pts.append(prox)
+        # later segments start where the previous one ends: jNeuroML writes the first
+        # segment's proximal point and then every distal point (a later <proximal> is ignored)
         start = _arc_len(pts)
         pts.append(dist)
         end = _arc_len(pts)

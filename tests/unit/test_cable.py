@@ -1,0 +1,165 @@
+"""Multi-compartment cells: NEURON's geometry, the implicit cable phase against analytic
+passive-cable solutions (every backend and method that steps cables), convergence."""
+import math
+
+import numpy as np
+import pytest
+
+from nmlsim.errors import UnsupportedFeature
+from nmlsim.graph.morphology import Morphology, cable_tree
+from nmlsim.lems.model import Component
+
+try:
+    import numba  # noqa: F401
+    BACKENDS = ["numpy", "numba"]
+except ImportError:
+    BACKENDS = ["numpy"]
+
+
+def _pt(tag, x, y, z, d):
+    return Component(tag=tag, attrs={"x": str(x), "y": str(y), "z": str(z), "diameter": str(d)})
+
+
+def _morph(segs, groups=()):
+    kids = []
+    for sid, parent, prox, dist in segs:
+        ch = []
+        if parent is not None:
+            ch.append(Component(tag="parent", attrs={"segment": str(parent)}))
+        if prox is not None:
+            ch.append(_pt("proximal", *prox))
+        ch.append(_pt("distal", *dist))
+        kids.append(Component(tag="segment", id=str(sid), children=ch))
+    return Morphology(Component(tag="morphology", id="m", children=kids + list(groups)))
+
+
+def _cable(gid, members, nseg):
+    ch = [Component(tag="property", attrs={"tag": "numberInternalDivisions", "value": str(nseg)})]
+    ch += [Component(tag="member", attrs={"segment": str(s)}) for s in members]
+    return Component(tag="segmentGroup", id=gid, attrs={"neuroLexId": "sao864921383"}, children=ch)
+
+
+def test_cylinder_areas_and_axial_conductances():
+    L, d, n, ra = 100.0, 2.0, 4, 1.0  # µm, µm, nodes, Ω·m
+    m = _morph([(0, None, (0, 0, 0, d), (L, 0, 0, d))], [_cable("c", [0], n)])
+    t = cable_tree(m, lambda k: ra)
+    assert t.ncomp == n
+    np.testing.assert_allclose(t.area, math.pi * d * L / n * 1e-12, rtol=1e-12)
+    # between neighbouring centres: a length L/n cylinder
+    g = math.pi * (d * 1e-6) ** 2 / (4 * ra * L / n * 1e-6)
+    comp_nodes = np.nonzero(t.comp >= 0)[0]
+    inner = [i for i in comp_nodes if t.parent[i] >= 0 and t.comp[t.parent[i]] >= 0]
+    np.testing.assert_allclose(t.g[inner], g, rtol=1e-12)
+    np.testing.assert_allclose(t.path_length * 1e6, (np.arange(n) + 0.5) * L / n)
+
+
+def test_frustum_matches_neuron_formulas():
+    # NEURON (treeset.cpp): lateral frustum area and the exact integral of 4 Ra / (pi d^2)
+    m = _morph([(0, None, (0, 0, 0, 2), (10, 0, 0, 4)), (1, 0, None, (20, 0, 0, 1))], [_cable("c", [0, 1], 2)])
+    t = cable_tree(m, lambda k: 1.0)
+    a0 = math.pi * (1 + 2) * math.sqrt(1 + 100)
+    assert t.area[0] == pytest.approx(a0 * 1e-12, rel=1e-12)
+    # node 0 -> node 1: [5, 10] d 3->4 and [10, 15] d 4->2.5
+    r = 4 * 5 / (math.pi * 3 * 4) + 4 * 5 / (math.pi * 4 * 2.5)
+    nodes = np.nonzero(t.comp >= 0)[0]
+    second = nodes[t.comp[nodes] == 1][0]
+    assert 1.0 / t.g[second] == pytest.approx(r * 1e6, rel=1e-12)
+
+
+def test_branch_hangs_on_parent_centre_node():
+    m = _morph([(0, None, (0, 0, 0, 2), (90, 0, 0, 2)), (1, 0, (30, 0, 0, 1), (30, 50, 0, 1))],
+               [_cable("a", [0], 3), _cable("b", [1], 1)])
+    m.segments[1].fraction_along = 1.0 / 3.0
+    t = cable_tree(m, lambda k: 1.0)
+    # x = 1/3 of a 3-node section (float32: 0.33333334 -> node 1)
+    child = np.nonzero(t.comp == 3)[0][0]
+    assert t.comp[t.parent[child]] == 1
+
+
+CABLE = """<ionChannelHH id="pas" conductance="10pS"/>
+<cell id="cab"><morphology id="m">{segs}
+  <segmentGroup id="cable" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{nseg}"/>{members}</segmentGroup>
+  <segmentGroup id="all_g"><include segmentGroup="cable"/></segmentGroup>
+</morphology><biophysicalProperties id="bp"><membraneProperties>
+  <channelDensity id="leak" ionChannel="pas" condDensity="1 S_per_m2" erev="-65mV" ion="non_specific"/>
+  <spikeThresh value="100mV"/><specificCapacitance value="1 uF_per_cm2"/><initMembPotential value="-65mV"/>
+</membraneProperties><intracellularProperties><resistivity value="100 ohm_cm"/></intracellularProperties>
+</biophysicalProperties></cell>
+<pulseGenerator id="stim" delay="0ms" duration="1000ms" amplitude="0.1nA"/>
+<network id="net"><population id="p" component="cab" size="1" type="populationList"><instance id="0"><location x="0" y="0" z="0"/></instance></population>
+<inputList id="il" population="p" component="stim"><input id="0" target="../p/0/cab" destination="synapses" segmentId="0" fractionAlong="0"/></inputList>
+</network>"""
+
+
+def _cable_lems(nseg=100, nsegs=10, length=1000.0, d=2.0, dt="0.025ms", duration="150ms"):
+    step = length / nsegs
+    segs = "".join(
+        f'<segment id="{k}">' + (f'<parent segment="{k - 1}"/>' if k else
+                                 f'<proximal x="0" y="0" z="0" diameter="{d}"/>')
+        + f'<distal x="{(k + 1) * step}" y="0" z="0" diameter="{d}"/></segment>' for k in range(nsegs))
+    members = "".join(f'<member segment="{k}"/>' for k in range(nsegs))
+    cols = "".join(f'<OutputColumn id="v{k}" quantity="p/0/cab/{k}/v"/>' for k in range(nsegs))
+    return f"""<Lems><Target component="sim"/><Include file="Cells.xml"/><Include file="Networks.xml"/>
+<Include file="Simulation.xml"/>{CABLE.format(segs=segs, members=members, nseg=nseg)}
+<Simulation id="sim" length="{duration}" step="{dt}" target="net">
+<OutputFile id="of" fileName="v.dat">{cols}</OutputFile></Simulation></Lems>"""
+
+
+def _steady(tmp_path, backend, method, **kw):
+    import nmlsim
+    f = tmp_path / "LEMS_cable.xml"
+    f.write_text(_cable_lems(**kw))
+    sim = nmlsim.load(str(f))
+    res = nmlsim.run(sim, method=method, backend=backend, write=False)
+    return np.asarray(res.traces["of"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", ["exp_euler", "euler", "neuron"])
+def test_finite_cable_steady_state(tmp_path, backend, method):
+    """Sealed-end cable, current into one end: V(x) - E = I r_i lambda cosh((L-x)/lambda) / sinh(L/lambda)."""
+    if backend == "numba" and method == "neuron":
+        with pytest.raises(UnsupportedFeature):
+            _steady(tmp_path, backend, method)
+        return
+    rows = _steady(tmp_path, backend, method)
+    v = rows[-1, 1:] if rows.shape[1] == 11 else rows[-1]
+    rm, ra, d, L, i = 1.0, 1.0, 2e-6, 1e-3, 0.1e-9  # Ω·m², Ω·m, m, m, A
+    lam = math.sqrt(rm * d / (4 * ra))
+    ri = 4 * ra / (math.pi * d * d)
+    x = (np.arange(10) + 0.5) * 1e-4  # the middle of each 100 µm segment
+    x0 = 5e-6  # the injection compartment's centre (x = 0 falls in the first of 100 nodes)
+    # injection at x0 of a sealed cable: V(x) for x >= x0
+    vx = i * ri * lam * np.cosh((L - x) / lam) * np.cosh(x0 / lam) / np.sinh(L / lam)
+    np.testing.assert_allclose(v - (-0.065), vx, rtol=0.01)
+
+
+def _analytic(nseg):
+    rm, ra, d, L, i = 1.0, 1.0, 2e-6, 1e-3, 0.1e-9
+    lam = math.sqrt(rm * d / (4 * ra))
+    ri = 4 * ra / (math.pi * d * d)
+    # the compartments recorded: the node holding each segment's middle (float32 x, as jNeuroML)
+    xm = np.float32((np.arange(10) + 0.5) / 10).astype(float)
+    x = (np.minimum(np.floor(xm * nseg), nseg - 1) + 0.5) * L / nseg
+    x0 = L / (2 * nseg)
+    return i * ri * lam * np.cosh((L - x) / lam) * np.cosh(x0 / lam) / np.sinh(L / lam)
+
+
+def test_cable_converges_in_compartment_length(tmp_path):
+    """The error against the analytic cable shrinks as compartments get shorter."""
+    errs = []
+    for nseg in (10, 20, 40):
+        rows = _steady(tmp_path, "numpy", "exp_euler", nseg=nseg, duration="120ms", dt="0.05ms")
+        v = rows[-1, 1:] if rows.shape[1] == 11 else rows[-1]
+        errs.append(float(np.max(np.abs((v + 0.065) / _analytic(nseg) - 1))))
+    assert errs[2] < errs[1] < errs[0], errs
+    assert errs[2] < 0.005, errs
+
+
+@pytest.mark.parametrize("method", ["exp_euler", "neuron"])
+def test_cable_converges_in_dt(tmp_path, method):
+    """Before steady state (t = 5 ms), halving dt brings the trace closer to a fine-step run."""
+    ref = _steady(tmp_path, "numpy", method, duration="5ms", dt="0.0025ms")[-1]
+    errs = [float(np.max(np.abs(_steady(tmp_path, "numpy", method, duration="5ms", dt=dt)[-1] - ref)))
+            for dt in ("0.1ms", "0.05ms", "0.025ms")]
+    assert errs[2] < errs[1] < errs[0], errs
