@@ -1,0 +1,35 @@
+"""Per-target markdown table of an OMV run (../shared/tools/omv/run_omv.py OUT/runs.json).
+
+    python scripts/omv_table.py OUT/runs.json [--only REGEX]
+"""
+import argparse
+import json
+import re
+from collections import Counter
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs")
+    ap.add_argument("--only", default=None, help="regex on 'repo/target'")
+    a = ap.parse_args()
+    runs = json.load(open(a.runs))
+    total = Counter()
+    print("| repository | target | backend | wall s | results (engine: category) | detail of the first failure |")
+    print("|---|---|---|---|---|---|")
+    for r in runs.values():
+        name = f"{r['repo']}/{r['target']}"
+        if a.only and not re.search(a.only, name):
+            continue
+        res = r.get("results", [])
+        cats = ", ".join(f"{x['engine']}: {x['category']}" for x in res)
+        total.update(x["category"] for x in res)
+        fail = next((x["detail"] for x in res if x["category"] != "PASS"), "")
+        backend = res[0]["backend"] if res else (r.get("attempts") or [{}])[-1].get("backend", "")
+        print(f"| {r['repo']} | {r['target']} | {backend} | {r.get('wall_total', '')} | {cats} | {fail[:160]} |")
+    print()
+    print(", ".join(f"{k} {v}" for k, v in sorted(total.items())))
+
+
+if __name__ == "__main__":
+    main()
