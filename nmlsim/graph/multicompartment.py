@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedFeature
 from ..lems import expr as E
-from ..lems.model import Component, ComponentType, DerivedVariable, Dynamics, LemsModel
+from ..lems.model import Component, ComponentType, Dynamics, LemsModel
 from .morphology import CableTree, Morphology, cable_tree, location, sections_of
 
 #: non-uniform densities -> the uniform type computing the same current, and their parameter
@@ -129,7 +129,8 @@ def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
             if c.tag == "resistivity":
                 ra_items.append((set(morph.members(group_of(c), where=c.where())),
                                  model.units.parse(c.attrs.get("value"), "resistivity")))
-    # the tree needs Ra per section; sections are made inside cable_tree, so resolve per segment
+
+    # Ra of a section: the last resistivity whose group holds its first segment (later ones override)
     def ra_for_section(k: int) -> float:
         sec = tree_secs[k]
         val = None
