@@ -66,7 +66,7 @@ class Built:
         #: multi-compartment populations: population id -> CellLayout (cell i, compartment c is
         #: instance pop_offset + i * ncomp + c of its group)
         self.layouts = {}
-        self.cables = []  # engine.cable.CableSpec per group of multi-compartment cells
+        self.cables = []  # CableSpec per group of multi-compartment cells
 
     def instances(self, pid: str, idx, seg=None, frac=None, *, where=None) -> np.ndarray:
         """Group instances of cells ``idx`` of population ``pid`` — for multi-compartment
@@ -78,16 +78,11 @@ class Built:
         n = len(idx)
         segs = np.full(n, -1, dtype=np.int64) if seg is None else np.broadcast_to(np.asarray(seg, dtype=np.int64), (n,))
         fr = np.full(n, 0.5) if frac is None else np.broadcast_to(np.asarray(frac, dtype=float), (n,))
-        comp = np.empty(n, dtype=np.int64)
-        cache = {}
-        for k in range(n):
-            key = (int(segs[k]), float(fr[k]))
-            c = cache.get(key)
-            if c is None:
-                c = lay.soma if key[0] < 0 else lay.compartment(key[0], key[1], where=where)
-                cache[key] = c
-            comp[k] = c
-        return self.pop_offset[pid] + idx * lay.ncomp + comp
+        # one lookup per distinct (segment, fraction): connections share a few locations
+        locs, back = np.unique(np.stack([segs.astype(float), fr], axis=1), axis=0, return_inverse=True)
+        comp = np.array([lay.soma if s < 0 else lay.compartment(int(s), f, where=where) for s, f in locs],
+                        dtype=np.int64)
+        return self.pop_offset[pid] + idx * lay.ncomp + comp[back.reshape(-1)]
 
     def soma_stride(self, pid: str):
         """(compartments per cell, soma compartment) of a population; (1, 0) for point cells."""

@@ -120,6 +120,7 @@ class Program:
         #: states an implicit phase updates (the cable's v): (v, f, B) V names; the explicit
         #: step writes f = dx/dt and B = ∂f/∂x there instead of moving x
         self.implicit: Dict[Key, Tuple[str, str, str]] = {}
+        self._nstep = 0  # steppers made for a subset of the states (named step1, step2...)
         self._build()
 
     def rng_for(self, gid: int) -> np.random.Generator:
@@ -583,7 +584,7 @@ class Program:
         All new values are computed before any state is written, so the scalar version
         can fall back mid-way safely."""
         fns = {}
-        self._nstep = getattr(self, "_nstep", 0) + 1
+        self._nstep += 1
         for fast in ((False, True) if self.scalar_gids else (False,)):
             self.mode_fast = fast
             loads: Set[str] = set()

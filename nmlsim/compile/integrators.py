@@ -222,20 +222,28 @@ def jacobian_diagonal(prog) -> list:
     return out
 
 
+def stepper_jacobian(method: str, prog) -> Optional[list]:
+    """∂f/∂x per state as the explicit step of ``method`` needs it: every state for
+    exp_euler; for euler only the states an implicit phase takes over (it needs B); None
+    when nothing needs it.  Refuses rk4 where an implicit phase exists."""
+    if prog.implicit and method == "rk4":
+        raise UnsupportedFeature("rk4 cannot step multi-compartment cells (their voltage is solved "
+                                 "implicitly): use --method exp_euler or euler")
+    if method == "exp_euler":
+        return jacobian_diagonal(prog)
+    if method == "euler" and prog.implicit:
+        return [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jacobian_diagonal(prog))]
+    return None
+
+
 def make_integrator(method: str, prog, dt: float):
     """Return ``step(V, t)`` advancing every state variable by ``dt``."""
     if method not in METHODS:
         raise ModelError(f"unknown integration method '{method}' (choose from {', '.join(METHODS)})")
-    if prog.implicit and method == "rk4":
-        raise UnsupportedFeature("rk4 cannot step multi-compartment cells (their voltage is solved "
-                                 "implicitly): use --method exp_euler or euler")
     if method == "neuron":
         return _neuron_stepper(prog, dt)
     if method in ("euler", "exp_euler"):
-        jd = jacobian_diagonal(prog) if method == "exp_euler" or prog.implicit else None
-        if method == "euler" and jd is not None:  # the Jacobian only where the implicit phase needs it
-            jd = [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jd)]
-        return prog.make_stepper(dt, jd)
+        return prog.make_stepper(dt, stepper_jacobian(method, prog))
     names = [prog.py(gid, key) for gid, key in prog.rate_keys]
     if not prog.scalar_gids:
         return _generated_rk4(prog, names, dt)

@@ -414,7 +414,7 @@ class NumbaKernels:
         self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
         lines_d = self._derived_lines()
         lines_s = (self._rk4_lines() if method == "rk4" else
-                   self._step_lines(jdiag if method == "exp_euler" or prog.implicit else None))
+                   self._step_lines(jdiag))
         lines_r = self._rates_lines()
         self.loop = None
         self.loop_refusal = None  # why the event phase could not be compiled (the engine loops in Python)

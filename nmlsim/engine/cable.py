@@ -151,10 +151,11 @@ class CablePhase:
             p["vj"][...] = vn[:, p["junc"]]
 
 
-def point_tree(area: float = 0.0) -> CableTree:
-    """The one-compartment tree of a single-compartment cell (``--method neuron``)."""
+def point_tree() -> CableTree:
+    """The one-compartment tree of a single-compartment cell (``--method neuron``); its
+    capacitance is the cell's LEMS ``totCap`` (:meth:`CablePhase.reset`), its area unused."""
     return CableTree(parent=np.array([-1]), g=np.zeros(1), comp=np.zeros(1, dtype=np.int64),
-                     area=np.array([area]), comp_section=np.zeros(1, dtype=np.int64), comp_x=np.array([0.5]),
+                     area=np.zeros(1), comp_section=np.zeros(1, dtype=np.int64), comp_x=np.array([0.5]),
                      path_length=np.zeros(1), sections=[])
 
 
@@ -164,7 +165,7 @@ def point_cell_specs(built) -> List[CableSpec]:
     done = {c.gid for c in built.cables}
     out = []
     for pid, g in built.pop_groups.items():
-        if g.gid in done or not hasattr(g, "root"):
+        if g.gid in done:
             continue
         done.add(g.gid)
         if not g.model.is_a(g.root.tname, "cell") or "v" not in g.state or "totCap" not in g.derived:

@@ -101,7 +101,7 @@ class EventRecorder(Recorder):
                 ids[idx] = len(labels)
                 labels.append(sid)
 
-            shift = sim.event_lead - sim.jnml_event_delay
+            shift = sim.jnml_event_shift
 
             def cb(mask, t, ids=ids, labels=labels, shift=shift):
                 t = t - shift
@@ -147,7 +147,7 @@ class SpikeRecorder(Recorder):
         # events carry the time the conditions were tested with: jLEMS's t_k+1 + dt (also
         # the time jnml writes), or t_k+1 + dt/2 with --method neuron, whose files (like
         # NEURON's) carry t_k+1, the time of the state that crossed
-        shift = sim.event_lead if self.state_time else sim.event_lead - sim.jnml_event_delay
+        shift = sim.event_lead if self.state_time else sim.jnml_event_shift
         for name, g, port, offset, size, *more in self.groups:
             stride, soma = more if more else (1, 0)
             by_group.setdefault((g.gid, port), []).append((name, offset, size, stride, soma))

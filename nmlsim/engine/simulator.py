@@ -99,23 +99,19 @@ class Simulator:
         #: time ahead of the state at which conditions are tested (and events stamped):
         #: jLEMS's dt, or dt/2 for NEURON's scheme (currents evaluated mid-step)
         self.event_lead = 0.5 * self.dt if method == "neuron" else self.dt
-        #: how much later than the crossing state a jnml-style event file stamps an event
-        self.jnml_event_delay = 0.0 if method == "neuron" else self.dt
+        #: subtracted from an event's time in jnml-style event files: 0 (jLEMS writes the test
+        #: time), or the lead with --method neuron (NEURON writes the crossing state's time)
+        self.jnml_event_shift = self.event_lead if method == "neuron" else 0.0
         self.t = 0.0
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
 
     def _compile(self, observe):
-        from ..compile.integrators import jacobian_diagonal
+        from ..compile.integrators import stepper_jacobian
         from ..compile.numba_backend import NumbaKernels
-        jd = jacobian_diagonal(self.program) if self.method == "exp_euler" else None
+        jd = stepper_jacobian(self.method, self.program)
         kept = None if observe is None else {self.program.py(gid, key) for gid, key in observe}
-        if self.method == "rk4" and self.program.implicit:
-            make_integrator(self.method, self.program, self.dt)  # refuses, naming the reason
-        if self.method == "euler" and self.program.implicit:
-            jd = [b if k in self.program.implicit else None
-                  for k, b in zip(self.program.rate_keys, jacobian_diagonal(self.program))]
         # the implicit phase runs between compiled calls: the engine drives the steps
         spec = None if self.program.implicit else self._loop_spec()
         kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept)

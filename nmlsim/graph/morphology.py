@@ -160,13 +160,8 @@ class Morphology:
                 if s.parent is None:
                     raise ModelError(f"root segment {i} has no <proximal> point", **s.comp.where())
                 p = self.segments[s.parent]
-                s.proximal = p.proximal + s.fraction_along * (p.distal - p.proximal)
-                s.proximal = s.proximal.copy()
-                s.proximal[3] = p.distal[3] if s.fraction_along == 1.0 else s.proximal[3]
-
-    def length(self, sid: int) -> float:
-        s = self.segments[sid]
-        return float(np.linalg.norm(s.distal[:3] - s.proximal[:3]))
+                s.proximal = (p.distal.copy() if s.fraction_along == 1.0 else
+                              p.proximal + s.fraction_along * (p.distal - p.proximal))
 
     # ------------------------------------------------------------ groups
     def members(self, name: str, *, where=None) -> List[int]:
@@ -287,7 +282,9 @@ def sections_of(m: Morphology) -> List[Section]:
 
 
 def _geometry(m: Morphology, sec: Section):
-    pts, bounds = [], {}
+    """The section's points as jNeuroML writes them — the first segment's proximal point,
+    then every distal point (a later <proximal> is ignored) — and their arc lengths."""
+    pts, arc, bounds = [], [0.0], {}
     for sid in sec.segments:
         s = m.segments[sid]
         prox, dist = s.proximal, s.distal
@@ -304,59 +301,30 @@ def _geometry(m: Morphology, sec: Section):
             dist[1] += d / 2.0
         if not pts:
             pts.append(prox)
-        # later segments start where the previous one ends: jNeuroML writes the first
-        # segment's proximal point and then every distal point (a later <proximal> is ignored)
-        start = _arc_len(pts)
+        start = arc[-1]
+        arc.append(start + float(np.linalg.norm(dist[:3] - pts[-1][:3])))
         pts.append(dist)
-        end = _arc_len(pts)
-        if end - start <= 0:
+        if arc[-1] - start <= 0:
             raise ModelError(f"segment {sid} has zero length", **s.comp.where())
-        bounds[sid] = (start, end)
+        bounds[sid] = (start, arc[-1])
     sec.points = np.array(pts)
-    sec.arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(sec.points[:, :3], axis=0), axis=1))])
+    sec.arc = np.array(arc)
     sec.seg_bounds = bounds
 
 
-def _arc_len(pts) -> float:
-    if len(pts) < 2:
-        return 0.0
-    p = np.array(pts)
-    return float(np.sum(np.linalg.norm(np.diff(p[:, :3], axis=0), axis=1)))
-
-
-def _diam_at(sec: Section, s: float) -> float:
-    return float(np.interp(s, sec.arc, sec.points[:, 3]))
-
-
 def _integrate(sec: Section, a: float, b: float) -> Tuple[float, float]:
-    """(lateral area µm², ∫ 4/(π d²) ds in 1/µm) of the section between arc a and b."""
+    """(lateral area µm², ∫ 4/(π d²) ds in 1/µm) of the section between arc a and b
+    (diameters linear between points, whose arc lengths strictly increase)."""
     if b <= a:
         return 0.0, 0.0
-    cuts = [a] + [float(x) for x in sec.arc if a < x < b] + [b]
-    area, res = 0.0, 0.0
-    # pieces of zero length where diameters change (repeated points) count for area
-    for x0, x1 in zip(cuts, cuts[1:]):
-        d0, d1 = _diam_at_right(sec, x0), _diam_at_left(sec, x1)
-        h = x1 - x0
-        r0, r1 = d0 / 2.0, d1 / 2.0
-        area += math.pi * (r0 + r1) * math.sqrt((r1 - r0) ** 2 + h * h)
-        res += 4.0 * h / (math.pi * d0 * d1)
+    inner = sec.arc[np.searchsorted(sec.arc, a, side="right"):np.searchsorted(sec.arc, b, side="left")]
+    cuts = np.concatenate([[a], inner, [b]])
+    d = np.interp(cuts, sec.arc, sec.points[:, 3])
+    h = np.diff(cuts)
+    r0, r1 = d[:-1] / 2.0, d[1:] / 2.0
+    area = float(np.sum(math.pi * (r0 + r1) * np.sqrt((r1 - r0) ** 2 + h * h)))
+    res = float(np.sum(4.0 * h / (math.pi * d[:-1] * d[1:])))
     return area, res
-
-
-def _diam_at_right(sec, s):
-    """Diameter just after arc position s (the later of repeated points)."""
-    k = np.nonzero(sec.arc == s)[0]
-    if len(k):
-        return float(sec.points[k[-1], 3])
-    return _diam_at(sec, s)
-
-
-def _diam_at_left(sec, s):
-    k = np.nonzero(sec.arc == s)[0]
-    if len(k):
-        return float(sec.points[k[0], 3])
-    return _diam_at(sec, s)
 
 
 # ------------------------------------------------------------------ nodes
@@ -366,7 +334,7 @@ class CableTree:
 
     Nodes are in Hines order (a parent before its children, node 0 the root).
     ``comp[i]``: compartment index of node i, or -1 for a junction; ``g[i]``: axial
-    conductance (S) between node i and its parent; ``area``, ``length`` per compartment (SI).
+    conductance (S) between node i and its parent; the other arrays are per compartment (SI).
     """
     parent: np.ndarray
     g: np.ndarray
@@ -443,19 +411,15 @@ def cable_tree(m: Morphology, ra_of_section, secs: Optional[List[Section]] = Non
     # drop junctions with one neighbour (no current through them), repeatedly
     alive = np.ones(len(parent_a), dtype=bool)
     while True:
-        deg = np.zeros(len(parent_a), dtype=np.int64)
-        for i in np.nonzero(alive)[0]:
-            if parent_a[i] >= 0:
-                deg[i] += 1
-                deg[parent_a[i]] += 1
+        linked = alive & (parent_a >= 0)
+        deg = linked.astype(np.int64) + np.bincount(parent_a[linked], minlength=len(parent_a))
         dead = alive & (comp_a < 0) & (deg <= 1)
         if not dead.any():
             break
-        for i in np.nonzero(dead)[0]:
-            alive[i] = False
-            for ch in np.nonzero(alive & (parent_a == i))[0]:
-                parent_a[ch] = -1  # the junction was the root: its only child is the new root
-                res_a[ch] = 0.0
+        alive &= ~dead
+        orphan = alive & (parent_a >= 0) & dead[np.maximum(parent_a, 0)]
+        parent_a[orphan] = -1  # the junction was the root: its only child is the new root
+        res_a[orphan] = 0.0
     keep = np.nonzero(alive)[0]
     # Hines order: depth-first from the root
     kids: Dict[int, List[int]] = {int(i): [] for i in keep}

@@ -147,11 +147,14 @@ def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
     tree_secs = sections_of(morph)
     tree = cable_tree(morph, ra_for_section, tree_secs)
     C = tree.ncomp
-    comp_segments = _compartment_segments(morph, tree)
+    comp_segments = np.array(_compartment_segments(morph, tree), dtype=np.int64)
+
+    def group_mask(name: str, where: dict) -> np.ndarray:
+        """Compartments whose centre lies on a segment of group ``name``."""
+        return np.isin(comp_segments, morph.members(name, where=where))
 
     def in_group(c: Component) -> np.ndarray:
-        members = set(morph.members(group_of(c), where=c.where()))
-        return np.array([comp_segments[i] in members for i in range(C)])
+        return group_mask(group_of(c), c.where())
 
     new_mp_children: List[Component] = []
     values: Dict[int, Dict[str, np.ndarray]] = {}
@@ -170,7 +173,7 @@ def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
             have_cap |= mask
             new_mp_children.append(nc)
         elif tag in _NONUNIFORM:
-            nc = _uniform_from(model, morph, tree, c, _NONUNIFORM[tag], comp_segments, values)
+            nc = _uniform_from(morph, tree, c, _NONUNIFORM[tag], group_mask, values)
             new_mp_children.append(nc)
         elif tag.startswith("channelDensity"):
             param = _DENSITY_PARAM.get(tag, "condDensity")
@@ -232,8 +235,8 @@ def _compartment_segments(morph: Morphology, tree: CableTree) -> List[int]:
     return out
 
 
-def _uniform_from(model: LemsModel, morph: Morphology, tree: CableTree, c: Component, new_tag: str,
-                  comp_segments, values) -> Component:
+def _uniform_from(morph: Morphology, tree: CableTree, c: Component, new_tag: str, group_mask,
+                  values) -> Component:
     """A channelDensityNonUniform* as the uniform density it is per compartment, its
     parameter evaluated from the inhomogeneous expression on each compartment."""
     vp = _child(c, "variableParameter")
@@ -244,8 +247,7 @@ def _uniform_from(model: LemsModel, morph: Morphology, tree: CableTree, c: Compo
     if param != want:
         raise UnsupportedFeature(f"{c.tag} '{c.id}': variableParameter '{param}' (only {want} can vary)",
                                  **vp.where())
-    gname = vp.attrs.get("segmentGroup")
-    members = set(morph.members(gname, where=vp.where()))
+    mask = group_mask(vp.attrs.get("segmentGroup"), vp.where())
     iv = _child(vp, "inhomogeneousValue")
     if iv is None:
         raise ModelError(f"{c.tag} '{c.id}': variableParameter has no inhomogeneousValue", **vp.where())
@@ -257,20 +259,17 @@ def _uniform_from(model: LemsModel, morph: Morphology, tree: CableTree, c: Compo
         raise UnsupportedFeature(f"inhomogeneousParameter '{pname}': metric '{metric}'", **ip.where())
     # p: path length (µm) from the root, shifted as proximal/distal details say
     p = tree.path_length * 1e6
-    prox = _child(ip, "proximal")
-    if prox is not None and "translationStart" in prox.attrs:
-        group_members = set(morph.members(ip_group(morph, ip), where=ip.where()))
-        in_g = [i for i in range(tree.ncomp) if comp_segments[i] in group_members]
-        start = min(p[i] for i in in_g) if in_g else 0.0
+    prox, dist = _child(ip, "proximal"), _child(ip, "distal")
+    shifted = prox is not None and "translationStart" in prox.attrs
+    scaled = dist is not None and "normalizationEnd" in dist.attrs
+    in_g = group_mask(_ip_group(morph, ip), ip.where()) if shifted or scaled else None
+    if shifted:
+        start = p[in_g].min() if in_g.any() else 0.0
         p = p - start + float(prox.attrs["translationStart"])
-    dist = _child(ip, "distal")
-    if dist is not None and "normalizationEnd" in dist.attrs:
-        group_members = set(morph.members(ip_group(morph, ip), where=ip.where()))
-        in_g = [i for i in range(tree.ncomp) if comp_segments[i] in group_members]
-        if in_g:
-            lo, hi = min(p[i] for i in in_g), max(p[i] for i in in_g)
-            span = hi - lo if hi > lo else 1.0
-            p = (p - lo) / span * float(dist.attrs["normalizationEnd"])
+    if scaled and in_g.any():
+        lo, hi = p[in_g].min(), p[in_g].max()
+        span = hi - lo if hi > lo else 1.0
+        p = (p - lo) / span * float(dist.attrs["normalizationEnd"])
     try:
         ast = E.parse(iv.attrs.get("value", ""))
     except E.ExpressionError as e:
@@ -281,7 +280,6 @@ def _uniform_from(model: LemsModel, morph: Morphology, tree: CableTree, c: Compo
                          f"{', '.join(sorted(unknown))} (only '{var}')", **iv.where())
     with np.errstate(all="ignore"):
         vals = np.broadcast_to(np.asarray(E.evaluate(ast, {var: p}), dtype=float), p.shape).copy()
-    mask = np.array([comp_segments[i] in members for i in range(tree.ncomp)])
     if not np.all(np.isfinite(vals[mask])):
         raise ModelError(f"inhomogeneousValue '{iv.attrs.get('value')}' is not finite on every compartment",
                          **iv.where())
@@ -293,7 +291,7 @@ def _uniform_from(model: LemsModel, morph: Morphology, tree: CableTree, c: Compo
     return nc
 
 
-def ip_group(morph: Morphology, ip: Component) -> str:
+def _ip_group(morph: Morphology, ip: Component) -> str:
     for name, g in morph.groups.items():
         if any(ch is ip for ch in g.children):
             return name
