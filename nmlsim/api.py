@@ -100,7 +100,10 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     for ef in spec.event_outputs:
         sels = []
         for s in ef.selections:
-            g, idx, rest = resolve_cell(built, _split(s.select), s.select)
+            try:
+                g, idx, rest = resolve_cell(built, _split(s.select), s.select)
+            except ModelError as e:
+                raise e.located(file=sim.path, element=f"EventSelection id='{s.id}'") from None
             if rest:
                 raise ModelError(f"EventSelection '{s.select}' must name a cell", file=sim.path)
             sels.append((s.id, g, s.port, idx))

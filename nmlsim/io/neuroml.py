@@ -6,6 +6,7 @@ meaning of NeuroML's structural elements, which jLEMS expresses with ``Structure
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import List, Tuple
 
@@ -14,6 +15,7 @@ import numpy as np
 from ..errors import ModelError
 from ..graph.network import (MAX_CELLS, ContinuousProjection, ElectricalProjection, InputList, Network,
                              Population, Projection)
+from ..graph.multicompartment import morphology_of
 from ..lems.model import Component, LemsModel
 
 _BRACKET = re.compile(r"^(?:\.\./)?([^/\[\]]+)\[(\d+)\]$")
@@ -132,6 +134,7 @@ def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_for
     seg_attrs = (("preSegment", "preFractionAlong", "postSegment", "postFractionAlong") if index_form else
                  ("preSegmentId", "preFractionAlong", "postSegmentId", "postFractionAlong"))
     pp, qp = net.population(pre_pop, where=c.where()), net.population(post_pop, where=c.where())
+    pre_segs, post_segs = _segment_ids(model, pp), _segment_ids(model, qp)
     for ch in c.children:
         w = ch.where()
         if ch.tag in ("notes", "annotation", "property"):
@@ -148,12 +151,14 @@ def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_for
         weights.append(float(ch.attrs.get("weight", 1.0)))
         delays.append(model.units.parse(ch.attrs["delay"], "time") if "delay" in ch.attrs else 0.0)
         for k, (a, lst) in enumerate(zip(seg_attrs, locs)):
-            lst.append(_location_value(ch, a, -1 if k % 2 == 0 else 0.5))
+            lst.append(_location_value(ch, a, -1 if k % 2 == 0 else 0.5, pre_segs if k < 2 else post_segs))
     return (np.array(pre_idx, dtype=np.int64), np.array(post_idx, dtype=np.int64), np.array(weights, dtype=float),
             np.array(delays, dtype=float), _locations(locs))
 
 
-def _location_value(ch, attr, default):
+def _location_value(ch, attr, default, segments=None):
+    """A segment id or fraction along on a connection or input; a segment id must be one of
+    ``segments`` (the ids of the cell's morphology; None: a cell without one, ids ignored)."""
     raw = ch.attrs.get(attr)
     if raw is None:
         return default
@@ -165,9 +170,21 @@ def _location_value(ch, attr, default):
         if not 0.0 <= v <= 1.0:
             raise ModelError(f"{attr}={raw} is outside 0..1", **ch.where())
         return v
-    if v != int(v) or v < 0:
+    if not math.isfinite(v) or v != int(v) or v < 0:
         raise ModelError(f"{attr}='{raw}' is not a segment id", **ch.where())
-    return int(v)
+    sid = int(v)
+    if segments is not None and sid not in segments[1]:
+        raise ModelError(f"{attr}={sid}: the cells of population '{segments[0]}' have no segment {sid}",
+                         **ch.where())
+    return sid
+
+
+def _segment_ids(model, pop):
+    """(population id, segment ids of its cell's morphology), or None for cells without one."""
+    morph = morphology_of(model, pop.component)
+    if morph is None:
+        return None
+    return pop.id, {int(c.id) for c in morph.children if c.tag == "segment" and str(c.id).isdigit()}
 
 
 def _locations(locs):
@@ -256,7 +273,7 @@ def _input_list(model, net, c):
         wts = np.ones(len(idx)) if c.data.get("weight") is None else np.asarray(c.data["weight"], dtype=float)
         net.inputs.append(InputList(c.id, comp, pop, idx, wts))
         return
-    per_pop = {}
+    per_pop, seg_ids = {}, {}
     for ch in c.children:
         if ch.tag not in ("input", "inputW"):
             continue
@@ -267,7 +284,9 @@ def _input_list(model, net, c):
         idx, wts, segs, fracs = per_pop.setdefault(pop, ([], [], [], []))
         idx.append(p.index_of(i))
         wts.append(float(ch.attrs.get("weight", 1.0)))
-        segs.append(_location_value(ch, "segmentId", -1))
+        if pop not in seg_ids:
+            seg_ids[pop] = _segment_ids(model, p)
+        segs.append(_location_value(ch, "segmentId", -1, seg_ids[pop]))
         fracs.append(_location_value(ch, "fractionAlong", 0.5))
     for pop, (idx, wts, segs, fracs) in per_pop.items():
         loc = _locations([segs, fracs, [], []])

@@ -64,6 +64,50 @@ def test_bad_inhomogeneous_value(tmp_path):
     assert "unknown names q" in p.stderr and "inhomogeneousValue" in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("attrs,message", [
+    ('segmentId="9" fractionAlong="0.5"', "segmentId=9: the cells of population 'p' have no segment 9"),
+    ('segmentId="inf" fractionAlong="0.5"', "segmentId='inf' is not a segment id"),
+    ('segmentId="1" fractionAlong="nan"', "fractionAlong=nan is outside 0..1"),
+    ('segmentId="1.5"', "segmentId='1.5' is not a segment id"),
+])
+def test_bad_input_location(tmp_path, attrs, message):
+    """Where an input sits on a multi-compartment cell: one line naming the <input>."""
+    cell = (f'<ionChannelHH id="pas" conductance="10pS"/><cell id="mc"><morphology id="m">{MC_SEGS}</morphology>'
+            + MC_BIO.format(grp="") + '</cell><pulseGenerator id="pg" delay="0ms" duration="1ms" amplitude="1pA"/>')
+    network = ('<network id="net"><population id="p" component="mc" size="1"/><inputList id="il" population="p" '
+               f'component="pg"><input id="0" target="../p[0]" destination="synapses" {attrs}/></inputList></network>')
+    f = tmp_path / "LEMS_mc.xml"
+    f.write_text(lems(cell + network))
+    p = run_cli(["run", f], cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert message in p.stderr and "<input id='0'>" in p.stderr and "LEMS_mc.xml:" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_bad_connection_segment(tmp_path):
+    cell = (f'<ionChannelHH id="pas" conductance="10pS"/><cell id="mc"><morphology id="m">{MC_SEGS}</morphology>'
+            + MC_BIO.format(grp="") + '</cell><expOneSynapse id="syn" gbase="1nS" erev="0mV" tauDecay="2ms"/>')
+    network = ('<network id="net"><population id="p" component="mc" size="2"/><projection id="pr" '
+               'presynapticPopulation="p" postsynapticPopulation="p" synapse="syn"><connection id="0" '
+               'preCellId="../p[0]" postCellId="../p[1]" postSegmentId="5"/></projection></network>')
+    f = tmp_path / "LEMS_mc.xml"
+    f.write_text(lems(cell + network))
+    p = run_cli(["run", f], cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert "postSegmentId=5: the cells of population 'p' have no segment 5" in p.stderr, p.stderr
+    assert "<connection id='0'>" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bad_recorded_segment(tmp_path):
+    cell = (f'<ionChannelHH id="pas" conductance="10pS"/><cell id="mc"><morphology id="m">{MC_SEGS}</morphology>'
+            + MC_BIO.format(grp="") + '</cell>')
+    f = tmp_path / "LEMS_mc.xml"
+    f.write_text(lems(cell + net("mc")).replace('quantity="p[0]/v"', 'quantity="p/0/mc/7/v"'))
+    p = run_cli(["run", f], cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert "segment 7 does not exist" in p.stderr and "<OutputColumn id='v'>" in p.stderr, p.stderr
+
+
 BLOWUP = """<ComponentType name="runaway" extends="baseCellMembPot">
   <Constant name="T" dimension="time" value="1s"/><Constant name="V1" dimension="voltage" value="1V"/>
   <Dynamics><StateVariable name="v" dimension="voltage" exposure="v"/>
