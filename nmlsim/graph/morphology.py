@@ -342,7 +342,7 @@ class CableTree:
     area: np.ndarray  # per compartment, m²
     comp_section: np.ndarray  # section index of each compartment
     comp_x: np.ndarray  # centre position (0..1) of each compartment in its section
-    path_length: np.ndarray  # from the root section's x = 0 to the compartment centre, m
+    path_length: np.ndarray  # from the root section's x = 0 to the compartment centre (through nodes), m
     sections: List[Section]
 
     @property
@@ -379,14 +379,17 @@ def cable_tree(m: Morphology, ra_of_section, secs: Optional[List[Section]] = Non
         else:
             psec = secs[sec.parent]
             x = sec.parent_x
+            # path distances run through the node the section hangs on, as NEURON's distance()
+            Lp = float(psec.arc[-1])
             if x >= 1.0:
-                attach = end_node[sec.parent]
+                attach, at = end_node[sec.parent], Lp
             elif x <= 0.0:
-                attach = start_node[sec.parent]
+                attach, at = start_node[sec.parent], 0.0
             else:
-                attach = centre[sec.parent][min(int(x * psec.nseg), psec.nseg - 1)]
+                j = min(int(x * psec.nseg), psec.nseg - 1)
+                attach, at = centre[sec.parent][j], Lp * (j + 0.5) / psec.nseg
             start_node[k] = attach
-            sec_plen0[k] = sec_plen0[sec.parent] + x * float(psec.arc[-1])
+            sec_plen0[k] = sec_plen0[sec.parent] + at
         n = sec.nseg
         edges = [L * j / n for j in range(n + 1)]
         mids = [L * (j + 0.5) / n for j in range(n)]

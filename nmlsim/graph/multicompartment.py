@@ -257,19 +257,24 @@ def _uniform_from(morph: Morphology, tree: CableTree, c: Component, new_tag: str
     metric = ip.attrs.get("metric", "Path Length from root")
     if metric != "Path Length from root":
         raise UnsupportedFeature(f"inhomogeneousParameter '{pname}': metric '{metric}'", **ip.where())
-    # p: path length (µm) from the root, shifted as proximal/distal details say
+    # p: path length (µm) from the root section's 0 end to each compartment's centre, shifted
+    # and scaled as NEURON's SubsetDomainIterator does (what jNeuroML's export uses): p0 and p1
+    # are the least and greatest distances over the group's sections, their ends included
     p = tree.path_length * 1e6
     prox, dist = _child(ip, "proximal"), _child(ip, "distal")
     shifted = prox is not None and "translationStart" in prox.attrs
     scaled = dist is not None and "normalizationEnd" in dist.attrs
-    in_g = group_mask(_ip_group(morph, ip), ip.where()) if shifted or scaled else None
-    if shifted:
-        start = p[in_g].min() if in_g.any() else 0.0
-        p = p - start + float(prox.attrs["translationStart"])
-    if scaled and in_g.any():
-        lo, hi = p[in_g].min(), p[in_g].max()
-        span = hi - lo if hi > lo else 1.0
-        p = (p - lo) / span * float(dist.attrs["normalizationEnd"])
+    if shifted or scaled:
+        in_g = group_mask(_ip_group(morph, ip), ip.where())
+        length = np.array([tree.sections[k].arc[-1] for k in tree.comp_section])
+        start = p - tree.comp_x * length
+        p0 = float(start[in_g].min()) if in_g.any() else 0.0
+        p1 = max(1.0, float((start + length)[in_g].max()) if in_g.any() else 1.0)
+        if shifted:
+            p = p - p0 + float(prox.attrs["translationStart"])
+            p1 -= p0
+        if scaled:
+            p = p / p1 * float(dist.attrs["normalizationEnd"])
     try:
         ast = E.parse(iv.attrs.get("value", ""))
     except E.ExpressionError as e:

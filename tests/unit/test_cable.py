@@ -163,3 +163,44 @@ def test_cable_converges_in_dt(tmp_path, method):
     errs = [float(np.max(np.abs(_steady(tmp_path, "numpy", method, duration="5ms", dt=dt)[-1] - ref)))
             for dt in ("0.1ms", "0.05ms", "0.025ms")]
     assert errs[2] < errs[1] < errs[0], errs
+
+
+NONUNIFORM = """<Lems><Target component="sim"/><Include file="Cells.xml"/><Include file="Networks.xml"/>
+<Include file="Simulation.xml"/><ionChannelHH id="pas" conductance="10pS"/>
+<cell id="nu"><morphology id="m">
+  <segment id="0" name="soma"><proximal x="0" y="0" z="0" diameter="10"/><distal x="0" y="0" z="0" diameter="10"/></segment>
+  <segment id="1" name="dend"><parent segment="0" fractionAlong="0.5"/><proximal x="0" y="5" z="0" diameter="2"/>
+    <distal x="0" y="65" z="0" diameter="2"/></segment>
+  <segmentGroup id="soma" neuroLexId="sao864921383"><member segment="0"/></segmentGroup>
+  <segmentGroup id="dend" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="5"/><member segment="1"/></segmentGroup>
+  <segmentGroup id="dendrite_group"><include segmentGroup="dend"/>
+    <inhomogeneousParameter id="P" variable="p" metric="Path Length from root"/>
+    <inhomogeneousParameter id="R" variable="r" metric="Path Length from root"><proximal translationStart="0"/><distal normalizationEnd="1"/></inhomogeneousParameter>
+  </segmentGroup>
+</morphology><biophysicalProperties id="bp"><membraneProperties>
+  <channelDensityNonUniform id="byP" ionChannel="pas" erev="-65mV" ion="non_specific"><variableParameter parameter="condDensity" segmentGroup="dendrite_group"><inhomogeneousValue inhomogeneousParameter="P" value="p"/></variableParameter></channelDensityNonUniform>
+  <channelDensityNonUniform id="byR" ionChannel="pas" erev="-65mV" ion="non_specific"><variableParameter parameter="condDensity" segmentGroup="dendrite_group"><inhomogeneousValue inhomogeneousParameter="R" value="r"/></variableParameter></channelDensityNonUniform>
+  <spikeThresh value="0mV"/><specificCapacitance value="1 uF_per_cm2"/><initMembPotential value="-65mV"/>
+</membraneProperties><intracellularProperties><resistivity value="100 ohm_cm"/></intracellularProperties></biophysicalProperties></cell>
+<network id="net"><population id="p" component="nu" size="1"/></network>
+<Simulation id="sim" length="1ms" step="0.025ms" target="net"/></Lems>"""
+
+
+def test_inhomogeneous_parameters_as_neuron_computes_them(tmp_path):
+    """p: NEURON's distance() from the root section's 0 end to each compartment centre, through
+    the node a child hangs on (the soma cylinder's centre here: 5 µm); r: translated by the
+    least and normalised by the greatest distance over the group's sections, ends included
+    (NEURON's SubsetDomainIterator): r = (p - 5) / (65 - 5)."""
+    import nmlsim
+    from nmlsim.graph.multicompartment import lower_cell
+    f = tmp_path / "LEMS_nu.xml"
+    f.write_text(NONUNIFORM)
+    model = nmlsim.load(str(f)).model
+    lay = lower_cell(model, model.component("nu"))
+    dens = {}
+    for node in [lay.component] + [c for b in lay.component.children for m in b.children for c in m.children]:
+        if id(node) in lay.values and "condDensity" in lay.values[id(node)]:
+            dens[node.id] = lay.values[id(node)]["condDensity"]
+    p = np.array([11.0, 23.0, 35.0, 47.0, 59.0])
+    np.testing.assert_allclose(dens["byP"], np.concatenate([[0.0], p]), rtol=1e-12)
+    np.testing.assert_allclose(dens["byR"], np.concatenate([[0.0], (p - 5.0) / 60.0]), rtol=1e-12)
