@@ -123,9 +123,8 @@ class CablePhase:
             p["vj"][...] = vn[:, p["junc"]]
 
     def _nodes(self, V, p, init=False) -> np.ndarray:
-        v = np.broadcast_to(np.asarray(V[p["v"]], dtype=float), (V[p["v"]].size,))
         vn = np.empty((p["ncells"], p["nn"]))
-        vn[:, p["mem"]] = v[p["inst"]]
+        vn[:, p["mem"]] = V[p["v"]][p["inst"]]
         if init:
             # junctions: repeat until every junction reads a compartment's value
             for _ in range(len(p["junc"]) + 1):
@@ -138,16 +137,16 @@ class CablePhase:
         dt = self.dt
         for p in self.parts:
             vn = self._nodes(V, p)
-            cap = p["cap"]
-            f = np.zeros_like(vn)
-            b = np.zeros_like(vn)
-            f[:, p["mem"]] = np.broadcast_to(V[p["f"]], V[p["v"]].shape)[p["inst"]]
-            b[:, p["mem"]] = np.broadcast_to(V[p["b"]], V[p["v"]].shape)[p["inst"]]
-            d = np.ascontiguousarray(cap / dt - cap * b + p["diag"][None, :])
-            rhs = np.ascontiguousarray(cap * f - (p["lap"] @ vn.T).T)
+            mem, inst = p["mem"], p["inst"]
+            cap = p["cap"][:, mem]
+            # junctions have no capacitance and no membrane: their rows are axial terms only
+            d = np.repeat(p["diag"][None, :], p["ncells"], axis=0)
+            d[:, mem] += cap / dt - cap * V[p["b"]][inst]
+            rhs = np.ascontiguousarray(-(p["lap"] @ vn.T).T)
+            rhs[:, mem] += cap * V[p["f"]][inst]
             self.solve_tree(p["parent"], p["g"], d, rhs)
             vn += rhs
-            V[p["v"]][p["inst"]] = vn[:, p["mem"]]
+            V[p["v"]][inst] = vn[:, mem]
             p["vj"][...] = vn[:, p["junc"]]
 
 
