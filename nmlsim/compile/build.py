@@ -27,13 +27,12 @@ class EventRoute:
 
 @dataclass
 class CableSpec:
-    """Cells of one morphology in one group: instance of compartment c of cell k is
-    ``offset + k * ncomp + c``."""
+    """The cells of one group, all of one morphology: compartment c of cell k is instance
+    ``k * ncomp + c``; capacitance per compartment (F), or None to read the group's ``totCap``."""
     gid: int
     v_key: str
     tree: CableTree
-    capacitance: np.ndarray  # per compartment, F
-    offset: int
+    capacitance: Optional[np.ndarray]
     ncells: int
 
 
@@ -193,7 +192,7 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
             for node in g.nodes:
                 for pname, arr in lay.values.get(id(node.comp), {}).items():
                     g.per_instance[node.key(pname)] = np.tile(arr, ncells)
-            b.cables.append(CableSpec(g.gid, "v", lay.tree, lay.capacitance, 0, ncells))
+            b.cables.append(CableSpec(g.gid, "v", lay.tree, lay.capacitance, ncells))
             offset = 0
             for pid in pids:
                 b.pop_groups[pid] = g

@@ -81,7 +81,7 @@ class CablePhase:
             nn = len(t.parent)
             mem = np.nonzero(t.comp >= 0)[0]
             junc = np.nonzero(t.comp < 0)[0]
-            inst = s.offset + np.arange(s.ncells)[:, None] * t.ncomp + t.comp[mem][None, :]
+            inst = np.arange(s.ncells)[:, None] * t.ncomp + t.comp[mem][None, :]
             child = np.arange(1, nn)
             par = t.parent[1:]
             gg = t.g[1:]
@@ -118,7 +118,7 @@ class CablePhase:
             if s.capacitance is None:  # a point cell: its LEMS capacitance
                 n = s.ncells * s.tree.ncomp
                 c = np.broadcast_to(np.asarray(self.prog.value(s.gid, "totCap"), dtype=float), (n,))
-                p["cap"][:, p["mem"]] = c[p["inst"] - s.offset]
+                p["cap"][:, p["mem"]] = c[p["inst"]]
             vn = self._nodes(V, p, init=True)
             p["vj"][...] = vn[:, p["junc"]]
 
@@ -169,5 +169,5 @@ def point_cell_specs(built) -> List[CableSpec]:
         done.add(g.gid)
         if not g.model.is_a(g.root.tname, "cell") or "v" not in g.state or "totCap" not in g.derived:
             continue
-        out.append(CableSpec(g.gid, "v", point_tree(), None, 0, g.n))
+        out.append(CableSpec(g.gid, "v", point_tree(), None, g.n))
     return out
