@@ -452,8 +452,8 @@ class SonataReader:
                     isinstance(morph[first], float) and np.isnan(morph[first])):
                 raise UnsupportedFeature(
                     f"node type {tid} of population '{np_.name}' is a {mtypes[first]} cell on morphology "
-                    f"'{morph[first]}': multi-compartment cells are not supported (nmlsim simulates point and "
-                    "single-compartment cells)", file=np_.file)
+                    f"'{morph[first]}': SONATA cells on morphology files are not supported yet (NeuroML "
+                    "multi-compartment cells are)", file=np_.file)
             self._cell_component(np_, part, tid, dfile, overrides, mtypes[first])
             np_.parts.append(part)
             pos = None

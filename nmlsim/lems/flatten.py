@@ -212,14 +212,15 @@ class Group:
             node.children.setdefault(slot, []).append(child)
 
     def _fix_segments(self, node: Node) -> None:
-        """A segment without <proximal> starts at its parent's distal point (NeuroML rule)."""
+        """A morphology of several segments reaches the flattener only where the cell is not
+        in a population (populations lower it to compartments: graph.multicompartment)."""
         segs = node.children.get("segments")
         if not segs or node.tname != "morphology" and not self.model.is_a(node.tname, "morphology"):
             return
         if len(segs) > 1:
             raise UnsupportedFeature(
-                f"multi-compartment cells are not supported yet: the morphology has {len(segs)} segments",
-                **node.where())
+                f"a multi-compartment cell ({len(segs)} segments) runs only as cells of a population "
+                "(a network), not as the simulation target itself", **node.where())
 
     # -------------------------------------------------------------- names
     def local_names(self, node: Node) -> Dict[str, str]:
