@@ -191,6 +191,14 @@ class LemsModel:
                           file=self.types[name].file, line=self.types[name].line)
         for tname in reversed(chain):
             t = self.types[tname]
+            # A name defined again further down the chain takes the new kind: channelDensityVShift's
+            # Parameter vShift replaces the Constant vShift = 0 of channelDensity, which it extends.
+            for own, others in (("parameters", ("constants", "derived_parameters")),
+                                ("constants", ("parameters", "derived_parameters")),
+                                ("derived_parameters", ("parameters", "constants"))):
+                for nm in getattr(t, own):
+                    for o in others:
+                        getattr(m, o).pop(nm, None)
             for attr in ("parameters", "derived_parameters", "constants", "exposures", "requirements",
                          "properties", "links", "children", "child", "attachments", "component_refs",
                          "event_ports", "fixed"):
