@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedFeature
 from ..lems import expr as E
-from ..lems.model import Component, ComponentType, Dynamics, LemsModel
+from ..lems.model import Component, ComponentType, DerivedVariable, Dynamics, LemsModel
 from .morphology import CableTree, Morphology, cable_tree, location, sections_of
 
 #: non-uniform densities -> the uniform type computing the same current, and their parameter
@@ -107,6 +107,81 @@ def _compartment_type(model: LemsModel, tname: str) -> str:
     ct.dynamics = dyn
     model.add_type(ct)
     return name
+
+
+def _masked_species_type(model: LemsModel, tname: str) -> str:
+    """A species type whose concentrations count only on the compartments of its segment group.
+
+    ``presence`` is 1 on the compartments the species covers; ``fixedShare`` is 1 on the
+    compartments no species of its ion covers (last species of the ion only): there the
+    concentrations stay at the species' initial values, as NEURON keeps ``cai``/``cao`` at
+    ``cai0``/``cao0`` in sections without the pool mechanism (jNeuroML sets those globals once
+    per species, so the last one stays).  (The intracellular properties
+    sum their species' concentrations per ion, so without the mask two pools on two groups
+    would add up on every compartment.)
+    """
+    name = f"{tname}__masked"
+    if model.has_type(name):
+        return name
+    base = model.resolved(tname)
+    dyn = copy.deepcopy(base.dynamics) if base.dynamics is not None else Dynamics()
+    keep = []
+    for d in dyn.derived:
+        if d.name in ("concentration", "extConcentration") and d.select:
+            init = "initialConcentration" if d.name == "concentration" else "initialExtConcentration"
+            keep.append(DerivedVariable(name=f"{d.name}__pool", dimension=d.dimension, select=d.select,
+                                        reduce=d.reduce, required=d.required))
+            keep.append(DerivedVariable(name=d.name, dimension=d.dimension, exposure=d.exposure,
+                                        value=f"presence * {d.name}__pool + fixedShare * {init}"))
+        else:
+            keep.append(d)
+    dyn.derived = keep
+    ct = ComponentType(name=name, extends=tname, file=base.file, line=base.line)
+    ct.parameters["presence"] = "none"
+    ct.parameters["fixedShare"] = "none"
+    ct.dynamics = dyn
+    model.add_type(ct)
+    return name
+
+
+def _species_masks(model: LemsModel, ip: Component, C: int, in_group, values) -> Component:
+    """``ip`` with its species masked by segment group where the groups do not all cover the cell."""
+    species = [c for c in ip.children if c.tag == "species"]
+    by_ion: Dict[str, List[Component]] = {}
+    for sp in species:
+        by_ion.setdefault(sp.attrs.get("ion", sp.id), []).append(sp)
+    masks = {}
+    needed = False
+    for lst in by_ion.values():
+        owner = np.full(C, -1)
+        for j, sp in enumerate(lst):
+            owner[in_group(sp)] = j  # a later species on the same compartment wins
+        needed |= len(lst) > 1 or bool((owner < 0).any())
+        for j, sp in enumerate(lst):
+            masks[id(sp)] = ((owner == j).astype(float), ((owner < 0) & (j == len(lst) - 1)).astype(float))
+    if not needed:
+        return ip
+    children = []
+    seen_ids = set()
+    for c in ip.children:
+        if c.tag == "species":
+            nc = copy.copy(c)
+            if nc.id in seen_ids:  # the same species (id "ca") on two groups: two pools, two names
+                k = 2
+                while f"{c.id}__{k}" in seen_ids:
+                    k += 1
+                nc.id = f"{c.id}__{k}"
+            seen_ids.add(nc.id)
+            nc.type = _masked_species_type(model, model.type_of(c))
+            nc.type_attr = None
+            nc.attrs = dict(c.attrs, presence="1", fixedShare="0")
+            w, u = masks[id(c)]
+            values[id(nc)] = {"presence": w, "fixedShare": u}
+            c = nc
+        children.append(c)
+    new_ip = copy.copy(ip)
+    new_ip.children = children
+    return new_ip
 
 
 def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
@@ -203,7 +278,8 @@ def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
     new_mp = copy.copy(mp)
     new_mp.children = new_mp_children
     new_bio = copy.copy(bio)
-    new_bio.children = [new_mp if c is mp else c for c in bio.children]
+    new_ip = _species_masks(model, ip, C, in_group, values) if ip is not None else None
+    new_bio.children = [new_mp if c is mp else new_ip if c is ip else c for c in bio.children]
     tname = model.type_of(cell)
     lowered = copy.copy(cell)
     lowered.type = _compartment_type(model, tname)
