@@ -51,6 +51,13 @@ class RunResult:
     simulator: Optional[Simulator] = None
 
 
+def default_method(built) -> str:
+    """``neuron`` (NEURON's fixed step as jNeuroML's NEURON export runs it) for models with
+    multi-compartment cells — NEURON is their reference simulator, jLEMS cannot run them —
+    otherwise ``exp_euler``."""
+    return "neuron" if built.cables else "exp_euler"
+
+
 def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
@@ -60,11 +67,11 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
     """
     spec = sim.spec
-    method = method or "exp_euler"
     dt = float(dt) if dt else spec.step
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
     built = build_groups(sim.network, merge_synapses=merge_synapses)
+    method = method or default_method(built)
     result = RunResult()
     base = Path(outdir) if outdir else Path.cwd()
 

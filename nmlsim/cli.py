@@ -75,7 +75,7 @@ def cmd_run(args) -> int:
         for f in res.files:
             print(f"wrote {f}")
         print(f"simulated {sim.spec.length if args.duration is None else args.duration:g} s "
-              f"in {time.time() - t0:.2f} s ({args.method or 'exp_euler'})")
+              f"in {time.time() - t0:.2f} s ({res.simulator.method})")
     if args.plot:
         from .plot import plot_result
         out = plot_result(sim, res, Path(args.outdir or "."), duration=args.duration)
@@ -155,8 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="simulate a LEMS file (writing its OutputFiles like jnml) or a SONATA simulation config")
     r.add_argument("file")
     r.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4", "neuron"),
-                   help="integrator (default: exp_euler; euler is what jLEMS does; neuron is NEURON's fixed "
-                        "step: voltage by backward Euler, then gates with the new voltage)")
+                   help="integrator (default: neuron for models with multi-compartment cells, otherwise "
+                        "exp_euler; euler is what jLEMS does; neuron is NEURON's fixed step as jNeuroML's "
+                        "NEURON export runs it: voltage by backward Euler, then every other state by forward "
+                        "Euler with the new voltage, gated conductances one update late)")
     r.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
                    help="numpy (default) or numba: the whole time loop compiled by Numba (needs the numba "
                         "package; compiled kernels are cached in ~/.cache/nmlsim/numba)")

@@ -231,7 +231,7 @@ def stepper_jacobian(method: str, prog) -> Optional[list]:
                                  "implicitly): use --method exp_euler or euler")
     if method == "exp_euler":
         return jacobian_diagonal(prog)
-    if method == "euler" and prog.implicit:
+    if method in ("euler", "neuron") and prog.implicit:
         return [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jacobian_diagonal(prog))]
     return None
 

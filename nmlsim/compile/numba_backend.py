@@ -391,7 +391,7 @@ class NumbaKernels:
         computed into registers and never stored (``local``: their V names)."""
         if not available():
             raise UnsupportedFeature("the numba backend needs the 'numba' package (pip install numba)")
-        if method not in ("euler", "exp_euler", "rk4"):
+        if method not in ("euler", "exp_euler", "rk4", "neuron"):
             raise UnsupportedFeature(f"the numba backend has no integrator '{method}' (use --backend numpy)")
         self.prog = prog
         self.dt = float(dt)
@@ -413,8 +413,14 @@ class NumbaKernels:
         self.consts: List[np.ndarray] = []
         self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
         lines_d = self._derived_lines()
-        lines_s = (self._rk4_lines() if method == "rk4" else
-                   self._step_lines(jdiag))
+        lines_s2 = None
+        if method == "neuron":  # NEURON's step: f, B of the implicit states; the rest after the solve
+            implicit = set(prog.implicit)
+            lines_s = self._step_lines(jdiag, keys=implicit)
+            lines_s2 = self._step_lines(None, keys={k for k in prog.rate_keys if k not in implicit})
+        else:
+            lines_s = (self._rk4_lines() if method == "rk4" else
+                       self._step_lines(jdiag))
         lines_r = self._rates_lines()
         self.loop = None
         self.loop_refusal = None  # why the event phase could not be compiled (the engine loops in Python)
@@ -436,6 +442,8 @@ class NumbaKernels:
         lines_d = _fuse(lines_d, cut=not self.table)
         if method != "rk4" and not self.table:  # each group's update reads its own states and derived arrays only
             lines_s = _fuse(lines_s)
+            if lines_s2 is not None:
+                lines_s2 = _fuse(lines_s2)
         self.local: Set[str] = set()
         self.fused = False  # _run records states only, then derived + update in one pass (_dstep)
         if keep is not None and self.loop is not None:
@@ -450,6 +458,8 @@ class NumbaKernels:
         src = [f"def _derived({args}):"] + (lines_d or ["    pass"])
         src += [f"def _step({args}):"] + ([ln.replace("{ARGS}", plain) for ln in lines_s] or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
+        if lines_s2 is not None:
+            src += [f"def _step2({args}):"] + (lines_s2 or ["    pass"])
         if self.loop is not None:
             from .numba_loop import RUN_TEMPLATE
             src += [ln.replace("{ARGS}", plain) for ln in lines_e]
@@ -501,6 +511,7 @@ class NumbaKernels:
             return f
         self._r = jit("_rates") if method == "rk4" else None
         self._d, self._s = jit("_derived"), jit("_step")
+        self._s2 = jit("_step2") if lines_s2 is not None else None
         self._run = None
         if self.loop is not None:
             self._events = jit("_events")
@@ -513,6 +524,8 @@ class NumbaKernels:
         sig = tuple(numba.typeof(x) for x in (0.0,) + self._args(prog.V))
         self._d.compile(sig)
         self._s.compile(sig)
+        if self._s2 is not None:
+            self._s2.compile(sig)
         if self._r is not None:
             self._r.compile(sig + tuple(numba.typeof(r) for r in self._rate_out))
         if self.loop is not None:
@@ -706,13 +719,16 @@ class NumbaKernels:
         return out
 
     # ------------------------------------------------------------- step
-    def _step_lines(self, jdiag) -> List[str]:
+    def _step_lines(self, jdiag, keys=None) -> List[str]:
         """One loop per group: every rate of an instance from its current values, then the
-        new values (rates read their own group's states and the derived arrays only)."""
+        new values (rates read their own group's states and the derived arrays only).
+        ``keys``: only these states (NEURON's step updates the voltage and the rest apart)."""
         prog = self.prog
         dt = self.dt
         per_group: Dict[int, Tuple[List[str], List[str]]] = {}
         for j, (gid, key) in enumerate(prog.rate_keys):
+            if keys is not None and (gid, key) not in keys:
+                continue
             g = prog.by_gid[gid]
             calc, write = per_group.setdefault(gid, ([], []))
             x = self._arr(prog.py(gid, key))
@@ -811,6 +827,10 @@ class NumbaKernels:
 
     def step(self, V, t):
         self._s(float(t), *self._args(V))
+
+    def step_after(self, V, t):
+        """--method neuron: the states other than the implicit ones, after the solve."""
+        self._s2(float(t), *self._args(V))
 
     def rates(self, V, t):
         """The time derivatives (fresh arrays, as the NumPy ``rates`` returns), for RK4."""

@@ -81,12 +81,27 @@ class Simulator:
         if self.method == "neuron":
             before, after = self.integrate
             cable, prog, dt = self.cable, self.program, self.dt
+            lagged = self._neuron_lagged_states(specs)
+            #: the states the currents of the coming step see: those before the last update
+            #: (0 before the first: jNeuroML's INITIAL evaluates the conductances with gates at 0)
+            self.lag = {nm: np.zeros_like(V_) for nm, V_ in ((nm, self.V[nm]) for nm in lagged)}
+            lag = self.lag
 
             def integrate(V, t):
+                if lag:
+                    now = {nm: V[nm].copy() for nm in lag}
+                    for nm, x in lag.items():
+                        V[nm][...] = x
+                    prog.derived(V, t)
                 before(V, t)
+                if lag:
+                    for nm, x in now.items():
+                        V[nm][...] = x
                 if cable is not None:
                     cable.solve(V)
                 prog.derived(V, t + dt)
+                for nm, x in lag.items():
+                    x[...] = V[nm]
                 after(V, t + dt)
             self.integrate = integrate
         elif self.cable is not None:
@@ -107,17 +122,53 @@ class Simulator:
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
 
+    def _neuron_lagged_states(self, specs) -> List[str]:
+        """States whose currents NEURON sees one step late with jNeuroML's mod files.
+
+        A generated channel (or synapse) mod computes its gates' conductance factors (and a
+        synapse its current) in ``rates()``, called from the state update *before* the states
+        move; the next step's currents use those stored values.  So during a step the
+        currents see the states of one update earlier, and during the first step the value
+        INITIAL left there, computed with every state still 0.  Concentration models are not
+        lagged: their ``cai`` is written by the state update and read fresh.  Only the cells
+        whose voltage the implicit phase solves (and what is attached to them) lag.
+        """
+        prog = self.program
+        cable_gids = {c.gid for c in specs}
+        model = self.built.net.model if hasattr(self.built, "net") else None
+        out = []
+        rate_keys = set(prog.rate_keys)
+        for g in self.built.groups:
+            host = g
+            while host is not None and host.gid not in cable_gids:
+                host = host.parent.group if host.parent is not None else None
+            if host is None:
+                continue
+            for node in g.nodes:
+                if node.ct.dynamics is None or not node.ct.dynamics.state:
+                    continue
+                if model is not None and model.is_a(node.tname, "concentrationModel"):
+                    continue
+                for sname in node.ct.dynamics.state:
+                    k = (g.gid, node.key(sname))
+                    if k in prog.implicit or k not in rate_keys:
+                        continue
+                    out.append(prog.py(*k))
+        return out
+
     def _compile(self, observe):
         from ..compile.integrators import stepper_jacobian
         from ..compile.numba_backend import NumbaKernels
         jd = stepper_jacobian(self.method, self.program)
         kept = None if observe is None else {self.program.py(gid, key) for gid, key in observe}
         # the implicit phase runs between compiled calls: the engine drives the steps
-        spec = None if self.program.implicit else self._loop_spec()
+        spec = None if self.program.implicit or self.method == "neuron" else self._loop_spec()
         kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept)
         self.kernels = kernels
         self.program.derived = kernels.derived
         self.integrate = kernels.step  # RK4 too: its stages compiled in the step
+        if self.method == "neuron":
+            self.integrate = (kernels.step, kernels.step_after)
         if self.method == "rk4":
             self.program.rates = kernels.rates
 

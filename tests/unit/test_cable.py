@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from nmlsim.errors import UnsupportedFeature
 from nmlsim.graph.morphology import Morphology, cable_tree
 from nmlsim.lems.model import Component
 
@@ -118,10 +117,6 @@ def _steady(tmp_path, backend, method, **kw):
 @pytest.mark.parametrize("method", ["exp_euler", "euler", "neuron"])
 def test_finite_cable_steady_state(tmp_path, backend, method):
     """Sealed-end cable, current into one end: V(x) - E = I r_i lambda cosh((L-x)/lambda) / sinh(L/lambda)."""
-    if backend == "numba" and method == "neuron":
-        with pytest.raises(UnsupportedFeature):
-            _steady(tmp_path, backend, method)
-        return
     rows = _steady(tmp_path, backend, method)
     v = rows[-1, 1:] if rows.shape[1] == 11 else rows[-1]
     rm, ra, d, L, i = 1.0, 1.0, 2e-6, 1e-3, 0.1e-9  # Ω·m², Ω·m, m, m, A
