@@ -68,6 +68,63 @@ def hines_solver():
     return _HINES
 
 
+_STEP = None
+
+
+def _cable_step_py(v, f, b, inst, mem, junc, vj, cap, diag, parent, g, dt, vn, d, rhs):
+    """One cable part's implicit step, all cells, in one compiled call (see solve())."""
+    ncells, nn = vn.shape
+    nmem = mem.shape[0]
+    njunc = junc.shape[0]
+    for c in range(ncells):
+        for k in range(nmem):
+            vn[c, mem[k]] = v[inst[c, k]]
+        for k in range(njunc):
+            vn[c, junc[k]] = vj[c, k]
+        for i in range(nn):
+            d[c, i] = diag[i]
+            rhs[c, i] = 0.0
+        for i in range(1, nn):
+            p = parent[i]
+            x = g[i] * (vn[c, p] - vn[c, i])
+            rhs[c, i] += x
+            rhs[c, p] -= x
+        for k in range(nmem):
+            i = mem[k]
+            ck = cap[c, i]
+            j = inst[c, k]
+            d[c, i] += ck / dt - ck * b[j]
+            rhs[c, i] += ck * f[j]
+        for i in range(nn - 1, 0, -1):
+            p = parent[i]
+            q = g[i] / d[c, i]
+            d[c, p] -= q * g[i]
+            rhs[c, p] += q * rhs[c, i]
+        rhs[c, 0] /= d[c, 0]
+        for i in range(1, nn):
+            rhs[c, i] = (rhs[c, i] + g[i] * rhs[c, parent[i]]) / d[c, i]
+        for k in range(nmem):
+            v[inst[c, k]] = vn[c, mem[k]] + rhs[c, mem[k]]
+        for k in range(njunc):
+            vj[c, k] = vn[c, junc[k]] + rhs[c, junc[k]]
+
+
+def cable_stepper():
+    """The whole implicit step of one part compiled with numba, or None without numba."""
+    global _STEP
+    if _STEP is None:
+        try:
+            import numba
+        except ImportError:
+            _STEP = False
+        else:
+            try:
+                _STEP = numba.njit(cache=True)(_cable_step_py)
+            except Exception:  # no cache folder: compile in memory
+                _STEP = numba.njit(_cable_step_py)
+    return _STEP or None
+
+
 class CablePhase:
     """The implicit voltage update of every :class:`CableSpec` of a program."""
 
@@ -76,6 +133,7 @@ class CablePhase:
         self.prog = prog
         self.parts = []
         self.solve_tree = hines_solver()
+        self.step_compiled = cable_stepper()
         for s in specs:
             t = s.tree
             nn = len(t.parent)
@@ -135,6 +193,25 @@ class CablePhase:
 
     def solve(self, V) -> None:
         dt = self.dt
+        if self.step_compiled is not None:
+            for p in self.parts:
+                w = p.get("work")
+                if w is None:
+                    shape = (p["ncells"], p["nn"])
+                    w = p["work"] = (np.empty(shape), np.empty(shape), np.empty(shape),
+                                     np.ascontiguousarray(p["inst"], dtype=np.int64),
+                                     np.ascontiguousarray(p["mem"], dtype=np.int64),
+                                     np.ascontiguousarray(p["junc"], dtype=np.int64),
+                                     np.ascontiguousarray(p["diag"], dtype=float))
+                vn, d, rhs, inst, mem, junc, diag = w
+                v, f, b = V[p["v"]], V[p["f"]], V[p["b"]]
+                if np.shape(f) != v.shape:  # a constant f or B (a passive cell's B) as an array
+                    f = np.ascontiguousarray(np.broadcast_to(f, v.shape), dtype=float)
+                if np.shape(b) != v.shape:
+                    b = np.ascontiguousarray(np.broadcast_to(b, v.shape), dtype=float)
+                self.step_compiled(v, f, b, inst, mem, junc,
+                                   p["vj"], p["cap"], diag, p["parent"], p["g"], dt, vn, d, rhs)
+            return
         for p in self.parts:
             vn = self._nodes(V, p)
             mem, inst = p["mem"], p["inst"]

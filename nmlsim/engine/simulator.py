@@ -47,6 +47,43 @@ class Recorder:
         return None
 
 
+def _copy_arrays(dst, src):
+    for a, b in zip(dst, src):
+        a[...] = b
+
+
+_COPIER = None
+
+
+def _array_copier():
+    """``copy(dst, src)``: every array of the tuple ``src`` into the same-shaped one of ``dst`` —
+    one compiled call per step with numba (the lagged states of ``--method neuron``)."""
+    global _COPIER
+    if _COPIER is None:
+        try:
+            import numba
+        except ImportError:
+            _COPIER = _copy_arrays
+        else:
+            def copy_tuple(dst, src):
+                for k in range(len(dst)):
+                    a = dst[k]
+                    b = src[k]
+                    for i in range(a.shape[0]):
+                        a[i] = b[i]
+            jitted = numba.njit(cache=True)(copy_tuple)
+
+            def copier(dst, src):
+                if len(dst) == 0:
+                    return
+                try:
+                    jitted(dst, src)
+                except Exception:  # not one array type (a 0-d state): plain NumPy
+                    _copy_arrays(dst, src)
+            _COPIER = copier
+    return _COPIER
+
+
 class Simulator:
     def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
                  backend: str = "numpy", observe: Optional[Iterable[Tuple[int, str]]] = None):
@@ -84,24 +121,26 @@ class Simulator:
             lagged = self._neuron_lagged_states(specs)
             #: the states the currents of the coming step see: those before the last update
             #: (0 before the first: jNeuroML's INITIAL evaluates the conductances with gates at 0)
-            self.lag = {nm: np.zeros_like(V_) for nm, V_ in ((nm, self.V[nm]) for nm in lagged)}
+            self.lag = {nm: np.zeros_like(self.V[nm], dtype=float) for nm in lagged}
             lag = self.lag
+            copy_all = _array_copier()
+            states = tuple(self.V[nm] for nm in lag)
+            lags = tuple(lag.values())
+            saved = tuple(np.empty_like(x) for x in lags)
 
             def integrate(V, t):
-                if lag:
-                    now = {nm: V[nm].copy() for nm in lag}
-                    for nm, x in lag.items():
-                        V[nm][...] = x
+                if lags:
+                    copy_all(saved, states)
+                    copy_all(states, lags)
                     prog.derived(V, t)
                 before(V, t)
-                if lag:
-                    for nm, x in now.items():
-                        V[nm][...] = x
+                if lags:
+                    copy_all(states, saved)
                 if cable is not None:
                     cable.solve(V)
                 prog.derived(V, t + dt)
-                for nm, x in lag.items():
-                    x[...] = V[nm]
+                if lags:
+                    copy_all(lags, states)
                 after(V, t + dt)
             self.integrate = integrate
         elif self.cable is not None:
