@@ -161,6 +161,34 @@ class Simulator:
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
 
+    def _neuron_watch(self, fn):
+        """A condition handler tested with NEURON's clock, for ``WATCH (t > time)``.
+
+        NEURON advances ``t`` by dt/2 twice a step (in ms), so after step k it is not k·dt
+        but that sum with its rounding (61.00000000000531 after 2440 steps of 0.025 ms);
+        WATCH compares it strictly.  The handler gets that time (in s, nudged below by 1e-15
+        relative so that an exact tie stays false)."""
+        dt = self.dt
+        h = round(dt * 1000.0, 12) * 0.5  # NEURON's dt/2 in ms, as jNeuroML writes the step
+        cache = {"t": np.zeros(1)}
+
+        def clock(k: int) -> float:
+            tn = cache["t"]
+            if k >= len(tn):
+                n = max(2 * len(tn), k + 1)
+                halves = np.empty(2 * n - 1)
+                halves[0] = 0.0
+                halves[1:] = h
+                tn = cache["t"] = np.cumsum(halves)[::2]  # sequential sums, as NEURON's t += dt/2
+            return float(tn[k])
+
+        lead = 0.5 * dt
+
+        def handler(V, t, m):
+            k = int(round((t - lead) / dt))
+            return fn(V, clock(k) * 1e-3 * (1.0 - 1e-15), m)
+        return handler
+
     def _neuron_lagged_states(self, specs) -> List[str]:
         """States whose currents NEURON sees one step late with jNeuroML's mod files.
 
@@ -239,6 +267,14 @@ class Simulator:
         for g, h, fname in prog.handlers:
             fn = prog.handler_fns[fname]
             if h.kind == "condition":
+                model = self.built.net.model
+                if (self.method == "neuron" and model.is_a(h.node.tname, "spike") and h.node.parent is not None
+                        and model.is_a(h.node.parent.tname, "spikeArray")):
+                    # jNeuroML's NEURON export makes a spikeArray's spike a WATCH (t > time),
+                    # tested with the step's end time as NEURON accumulates it, not the
+                    # mid-step time of the currents (a timedSynapticInput's spikes become
+                    # NetStims: exact times, as for every other condition)
+                    fn = self._neuron_watch(fn)
                 self.cond_handlers.append((g, h, fn))
             elif h.kind == "event":
                 self.event_handlers[(g.gid, h.node.prefix, h.port)].append((g, h, fn))

@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parents[1] / "data" / "multicomp"
 pytestmark = [pytest.mark.slow, pytest.mark.needs_jnml]
 
 
-def _neuron_reference(tmp: Path) -> Path:
+def _neuron_reference(tmp: Path, lems: str = "LEMS_mc.xml") -> Path:
     if shutil.which("pynml") is None or shutil.which("java") is None or shutil.which("nrnivmodl") is None:
         pytest.skip("needs pyNeuroML (pynml), Java and NEURON (nrnivmodl)")
     ref = tmp / "nrn"
@@ -24,10 +24,10 @@ def _neuron_reference(tmp: Path) -> Path:
         shutil.copy(f, ref)
     (ref / "results").mkdir()
     env = dict(os.environ, NEURON_HOME=str(Path(sys.executable).resolve().parents[1]))
-    subprocess.run(["pynml", "LEMS_mc.xml", "-neuron", "-nogui"], cwd=ref, env=env, check=True,
+    subprocess.run(["pynml", lems, "-neuron", "-nogui"], cwd=ref, env=env, check=True,
                    capture_output=True, timeout=600)
     subprocess.run(["nrnivmodl"], cwd=ref, env=env, check=True, capture_output=True, timeout=600)
-    subprocess.run([sys.executable, "LEMS_mc_nrn.py", "-nogui"], cwd=ref, env=env, check=True,
+    subprocess.run([sys.executable, lems.replace(".xml", "_nrn.py"), "-nogui"], cwd=ref, env=env, check=True,
                    capture_output=True, timeout=600)
     return ref / "results"
 
@@ -71,3 +71,33 @@ def test_neuron_method_reproduces_jneuroml_neuron_step_for_step(tmp_path, refere
     ours = np.loadtxt(tmp_path / "out" / "results" / "mc_v.dat")
     ref = np.loadtxt(reference / "mc_v.dat")
     np.testing.assert_allclose(ours[:, 1:], ref[:, 1:], rtol=0, atol=1e-7)  # V: 0.1 µV
+
+
+@pytest.fixture(scope="module")
+def stim_reference(tmp_path_factory):
+    return _neuron_reference(tmp_path_factory.mktemp("multicomp_stim"), "LEMS_stim.xml")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_event_inputs_on_segments_as_neuron(tmp_path, stim_reference, backend):
+    """A spikeArray population (jNeuroML makes it WATCH (t > time) on NEURON's accumulated
+    clock), a timedSynapticInput (NetStims), weighted and delayed connections onto dendritic
+    segments and a soma-to-soma connection, two cells: every value within 1 µV of NEURON's,
+    the same spikes."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    import nmlsim
+    for f in HERE.iterdir():
+        shutil.copy(f, tmp_path)
+    sim = nmlsim.load(str(tmp_path / "LEMS_stim.xml"))
+    nmlsim.run(sim, outdir=str(tmp_path / "out"), backend=backend)  # multi-compartment: method neuron
+    ours = np.loadtxt(tmp_path / "out" / "results" / "stim_v.dat")
+    ref = np.loadtxt(stim_reference / "stim_v.dat")
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours[:, 1:], ref[:, 1:], rtol=0, atol=1e-6)
+
+    def spikes(v):
+        return np.flatnonzero((v[:-1] <= 0) & (v[1:] > 0))
+    for c in range(1, ref.shape[1]):
+        assert np.array_equal(spikes(ours[:, c]), spikes(ref[:, c]))
+    assert len(spikes(ref[:, 1])) >= 2 and len(spikes(ref[:, 3])) >= 3  # the inputs make both cells fire
