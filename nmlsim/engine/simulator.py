@@ -98,6 +98,8 @@ class Simulator:
             raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
         self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
+        #: the derived values at the start of a step (the engine's loop calls it before recording)
+        self.derived_now = lambda V, t: self.program.derived(V, t)
         self.cable = None
         specs = list(built.cables)
         if method == "neuron":
@@ -128,14 +130,19 @@ class Simulator:
             lags = tuple(lag.values())
             saved = tuple(np.empty_like(x) for x in lags)
 
-            def integrate(V, t):
+            def derived_now(V, t):
+                """The derived values the coming step's currents use — those of the lagged
+                states (what NEURON's BREAKPOINT computes, and what it records)."""
                 if lags:
                     copy_all(saved, states)
                     copy_all(states, lags)
-                    prog.derived(V, t)
-                before(V, t)
+                prog.derived(V, t)
                 if lags:
                     copy_all(states, saved)
+            self.derived_now = derived_now
+
+            def integrate(V, t):  # after derived_now(V, t)
+                before(V, t)
                 if cable is not None:
                     cable.solve(V)
                 prog.derived(V, t + dt)
@@ -447,6 +454,7 @@ class Simulator:
 
     def _run_python(self, nsteps, recorders, progress, check_every):
         prog, V = self.program, self.V
+        derived_now = self.derived_now
         # the same before the first step: a pulse with delay 0 is on from the start
         prog.derived(V, 0.0)
         # jLEMS tests conditions with the end time of the step about to be taken; NEURON
@@ -457,7 +465,7 @@ class Simulator:
             self.step_index = k
             t = k * self.dt
             self.t = t
-            prog.derived(V, t)
+            derived_now(V, t)
             for r in recorders:
                 r.sample(self, k, t)
             if k == nsteps:
