@@ -274,11 +274,14 @@ def _neuron_stepper(prog, dt: float):
     state by forward Euler from derived values recomputed with the new v.  That is what
     NEURON does with the mod files jNeuroML writes: their ``x' = rate_x`` (a rate computed
     in a PROCEDURE) gives ``cnexp`` nothing linear to integrate exactly, so it steps
-    x + dt·rate with the rates of v(t + dt).  Returns (before, after)."""
+    x + dt·rate with the rates of v(t + dt).  Concentration models (``prog.early_states``) move
+    in the first half, with the currents of the old voltage, as their mods read ``ica``.
+    Returns (before, after)."""
     jd = jacobian_diagonal(prog)
-    implicit = set(prog.implicit)
-    before = prog.make_stepper(dt, jd, keys=implicit)
-    after = prog.make_stepper(dt, None, keys={k for k in prog.rate_keys if k not in implicit})
+    first = set(prog.implicit) | getattr(prog, "early_states", set())
+    before = prog.make_stepper(dt, [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jd)],
+                               keys=first)
+    after = prog.make_stepper(dt, None, keys={k for k in prog.rate_keys if k not in first})
     return before, after
 
 

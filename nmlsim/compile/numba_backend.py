@@ -415,9 +415,9 @@ class NumbaKernels:
         lines_d = self._derived_lines()
         lines_s2 = None
         if method == "neuron":  # NEURON's step: f, B of the implicit states; the rest after the solve
-            implicit = set(prog.implicit)
-            lines_s = self._step_lines(jdiag, keys=implicit)
-            lines_s2 = self._step_lines(None, keys={k for k in prog.rate_keys if k not in implicit})
+            first = set(prog.implicit) | getattr(prog, "early_states", set())
+            lines_s = self._step_lines(jdiag, keys=first)
+            lines_s2 = self._step_lines(None, keys={k for k in prog.rate_keys if k not in first})
         else:
             lines_s = (self._rk4_lines() if method == "rk4" else
                        self._step_lines(jdiag))

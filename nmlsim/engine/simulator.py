@@ -110,6 +110,10 @@ class Simulator:
             self.program.declare_implicit([(c.gid, c.v_key) for c in specs])
             self.cable = CablePhase(self.program, specs, self.dt)
         self.seed = seed
+        lagged = []
+        if method == "neuron":
+            lagged, early = self._neuron_state_roles(specs)
+            self.program.early_states = set(early)
         self._setup_events()
         self.kernels = None
         self.observe = None if observe is None else set(observe)
@@ -120,7 +124,6 @@ class Simulator:
         if self.method == "neuron":
             before, after = self.integrate
             cable, prog, dt = self.cable, self.program, self.dt
-            lagged = self._neuron_lagged_states(specs)
             #: the states the currents of the coming step see: those before the last update
             #: (0 before the first: jNeuroML's INITIAL evaluates the conductances with gates at 0)
             self.lag = {nm: np.zeros_like(self.V[nm], dtype=float) for nm in lagged}
@@ -196,21 +199,25 @@ class Simulator:
             return fn(V, clock(k) * 1e-3 * (1.0 - 1e-15), m)
         return handler
 
-    def _neuron_lagged_states(self, specs) -> List[str]:
-        """States whose currents NEURON sees one step late with jNeuroML's mod files.
+    def _neuron_state_roles(self, specs) -> Tuple[List[str], List[Tuple[int, str]]]:
+        """(lagged V names, early state keys) of NEURON's step with jNeuroML's mod files.
 
-        A generated channel (or synapse) mod computes its gates' conductance factors (and a
-        synapse its current) in ``rates()``, called from the state update *before* the states
-        move; the next step's currents use those stored values.  So during a step the
+        Lagged: a generated channel (or synapse) mod computes its gates' conductance factors
+        (and a synapse its current) in ``rates()``, called from the state update *before* the
+        states move; the next step's currents use those stored values.  So during a step the
         currents see the states of one update earlier, and during the first step the value
-        INITIAL left there, computed with every state still 0.  Concentration models are not
-        lagged: their ``cai`` is written by the state update and read fresh.  Only the cells
-        whose voltage the implicit phase solves (and what is attached to them) lag.
+        INITIAL left there, computed with every state still 0.
+
+        Early: a concentration model's ``rates()`` uses ``ica`` from this step's currents
+        (those of the lagged states, at the old voltage), so its states move with the
+        voltage's f and B, not after the solve; its ``cai`` is read fresh, never lagged.
+        Only the cells whose voltage the implicit phase solves (and what is attached to
+        them) take these roles.
         """
         prog = self.program
         cable_gids = {c.gid for c in specs}
         model = self.built.net.model if hasattr(self.built, "net") else None
-        out = []
+        lagged, early = [], []
         rate_keys = set(prog.rate_keys)
         for g in self.built.groups:
             host = g
@@ -221,14 +228,16 @@ class Simulator:
             for node in g.nodes:
                 if node.ct.dynamics is None or not node.ct.dynamics.state:
                     continue
-                if model is not None and model.is_a(node.tname, "concentrationModel"):
-                    continue
+                conc = model is not None and model.is_a(node.tname, "concentrationModel")
                 for sname in node.ct.dynamics.state:
                     k = (g.gid, node.key(sname))
                     if k in prog.implicit or k not in rate_keys:
                         continue
-                    out.append(prog.py(*k))
-        return out
+                    if conc:
+                        early.append(k)
+                    else:
+                        lagged.append(prog.py(*k))
+        return lagged, early
 
     def _compile(self, observe):
         from ..compile.integrators import stepper_jacobian

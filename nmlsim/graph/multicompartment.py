@@ -235,16 +235,22 @@ def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
     values: Dict[int, Dict[str, np.ndarray]] = {}
     spec_cap = np.zeros(C)
     have_cap = np.zeros(C, dtype=bool)
+    cap_children: List[Component] = []
     for c in mp.children:
         tag = c.tag
         if tag in ("notes", "annotation", "property"):
             continue
         if tag == "specificCapacitance":
+            # a later one overrides an earlier one where their groups overlap (NEURON's
+            # `forsec g cm = x`, in document order), it does not add to it
             mask = in_group(c)
             val = model.units.parse(c.attrs.get("value"), "specificCapacitance")
+            for earlier in cap_children:
+                values[id(earlier)]["value"][mask] = 0.0
             nc = copy.copy(c)
             values[id(nc)] = {"value": np.where(mask, val, 0.0)}
-            spec_cap += np.where(mask, val, 0.0)
+            cap_children.append(nc)
+            spec_cap[mask] = val
             have_cap |= mask
             new_mp_children.append(nc)
         elif tag in _NONUNIFORM:

@@ -101,3 +101,40 @@ def test_event_inputs_on_segments_as_neuron(tmp_path, stim_reference, backend):
     for c in range(1, ref.shape[1]):
         assert np.array_equal(spikes(ours[:, c]), spikes(ref[:, c]))
     assert len(spikes(ref[:, 1])) >= 2 and len(spikes(ref[:, 3])) >= 3  # the inputs make both cells fire
+
+
+#: LEMS file -> what it exercises (each run by NEURON once, compared file by file)
+CASES = {
+    "LEMS_mc.xml": "branched HH cell, tapered cable, two capacitances, two pulses",
+    "LEMS_stim.xml": "spikeArray, timedSynapticInput, delays and weights onto segments",
+    "LEMS_ca.xml": "spherical soma, mid-cable branch, non-uniform densities, Nernst Ca + pool, 35 degC",
+}
+_REFS = {}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("lems", sorted(CASES))
+def test_outputs_equal_neuron(tmp_path_factory, tmp_path, lems, backend):
+    """Every OutputFile and EventOutputFile of the case as NEURON writes them (7 digits): voltages
+    within ~1 µV, concentrations within 1e-5 relative, spike times equal."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    if lems not in _REFS:
+        _REFS[lems] = _neuron_reference(tmp_path_factory.mktemp(lems.replace(".", "_")), lems)
+    ref = _REFS[lems]
+    import nmlsim
+    for f in HERE.iterdir():
+        shutil.copy(f, tmp_path)
+    nmlsim.run(nmlsim.load(str(tmp_path / lems)), outdir=str(tmp_path / "out"), backend=backend)
+    outs = sorted((tmp_path / "out" / "results").iterdir())
+    assert outs
+    for mine in outs:
+        theirs = np.loadtxt(ref / mine.name)
+        ours = np.loadtxt(mine)
+        assert ours.shape == theirs.shape, mine.name
+        if mine.name.endswith("spikes.dat") or mine.suffix == ".spikes":
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9, err_msg=mine.name)
+            continue
+        np.testing.assert_allclose(ours[:, 0], theirs[:, 0], rtol=0, atol=1e-12)
+        # volts within ~1 µV, concentrations (mM) within 1e-5 relative
+        np.testing.assert_allclose(ours[:, 1:], theirs[:, 1:], rtol=1e-5, atol=1e-6, err_msg=mine.name)
