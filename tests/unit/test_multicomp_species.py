@@ -73,3 +73,23 @@ def test_each_pool_on_its_own_group(tmp_path, backend):
     # from each species in turn (the last one stays)
     np.testing.assert_allclose(rows[:, 3], 6e-5, rtol=1e-12)
     np.testing.assert_allclose(rows[:, 4], 3.0, rtol=1e-12)
+
+
+def test_later_specific_capacitance_overrides_earlier(tmp_path):
+    """``specificCapacitance`` on "all" then on a dendrite group: the dendrite gets the second value,
+    not the sum (NEURON's `forsec all cm = 1` then `forsec dendrite_group cm = 2`)."""
+    import nmlsim
+    from nmlsim.graph.multicompartment import lower_cell
+    cell = CELL.replace('<specificCapacitance value="1 uF_per_cm2"/>',
+                        '<specificCapacitance value="1 uF_per_cm2"/>'
+                        '<specificCapacitance segmentGroup="dend_group" value="2 uF_per_cm2"/>')
+    (tmp_path / "cell.nml").write_text(cell)
+    (tmp_path / "LEMS_ca.xml").write_text(LEMS)
+    sim = nmlsim.load(str(tmp_path / "LEMS_ca.xml"))
+    lay = lower_cell(sim.model, sim.model.component("c"))
+    area = lay.tree.area
+    spec = lay.capacitance / area  # F/m2
+    dend = lay.compartment(1, 0.5)
+    soma = lay.compartment(0, 0.5)
+    assert spec[dend] == pytest.approx(0.02, rel=1e-12)
+    assert spec[soma] == pytest.approx(0.01, rel=1e-12)
