@@ -409,6 +409,8 @@ class NumbaKernels:
             prog.V[nm] = np.zeros(n) if v is None else np.array(np.broadcast_to(np.asarray(v, dtype=float), (n,)))
         for nm, target in self.alias.items():
             prog.V[nm] = prog.V[target]
+        self.domains = {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in getattr(prog, "domains", {}).items()}
+        self._dom_const: Dict[int, str] = {}
         self.arrays: Dict[str, int] = {}  # V name -> argument position
         self.consts: List[np.ndarray] = []
         self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
@@ -641,6 +643,17 @@ class NumbaKernels:
         return code
 
     # ------------------------------------------------------------- derived
+    def _loop_head(self, g, key) -> List[str]:
+        """The loop over the instances a value is computed on: every instance, or only those
+        of its domain (a channel density's compartments, ``prog.domains``)."""
+        dom = self.domains.get((g.gid, key))
+        if dom is None:
+            return [f"    for i in range({g.n}):"]
+        c = self._dom_const.get(id(dom))
+        if c is None:
+            c = self._dom_const[id(dom)] = self._const(dom)
+        return [f"    for _k in range({len(dom)}):", f"        i = {c}[_k]"]
+
     def _derived_lines(self) -> List[str]:
         prog = self.prog
         out: List[str] = []
@@ -651,7 +664,7 @@ class NumbaKernels:
                 continue
             me = self._arr(prog.py(gid, key))
             if d.kind == "expr":
-                out += [f"    for i in range({g.n}):", f"        {me}[i] = {self._expr(g, d.ast)}"]
+                out += self._loop_head(g, key) + [f"        {me}[i] = {self._expr(g, d.ast)}"]
             elif d.kind == "cases":
                 default, conds = "0.0", []
                 for c, v in d.cases:
@@ -662,7 +675,7 @@ class NumbaKernels:
                 expr = default
                 for c, v in reversed(conds):
                     expr = f"(({v}) if ({c}) else ({expr}))"
-                out += [f"    for i in range({g.n}):", f"        {me}[i] = {expr}"]
+                out += self._loop_head(g, key) + [f"        {me}[i] = {expr}"]
             elif d.kind == "gather":
                 src = prog.by_gid[d.src.gid]
                 sp = prog.name_fn(src)(d.src_key)
@@ -725,12 +738,16 @@ class NumbaKernels:
         ``keys``: only these states (NEURON's step updates the voltage and the rest apart)."""
         prog = self.prog
         dt = self.dt
-        per_group: Dict[int, Tuple[List[str], List[str]]] = {}
+        per_group: Dict[Tuple[int, int], Tuple[List[str], List[str]]] = {}
+        heads = {}
         for j, (gid, key) in enumerate(prog.rate_keys):
             if keys is not None and (gid, key) not in keys:
                 continue
             g = prog.by_gid[gid]
-            calc, write = per_group.setdefault(gid, ([], []))
+            dom = self.domains.get((gid, key))
+            slot = (gid, -1 if dom is None else id(dom))
+            heads.setdefault(slot, self._loop_head(g, key))
+            calc, write = per_group.setdefault(slot, ([], []))
             x = self._arr(prog.py(gid, key))
             fa = prog.rate_ast(g, key)
             rate = self._expr(g, fa)
@@ -759,8 +776,8 @@ class NumbaKernels:
                 calc.append(f"        r{j} = {rate}")
             write.append(f"        {x}[i] += {inc}")
         out = []
-        for gid, (calc, write) in per_group.items():
-            out += [f"    for i in range({prog.by_gid[gid].n}):"] + calc + write
+        for slot, (calc, write) in per_group.items():
+            out += heads[slot] + calc + write
         return out
 
     def _phi_code(self, g, b) -> str:

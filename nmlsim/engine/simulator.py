@@ -110,6 +110,7 @@ class Simulator:
             self.program.declare_implicit([(c.gid, c.v_key) for c in specs])
             self.cable = CablePhase(self.program, specs, self.dt)
         self.seed = seed
+        self.program.domains = self._density_domains() if backend == "numba" else {}
         lagged = []
         if method == "neuron":
             lagged, early = self._neuron_state_roles(specs)
@@ -198,6 +199,40 @@ class Simulator:
             k = int(round((t - lead) / dt))
             return fn(V, clock(k) * 1e-3 * (1.0 - 1e-15), m)
         return handler
+
+    def _density_domains(self) -> Dict[Tuple[int, str], np.ndarray]:
+        """(gid, key) -> the instances where that value of a multi-compartment cell matters.
+
+        A channel density lowered onto every compartment is zero outside its segment group;
+        its channel (gates, rates, states) need not be computed there — NEURON does not
+        insert the mechanism there.  The numba backend loops over these instances only; the
+        values elsewhere stay as initialised (the density's conductance 0)."""
+        out = {}
+        built = self.built
+        for pid, lay in getattr(built, "layouts", {}).items():
+            g = built.pop_groups[pid]
+            if any(k[0] == g.gid for k in out):
+                continue  # populations sharing a group share its domains
+            ncells = g.n // lay.ncomp
+            prefixes = []
+            for node in g.nodes:
+                vals = lay.values.get(id(node.comp), {})
+                dens = vals.get("condDensity", vals.get("permeability"))
+                if dens is None or node.comp.tag == "specificCapacitance":
+                    continue
+                on = np.flatnonzero(np.tile(np.asarray(dens) != 0.0, ncells))
+                if len(on) < g.n:
+                    prefixes.append((node.prefix, on))
+            if not prefixes:
+                continue
+            prefixes.sort(key=lambda x: -len(x[0]))
+            keys = list(g.derived) + list(g.state)
+            for key in keys:
+                for pre, on in prefixes:
+                    if key.startswith(pre + "/"):
+                        out[(g.gid, key)] = on
+                        break
+        return out
 
     def _neuron_state_roles(self, specs) -> Tuple[List[str], List[Tuple[int, str]]]:
         """(lagged V names, early state keys) of NEURON's step with jNeuroML's mod files.
