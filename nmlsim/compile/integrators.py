@@ -281,7 +281,8 @@ def _neuron_stepper(prog, dt: float):
     first = set(prog.implicit) | getattr(prog, "early_states", set())
     before = prog.make_stepper(dt, [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jd)],
                                keys=first)
-    after = prog.make_stepper(dt, None, keys={k for k in prog.rate_keys if k not in first})
+    apart = getattr(prog, "solved_apart", set())
+    after = prog.make_stepper(dt, None, keys={k for k in prog.rate_keys if k not in first and k not in apart})
     return before, after
 
 

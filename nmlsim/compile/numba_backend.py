@@ -419,7 +419,8 @@ class NumbaKernels:
         if method == "neuron":  # NEURON's step: f, B of the implicit states; the rest after the solve
             first = set(prog.implicit) | getattr(prog, "early_states", set())
             lines_s = self._step_lines(jdiag, keys=first)
-            lines_s2 = self._step_lines(None, keys={k for k in prog.rate_keys if k not in first})
+            apart = getattr(prog, "solved_apart", set())  # kinetic schemes: solved by the engine
+            lines_s2 = self._step_lines(None, keys={k for k in prog.rate_keys if k not in first and k not in apart})
         else:
             lines_s = (self._rk4_lines() if method == "rk4" else
                        self._step_lines(jdiag))

@@ -112,9 +112,15 @@ class Simulator:
         self.seed = seed
         self.program.domains = self._density_domains() if backend == "numba" else {}
         lagged = []
+        ks = []
         if method == "neuron":
             lagged, early = self._neuron_state_roles(specs)
             self.program.early_states = set(early)
+            # kinetic schemes: NEURON's `SOLVE ... METHOD sparse` (backward Euler), not forward Euler
+            for g in built.groups:
+                for states, pairs in g.kinetic_init:
+                    ks.append((g, states, pairs))
+            self.program.solved_apart = {(g.gid, st) for g, states, _ in ks for st in states}
         self._setup_events()
         self.kernels = None
         self.observe = None if observe is None else set(observe)
@@ -128,6 +134,10 @@ class Simulator:
             #: the states the currents of the coming step see: those before the last update
             #: (0 before the first: jNeuroML's INITIAL evaluates the conductances with gates at 0)
             self.lag = {nm: np.zeros_like(self.V[nm], dtype=float) for nm in lagged}
+            #: kinetic-scheme occupancies: their mods' INITIAL solves the steady state with
+            #: rates() inside, so the first step sees the steady-state conductance, not 0
+            self.lag_from_start = [prog.py(*k) for gg in built.groups for states, _ in gg.kinetic_init
+                                   for k in ((gg.gid, s) for s in states) if prog.py(*k) in self.lag]
             lag = self.lag
             copy_all = _array_copier()
             states = tuple(self.V[nm] for nm in lag)
@@ -145,6 +155,8 @@ class Simulator:
                     copy_all(states, saved)
             self.derived_now = derived_now
 
+            ks_step = self._kinetic_backward_euler(ks)
+
             def integrate(V, t):  # after derived_now(V, t)
                 before(V, t)
                 if cable is not None:
@@ -153,6 +165,8 @@ class Simulator:
                 if lags:
                     copy_all(lags, states)
                 after(V, t + dt)
+                if ks_step is not None:
+                    ks_step(V)
             self.integrate = integrate
         elif self.cable is not None:
             explicit, cable = self.integrate, self.cable
@@ -333,6 +347,12 @@ class Simulator:
                 self.entry_handlers[(g.gid, h.regime[0], h.regime[1])].append(fn)
             elif h.kind == "start":
                 self.start_handlers.append((g, h, fn))
+        if self.method == "neuron":
+            # NEURON has every ion's concentrations (cai0, cao0) before any INITIAL block runs:
+            # concentration models start first, so that a calcium-dependent gate starts at its
+            # steady state for them (in tree order it would see 0)
+            model = self.built.net.model
+            self.start_handlers.sort(key=lambda x: not model.is_a(x[1].node.tname, "concentrationModel"))
         self.internal = defaultdict(list)  # (gid, prefix, port) -> [(dst prefix, dst port)]
         for g in self.built.groups:
             for src, sport, dst, dport in g.internal:
@@ -447,12 +467,68 @@ class Simulator:
                 self.cable.reset(V)
 
     def _init_kinetic(self):
-        """Start every kinetic scheme with all occupancy in its first state, as jLEMS does."""
+        """Start every kinetic scheme with all occupancy in its first state, as jLEMS does;
+        with ``--method neuron`` at its steady state for the initial voltage, as NEURON's
+        ``SOLVE ... STEADYSTATE sparse`` in the INITIAL block of jNeuroML's mod files."""
         prog = self.program
+        V = self.V
         for g in self.built.groups:
             for states, pairs in g.kinetic_init:
+                if self.method == "neuron":
+                    self._kinetic_steady_state(g, states, pairs)
+                    continue
                 for i, s in enumerate(states):
-                    self.V[prog.py(g.gid, s)][:] = 1.0 if i == 0 else 0.0
+                    V[prog.py(g.gid, s)][:] = 1.0 if i == 0 else 0.0
+
+    def _kinetic_matrix(self, g, states, pairs):
+        """Q (instances × states × states) with dq/dt = Q q at the current rates."""
+        prog = self.program
+        m, n = len(states), g.n
+        idx = {s: i for i, s in enumerate(states)}
+        Q = np.zeros((n, m, m))
+        for a, b, rf, rr in pairs:
+            kf = np.broadcast_to(np.asarray(prog.value(g.gid, rf), dtype=float), (n,))
+            kr = np.broadcast_to(np.asarray(prog.value(g.gid, rr), dtype=float), (n,))
+            i, j = idx[a], idx[b]
+            Q[:, i, i] -= kf
+            Q[:, j, i] += kf
+            Q[:, j, j] -= kr
+            Q[:, i, j] += kr
+        return Q
+
+    def _kinetic_backward_euler(self, ks):
+        """``step(V)``: every kinetic scheme by one backward-Euler step with the rates of the new
+        voltage, (I - dt Q) q' = q — NEURON's ``sparse`` method (occupancy is conserved)."""
+        if not ks:
+            return None
+        prog, dt = self.program, self.dt
+        parts = [(g, states, pairs, [prog.py(g.gid, st) for st in states]) for g, states, pairs in ks]
+
+        def step(V):
+            for g, states, pairs, names in parts:
+                A = -dt * self._kinetic_matrix(g, states, pairs)
+                A += np.eye(len(states))[None, :, :]
+                q = np.stack([np.broadcast_to(V[nm], (g.n,)) for nm in names], axis=1)
+                q = np.linalg.solve(A, q[..., None])[..., 0]
+                for i, nm in enumerate(names):
+                    V[nm][...] = q[:, i]
+        return step
+
+    def _kinetic_steady_state(self, g, states, pairs):
+        prog, V = self.program, self.V
+        m, n = len(states), g.n
+        idx = {s: i for i, s in enumerate(states)}
+        Q = self._kinetic_matrix(g, states, pairs)  # dq/dt = Q q, per instance
+        Q[:, 0, :] = 1.0  # one equation replaced by the conservation of occupancy
+        rhs = np.zeros((n, m))
+        rhs[:, 0] = 1.0
+        try:
+            q = np.linalg.solve(Q, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:  # a scheme with unreachable states: jLEMS's start
+            q = np.zeros((n, m))
+            q[:, 0] = 1.0
+        for s, i in idx.items():
+            V[prog.py(g.gid, s)][:] = q[:, i]
 
     # ------------------------------------------------------------ run
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
@@ -466,6 +542,8 @@ class Simulator:
                 self.observe = None
                 self._compile(None)
         self.initialize()
+        for nm in getattr(self, "lag_from_start", ()):
+            self.lag[nm][...] = self.V[nm]
         for r in recorders:
             r.initialize(self, nsteps)
         complete = False

@@ -264,6 +264,11 @@ def lower_cell(model: LemsModel, cell: Component) -> CellLayout:
                 raise ModelError(f"{tag} '{c.id}' has no {param}", **c.where())
             val = model.units.parse(raw, _DENSITY_DIM[param])
             nc = copy.copy(c)
+            if tag == "channelDensityNernstCa2" and nc.attrs.get("ion") != "ca2":
+                # its reversal potential is that of the second pool (caConc2); its current
+                # feeds that pool too, as in jNeuroML's NEURON export (USEION ca2), whatever
+                # its ion attribute says (SolinasEtAl's Golgi cell writes ion="ca")
+                nc.attrs = dict(nc.attrs, ion="ca2")
             values[id(nc)] = {param: np.where(mask, val, 0.0)}
             new_mp_children.append(nc)
         elif tag == "channelPopulation" or tag == "channelPopulationNernst":
