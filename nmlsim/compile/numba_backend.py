@@ -334,7 +334,19 @@ def _fuse(lines: List[str], cut: bool = True) -> List[str]:
     k = 0
     while k < len(blocks):
         if blocks[k][0] is None:
-            out += blocks[k][2]
+            body = blocks[k][2]
+            if body[0].startswith("    for _k in range(") and len(body) > 1:
+                # loops over one domain's index array (a channel density's compartments), one
+                # after another: one loop (each body elementwise at i, in the same order)
+                head, idx_line = body[0], body[1]
+                merged = list(body)
+                while (k + 1 < len(blocks) and blocks[k + 1][0] is None and len(blocks[k + 1][2]) > 1
+                       and blocks[k + 1][2][0] == head and blocks[k + 1][2][1] == idx_line):
+                    k += 1
+                    merged += blocks[k][2][2:]
+                out += merged
+            else:
+                out += body
             k += 1
             continue
         run = [blocks[k]]
