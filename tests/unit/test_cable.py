@@ -199,3 +199,56 @@ def test_inhomogeneous_parameters_as_neuron_computes_them(tmp_path):
     p = np.array([11.0, 23.0, 35.0, 47.0, 59.0])
     np.testing.assert_allclose(dens["byP"], np.concatenate([[0.0], p]), rtol=1e-12)
     np.testing.assert_allclose(dens["byR"], np.concatenate([[0.0], (p - 5.0) / 60.0]), rtol=1e-12)
+
+
+RALL = """<ionChannelHH id="pas" conductance="10pS"/>
+<cell id="tree"><morphology id="m">
+  <segment id="0" name="trunk"><proximal x="0" y="0" z="0" diameter="{dp}"/><distal x="{l1}" y="0" z="0" diameter="{dp}"/></segment>
+  <segment id="1" name="left"><parent segment="0"/><proximal x="{l1}" y="0" z="0" diameter="{dd}"/><distal x="{l1}" y="{l2}" z="0" diameter="{dd}"/></segment>
+  <segment id="2" name="right"><parent segment="0"/><proximal x="{l1}" y="0" z="0" diameter="{dd}"/><distal x="{l1}" y="-{l2}" z="0" diameter="{dd}"/></segment>
+  <segmentGroup id="trunk_c" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{n1}"/><member segment="0"/></segmentGroup>
+  <segmentGroup id="left_c" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{n2}"/><member segment="1"/></segmentGroup>
+  <segmentGroup id="right_c" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{n2}"/><member segment="2"/></segmentGroup>
+</morphology><biophysicalProperties id="bp"><membraneProperties>
+  <channelDensity id="leak" ionChannel="pas" condDensity="1 S_per_m2" erev="-65mV" ion="non_specific"/>
+  <spikeThresh value="100mV"/><specificCapacitance value="1 uF_per_cm2"/><initMembPotential value="-65mV"/>
+</membraneProperties><intracellularProperties><resistivity value="100 ohm_cm"/></intracellularProperties>
+</biophysicalProperties></cell>
+<pulseGenerator id="stim" delay="0ms" duration="1000ms" amplitude="0.1nA"/>
+<network id="net"><population id="p" component="tree" size="1" type="populationList"><instance id="0"><location x="0" y="0" z="0"/></instance></population>
+<inputList id="il" population="p" component="stim"><input id="0" target="../p/0/tree" destination="synapses" segmentId="0" fractionAlong="0"/></inputList>
+</network>"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rall_equivalent_cylinder(tmp_path, backend):
+    """A trunk with two equal daughters obeying d_p^3/2 = 2 d_d^3/2, the daughters equally long
+    electrotonically: at steady state the trunk's voltage is that of one cylinder of the trunk's
+    diameter and the summed electrotonic length (Rall 1959), sealed at both ends, current into
+    its start: V(X) = I r_i λ cosh(L - X) cosh(X0) / sinh(L)."""
+    import nmlsim
+    rm, ra = 1.0, 1.0  # Ω·m², Ω·m
+    dp = 2e-6
+    dd = dp / 2 ** (2.0 / 3.0)
+    lam_p, lam_d = math.sqrt(rm * dp / (4 * ra)), math.sqrt(rm * dd / (4 * ra))
+    l1, L2 = 300e-6, 0.4  # trunk length (m); daughters' electrotonic length
+    l2 = L2 * lam_d
+    n1, n2 = 150, 150
+    cell = RALL.format(dp=dp * 1e6, dd=dd * 1e6, l1=l1 * 1e6, l2=l2 * 1e6, n1=n1, n2=n2)
+    lems = f"""<Lems><Target component="sim"/><Include file="Cells.xml"/><Include file="Networks.xml"/>
+<Include file="Simulation.xml"/>{cell}
+<Simulation id="sim" length="150ms" step="0.05ms" target="net">
+<OutputFile id="of" fileName="v.dat"><OutputColumn id="v0" quantity="p/0/tree/0/v"/></OutputFile></Simulation></Lems>"""
+    f = tmp_path / "LEMS_rall.xml"
+    f.write_text(lems)
+    res = nmlsim.run(nmlsim.load(str(f)), backend=backend, write=False)
+    rows = np.asarray(res.traces["of"])
+    v0 = rows[-1, -1] + 0.065  # steady state: 150 ms is 15 membrane time constants
+    L = l1 / lam_p + L2
+    ri = 4 * ra / (math.pi * dp * dp)
+    # injection into the first node (centre x0), recorded at the node holding the segment's middle
+    x0 = l1 / (2 * n1)
+    xr = (math.floor(0.5 * n1) + 0.5) * l1 / n1
+    i = 0.1e-9
+    expected = i * ri * lam_p * math.cosh(L - xr / lam_p) * math.cosh(x0 / lam_p) / math.sinh(L)
+    assert v0 == pytest.approx(expected, rel=0.01)
