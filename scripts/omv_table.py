@@ -1,6 +1,8 @@
 """Per-target markdown table of an OMV run (../shared/tools/omv/run_omv.py OUT/runs.json).
 
-    python scripts/omv_table.py OUT/runs.json [--only REGEX]
+    python scripts/omv_table.py OUT/runs.json [MORE/runs.json ...] [--only REGEX]
+
+Several runs: a target's later run replaces its earlier one (reruns after a fix).
 """
 import argparse
 import json
@@ -10,10 +12,12 @@ from collections import Counter
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs")
+    ap.add_argument("runs", nargs="+")
     ap.add_argument("--only", default=None, help="regex on 'repo/target'")
     a = ap.parse_args()
-    runs = json.load(open(a.runs))
+    runs = {}
+    for path in a.runs:
+        runs.update(json.load(open(path)))
     total = Counter()
     print("| repository | target | backend | wall s | results (engine: category) | detail of the first failure |")
     print("|---|---|---|---|---|---|")
