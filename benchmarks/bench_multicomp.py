@@ -8,8 +8,8 @@ Usage:
 The network: N copies of ``TestCell`` (tests/data/multicomp/ca_cells.nml: spherical soma, a
 tapered 5-node dendrite with an oblique branch, a 3-node axon; HH sodium and potassium, a
 Nernst calcium channel with a decaying pool, non-uniform densities on path length; 13
-compartments), each driven by its own current pulse (0.2–0.4 nA, so the cells fire at
-different rates), and a ring of axon-to-dendrite synapses (cell i -> cell i+1, 3 ms).
+compartments), each driven by a current pulse (one pulse generator, weighted 2–4 × 0.1 nA per
+cell with ``inputW``, so the cells fire at different rates), and a ring of axon-to-dendrite synapses (cell i -> cell i+1, 3 ms).
 Both simulators use the same fixed step (NEURON: backward Euler, ``secondorder=0``, one
 thread; nmlsim: ``--method neuron``, which reproduces that export step for step).
 
@@ -39,11 +39,12 @@ DATA = HERE / "tests" / "data" / "multicomp"
 
 def network(n: int, duration_ms: float, dt_ms: float) -> str:
     cells = "".join(f'<instance id="{i}"><location x="{100 * i}" y="0" z="0"/></instance>' for i in range(n))
-    pulses = "".join(f'<pulseGenerator id="pg{i}" delay="20ms" duration="{duration_ms}ms" '
-                     f'amplitude="{0.2 + 0.2 * i / max(n - 1, 1):.4f}nA"/>' for i in range(n))
-    inputs = "".join(f'<inputList id="in{i}" component="pg{i}" population="pop"><input id="0" '
-                     f'target="../pop/{i}/TestCell" segmentId="0" fractionAlong="0.5" destination="synapses"/>'
-                     f'</inputList>' for i in range(n))
+    # one pulse, weighted per cell (inputW): 0.2-0.4 nA
+    pulses = f'<pulseGenerator id="pg" delay="20ms" duration="{duration_ms}ms" amplitude="0.1nA"/>'
+    inputs = ('<inputList id="in" component="pg" population="pop">'
+              + "".join(f'<inputW id="{i}" target="../pop/{i}/TestCell" segmentId="0" fractionAlong="0.5" '
+                        f'destination="synapses" weight="{2 + 2 * i / max(n - 1, 1):.4f}"/>' for i in range(n))
+              + '</inputList>')
     conns = "".join(f'<connectionWD id="{i}" preCellId="../pop/{i}/TestCell" postCellId="../pop/{(i + 1) % n}/TestCell" '
                     f'preSegmentId="5" preFractionAlong="0.9" postSegmentId="3" postFractionAlong="0.5" '
                     f'weight="1" delay="3ms"/>' for i in range(n))
@@ -140,10 +141,12 @@ print(json.dumps(dict(wall=time.perf_counter() - t0, loop=T["loop"], method=res.
 def run_nmlsim(root: Path, backend: str, warm: bool):
     d = root / f"nmlsim_{backend}"
     if not d.exists():
-        shutil.copytree(root, d, ignore=shutil.ignore_patterns("neuron", "nmlsim_*", "empty_cache"))
-    env = dict(os.environ)
-    if not warm:  # an empty kernel cache: what a user's first run of the model meets
-        env["NMLSIM_CACHE_DIR"] = str(root / "empty_cache")
+        shutil.copytree(root, d, ignore=shutil.ignore_patterns("neuron", "nmlsim_*", "cache_*"))
+    # its own kernel cache, empty for the cold run (what a user's first run of the model
+    # meets), filled by it for the warm one
+    env = dict(os.environ, NMLSIM_CACHE_DIR=str(root / f"cache_{backend}"))
+    if not warm:
+        shutil.rmtree(root / f"cache_{backend}", ignore_errors=True)
     _, _, out = timed([sys.executable, "-c", NMLSIM, backend], d, env)
     r = json.loads(out.strip().splitlines()[-1])
     return dict(tool=f"nmlsim {backend}, --method {r['method']} ({'warm' if warm else 'cold'})", wall=r["wall"],
