@@ -60,6 +60,11 @@ def cmd_run(args) -> int:
             print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s")
         return 0
     sim = api.load(path, include_root=args.include_root)
+    if args.backend == "numba" and not args.quiet:
+        from .compile import numba_backend
+        numba_backend.COMPILE_NOTICE = lambda: print(
+            "nmlsim: compiling this model's kernels (its first run on the numba backend; later runs "
+            "load them from the cache)...", file=sys.stderr, flush=True)
     nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
     show = not args.quiet and sys.stderr.isatty() and nsteps > 20000
     try:

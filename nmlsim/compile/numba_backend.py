@@ -231,6 +231,11 @@ def cache_dir():
     return Path(base) / "nmlsim" / "numba"
 
 
+#: called (no arguments) when a model's kernels are about to be compiled for the first time —
+#: the CLI sets it to say so, since the first run of a large model can compile for minutes
+COMPILE_NOTICE = None
+
+
 def _load_module(source: str):
     """The kernels as a module in a file named by the hash of their source, so that Numba's
     on-disk cache (keyed by file and function) serves a model's second and later runs without
@@ -246,6 +251,8 @@ def _load_module(source: str):
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if not path.exists():
+            if COMPILE_NOTICE is not None:
+                COMPILE_NOTICE()
             tmp = folder / f".k_{key}.{os.getpid()}.tmp"
             tmp.write_text(text)
             os.replace(tmp, path)

@@ -338,3 +338,22 @@ def test_recording_a_derived_value_later_recompiles_the_fused_loop(monkeypatch):
             assert not sim.kernels.fused
     assert np.ptp(traces["numpy"][:, 1]) > 0
     assert np.array_equal(traces["numpy"], traces["numba"])
+
+
+def test_cli_says_when_it_compiles(tmp_path):
+    """The first numba run of a model says it is compiling (it can take minutes); the second,
+    served from the cache, does not; -q keeps quiet."""
+    import os
+    import subprocess
+    import sys
+    model = CORPUS / "nml2_ex5_detcell" / "LEMSexamples" / "LEMS_NML2_Ex5_DetCell.xml"
+    if not model.exists():
+        pytest.skip("needs ../shared")
+    env = dict(os.environ, NMLSIM_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "nmlsim.cli", "run", str(model), "--backend", "numba", "--duration", "0.001",
+           "--outdir", str(tmp_path / "out")]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "compiling this model's kernels" in first.stderr
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert second.returncode == 0 and "compiling" not in second.stderr
