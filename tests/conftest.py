@@ -12,6 +12,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NMLSIM_SHARED", REPO.parent / "shared"))
 CORPUS = SHARED / "conformance" / "neuroml"
 
+try:  # the backends a test parametrised over them runs on: numba where it is installed
+    import numba  # noqa: F401
+    BACKENDS = ["numpy", "numba"]
+except ImportError:
+    BACKENDS = ["numpy"]
+
 
 def have_shared() -> bool:
     return (CORPUS / "manifest.json").exists()

@@ -277,13 +277,19 @@ def _neuron_stepper(prog, dt: float):
     x + dt·rate with the rates of v(t + dt).  Concentration models (``prog.early_states``) move
     in the first half, with the currents of the old voltage, as their mods read ``ica``.
     Returns (before, after)."""
-    jd = jacobian_diagonal(prog)
-    first = set(prog.implicit) | getattr(prog, "early_states", set())
-    before = prog.make_stepper(dt, [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jd)],
-                               keys=first)
-    apart = getattr(prog, "solved_apart", set())
-    after = prog.make_stepper(dt, None, keys={k for k in prog.rate_keys if k not in first and k not in apart})
+    first, second = neuron_halves(prog)
+    before = prog.make_stepper(dt, stepper_jacobian("neuron", prog), keys=first)
+    after = prog.make_stepper(dt, None, keys=second)
     return before, after
+
+
+def neuron_halves(prog):
+    """The states NEURON's step moves before the voltage solve (the implicit ones' f and B, and
+    concentration pools: ``prog.early_states``) and after it (the rest, but the kinetic schemes
+    the engine solves itself: ``prog.solved_apart``) — one rule for both backends."""
+    first = set(prog.implicit) | getattr(prog, "early_states", set())
+    apart = getattr(prog, "solved_apart", set())
+    return first, {k for k in prog.rate_keys if k not in first and k not in apart}
 
 
 def _generated_rk4(prog, names, dt: float):

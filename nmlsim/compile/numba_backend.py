@@ -436,10 +436,10 @@ class NumbaKernels:
         lines_d = self._derived_lines()
         lines_s2 = None
         if method == "neuron":  # NEURON's step: f, B of the implicit states; the rest after the solve
-            first = set(prog.implicit) | getattr(prog, "early_states", set())
+            from .integrators import neuron_halves
+            first, second = neuron_halves(prog)
             lines_s = self._step_lines(jdiag, keys=first)
-            apart = getattr(prog, "solved_apart", set())  # kinetic schemes: solved by the engine
-            lines_s2 = self._step_lines(None, keys={k for k in prog.rate_keys if k not in first and k not in apart})
+            lines_s2 = self._step_lines(None, keys=second)
         else:
             lines_s = (self._rk4_lines() if method == "rk4" else
                        self._step_lines(jdiag))

@@ -11,9 +11,9 @@ linearised backward-Euler step, as NEURON's fixed step does (``secondorder=0``):
 
 Junction nodes (section ends, no membrane) take part with C = 0.  The matrix is a tree in
 Hines order, solved in O(nodes) per cell (Gaussian elimination from the leaves, then back
-substitution), batched over the cells of one morphology.  With numba installed the sweep
-is one compiled function (generic, compiled once and cached); otherwise a NumPy loop over
-nodes, vectorised over cells.
+substitution), batched over the cells of one morphology.  With numba installed the whole
+phase of a part (gather, axial terms, sweep, scatter) is one compiled function (generic,
+compiled once and cached); otherwise NumPy, the sweep a loop over nodes vectorised over cells.
 """
 from __future__ import annotations
 
@@ -36,36 +36,6 @@ def _hines_numpy(parent, g, d, rhs):
     rhs[:, 0] /= d[:, 0]
     for i in range(1, nn):
         rhs[:, i] = (rhs[:, i] + g[i] * rhs[:, parent[i]]) / d[:, i]
-
-
-_HINES = None
-
-
-def hines_solver():
-    """The tree solver: compiled with numba when available, else NumPy."""
-    global _HINES
-    if _HINES is None:
-        try:
-            import numba
-        except ImportError:
-            _HINES = _hines_numpy
-        else:
-            def _hines(parent, g, d, rhs):
-                ncell, nn = d.shape
-                for c in range(ncell):
-                    for i in range(nn - 1, 0, -1):
-                        p = parent[i]
-                        f = g[i] / d[c, i]
-                        d[c, p] -= f * g[i]
-                        rhs[c, p] += f * rhs[c, i]
-                    rhs[c, 0] /= d[c, 0]
-                    for i in range(1, nn):
-                        rhs[c, i] = (rhs[c, i] + g[i] * rhs[c, parent[i]]) / d[c, i]
-            try:
-                _HINES = numba.njit(cache=True)(_hines)
-            except Exception:  # no cache folder: compile in memory
-                _HINES = numba.njit(_hines)
-    return _HINES
 
 
 _STEP = None
@@ -132,7 +102,6 @@ class CablePhase:
         self.dt = float(dt)
         self.prog = prog
         self.parts = []
-        self.solve_tree = hines_solver()
         self.step_compiled = cable_stepper()
         for s in specs:
             t = s.tree
@@ -157,6 +126,12 @@ class CablePhase:
                 vj=np.zeros((s.ncells, len(junc))), parent=t.parent.astype(np.int64),
                 g=np.ascontiguousarray(t.g, dtype=float), nn=nn, ncells=s.ncells,
                 jnb=self._junction_neighbour(t, junc)))
+            if self.step_compiled is not None:  # the compiled step's scratch and index arrays
+                p = self.parts[-1]
+                shape = (s.ncells, nn)
+                p["work"] = (np.empty(shape), np.empty(shape), np.empty(shape),
+                             np.ascontiguousarray(inst, dtype=np.int64), np.ascontiguousarray(mem, dtype=np.int64),
+                             np.ascontiguousarray(junc, dtype=np.int64), np.ascontiguousarray(p["diag"], dtype=float))
 
     @staticmethod
     def _junction_neighbour(t: CableTree, junc) -> np.ndarray:
@@ -195,15 +170,7 @@ class CablePhase:
         dt = self.dt
         if self.step_compiled is not None:
             for p in self.parts:
-                w = p.get("work")
-                if w is None:
-                    shape = (p["ncells"], p["nn"])
-                    w = p["work"] = (np.empty(shape), np.empty(shape), np.empty(shape),
-                                     np.ascontiguousarray(p["inst"], dtype=np.int64),
-                                     np.ascontiguousarray(p["mem"], dtype=np.int64),
-                                     np.ascontiguousarray(p["junc"], dtype=np.int64),
-                                     np.ascontiguousarray(p["diag"], dtype=float))
-                vn, d, rhs, inst, mem, junc, diag = w
+                vn, d, rhs, inst, mem, junc, diag = p["work"]
                 v, f, b = V[p["v"]], V[p["f"]], V[p["b"]]
                 if np.shape(f) != v.shape:  # a constant f or B (a passive cell's B) as an array
                     f = np.ascontiguousarray(np.broadcast_to(f, v.shape), dtype=float)
@@ -221,7 +188,7 @@ class CablePhase:
             d[:, mem] += cap / dt - cap * V[p["b"]][inst]
             rhs = np.ascontiguousarray(-(p["lap"] @ vn.T).T)
             rhs[:, mem] += cap * V[p["f"]][inst]
-            self.solve_tree(p["parent"], p["g"], d, rhs)
+            _hines_numpy(p["parent"], p["g"], d, rhs)
             vn += rhs
             V[p["v"]][inst] = vn[:, mem]
             p["vj"][...] = vn[:, p["junc"]]

@@ -52,18 +52,22 @@ def _copy_arrays(dst, src):
         a[...] = b
 
 
-_COPIER = None
+_COPY_JIT = None
 
 
-def _array_copier():
-    """``copy(dst, src)``: every array of the tuple ``src`` into the same-shaped one of ``dst`` —
-    one compiled call per step with numba (the lagged states of ``--method neuron``)."""
-    global _COPIER
-    if _COPIER is None:
+def array_copier(arrays):
+    """``copy(dst, src)`` for tuples shaped like ``arrays``: every array of ``src`` into the
+    same one of ``dst`` (the lagged states of ``--method neuron``) — one compiled call per
+    step with numba when they are all 1-d float arrays, else NumPy assignments."""
+    global _COPY_JIT
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype == np.float64 and a.flags.c_contiguous
+               for a in arrays):
+        return _copy_arrays
+    if _COPY_JIT is None:
         try:
             import numba
         except ImportError:
-            _COPIER = _copy_arrays
+            _COPY_JIT = _copy_arrays
         else:
             def copy_tuple(dst, src):
                 for k in range(len(dst)):
@@ -71,17 +75,8 @@ def _array_copier():
                     b = src[k]
                     for i in range(a.shape[0]):
                         a[i] = b[i]
-            jitted = numba.njit(cache=True)(copy_tuple)
-
-            def copier(dst, src):
-                if len(dst) == 0:
-                    return
-                try:
-                    jitted(dst, src)
-                except Exception:  # not one array type (a 0-d state): plain NumPy
-                    _copy_arrays(dst, src)
-            _COPIER = copier
-    return _COPIER
+            _COPY_JIT = numba.njit(cache=True)(copy_tuple)
+    return _COPY_JIT
 
 
 class Simulator:
@@ -113,6 +108,8 @@ class Simulator:
         self.program.domains = self._density_domains() if backend == "numba" else {}
         lagged = []
         ks = []
+        #: lagged states that start from their initial values, not 0 (kinetic schemes)
+        self.lag_from_start: List[str] = []
         if method == "neuron":
             lagged, early = self._neuron_state_roles(specs)
             self.program.early_states = set(early)
@@ -136,11 +133,11 @@ class Simulator:
             self.lag = {nm: np.zeros_like(self.V[nm], dtype=float) for nm in lagged}
             #: kinetic-scheme occupancies: their mods' INITIAL solves the steady state with
             #: rates() inside, so the first step sees the steady-state conductance, not 0
-            self.lag_from_start = [prog.py(*k) for gg in built.groups for states, _ in gg.kinetic_init
-                                   for k in ((gg.gid, s) for s in states) if prog.py(*k) in self.lag]
+            self.lag_from_start = [nm for g, kstates, _ in ks for nm in (prog.py(g.gid, st) for st in kstates)
+                                   if nm in self.lag]
             lag = self.lag
-            copy_all = _array_copier()
             states = tuple(self.V[nm] for nm in lag)
+            copy_all = array_copier(states)
             lags = tuple(lag.values())
             saved = tuple(np.empty_like(x) for x in lags)
 
@@ -223,16 +220,18 @@ class Simulator:
         values elsewhere stay as initialised (the density's conductance 0)."""
         out = {}
         built = self.built
-        for pid, lay in getattr(built, "layouts", {}).items():
+        done = set()
+        for pid, lay in built.layouts.items():
             g = built.pop_groups[pid]
-            if any(k[0] == g.gid for k in out):
+            if g.gid in done:
                 continue  # populations sharing a group share its domains
+            done.add(g.gid)
             ncells = g.n // lay.ncomp
             prefixes = []
             for node in g.nodes:
                 vals = lay.values.get(id(node.comp), {})
                 dens = vals.get("condDensity", vals.get("permeability"))
-                if dens is None or node.comp.tag == "specificCapacitance":
+                if dens is None:
                     continue
                 on = np.flatnonzero(np.tile(np.asarray(dens) != 0.0, ncells))
                 if len(on) < g.n:
@@ -265,7 +264,7 @@ class Simulator:
         """
         prog = self.program
         cable_gids = {c.gid for c in specs}
-        model = self.built.net.model if hasattr(self.built, "net") else None
+        model = self.built.net.model
         lagged, early = [], []
         rate_keys = set(prog.rate_keys)
         for g in self.built.groups:
@@ -277,7 +276,7 @@ class Simulator:
             for node in g.nodes:
                 if node.ct.dynamics is None or not node.ct.dynamics.state:
                     continue
-                conc = model is not None and model.is_a(node.tname, "concentrationModel")
+                conc = model.is_a(node.tname, "concentrationModel")
                 for sname in node.ct.dynamics.state:
                     k = (g.gid, node.key(sname))
                     if k in prog.implicit or k not in rate_keys:
@@ -329,10 +328,10 @@ class Simulator:
         self.event_handlers = defaultdict(list)  # (gid, node prefix, port) -> [(h, fname)]
         self.entry_handlers = defaultdict(list)  # (gid, regime key, idx) -> [fname]
         self.start_handlers = []
+        model = self.built.net.model
         for g, h, fname in prog.handlers:
             fn = prog.handler_fns[fname]
             if h.kind == "condition":
-                model = self.built.net.model
                 if (self.method == "neuron" and model.is_a(h.node.tname, "spike") and h.node.parent is not None
                         and model.is_a(h.node.parent.tname, "spikeArray")):
                     # jNeuroML's NEURON export makes a spikeArray's spike a WATCH (t > time),
@@ -351,7 +350,6 @@ class Simulator:
             # NEURON has every ion's concentrations (cai0, cao0) before any INITIAL block runs:
             # concentration models start first, so that a calcium-dependent gate starts at its
             # steady state for them (in tree order it would see 0)
-            model = self.built.net.model
             self.start_handlers.sort(key=lambda x: not model.is_a(x[1].node.tname, "concentrationModel"))
         self.internal = defaultdict(list)  # (gid, prefix, port) -> [(dst prefix, dst port)]
         for g in self.built.groups:
@@ -502,12 +500,13 @@ class Simulator:
         if not ks:
             return None
         prog, dt = self.program, self.dt
-        parts = [(g, states, pairs, [prog.py(g.gid, st) for st in states]) for g, states, pairs in ks]
+        parts = [(g, states, pairs, [prog.py(g.gid, st) for st in states], np.eye(len(states))[None, :, :])
+                 for g, states, pairs in ks]
 
         def step(V):
-            for g, states, pairs, names in parts:
+            for g, states, pairs, names, eye in parts:
                 A = -dt * self._kinetic_matrix(g, states, pairs)
-                A += np.eye(len(states))[None, :, :]
+                A += eye
                 q = np.stack([np.broadcast_to(V[nm], (g.n,)) for nm in names], axis=1)
                 q = np.linalg.solve(A, q[..., None])[..., 0]
                 for i, nm in enumerate(names):
@@ -517,7 +516,6 @@ class Simulator:
     def _kinetic_steady_state(self, g, states, pairs):
         prog, V = self.program, self.V
         m, n = len(states), g.n
-        idx = {s: i for i, s in enumerate(states)}
         Q = self._kinetic_matrix(g, states, pairs)  # dq/dt = Q q, per instance
         Q[:, 0, :] = 1.0  # one equation replaced by the conservation of occupancy
         rhs = np.zeros((n, m))
@@ -527,8 +525,8 @@ class Simulator:
         except np.linalg.LinAlgError:  # a scheme with unreachable states: jLEMS's start
             q = np.zeros((n, m))
             q[:, 0] = 1.0
-        for s, i in idx.items():
-            V[prog.py(g.gid, s)][:] = q[:, i]
+        for i, st in enumerate(states):
+            V[prog.py(g.gid, st)][:] = q[:, i]
 
     # ------------------------------------------------------------ run
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
@@ -542,7 +540,7 @@ class Simulator:
                 self.observe = None
                 self._compile(None)
         self.initialize()
-        for nm in getattr(self, "lag_from_start", ()):
+        for nm in self.lag_from_start:
             self.lag[nm][...] = self.V[nm]
         for r in recorders:
             r.initialize(self, nsteps)

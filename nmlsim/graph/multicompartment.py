@@ -94,19 +94,26 @@ def _biophysics(model: LemsModel, cell: Component) -> Component:
     return b
 
 
-def _compartment_type(model: LemsModel, tname: str) -> str:
-    """The cell's type with ``surfaceArea`` a parameter instead of a sum over segments."""
-    name = f"{tname}__compartment"
+def _extension(model: LemsModel, tname: str, suffix: str, params: Dict[str, str], edit) -> str:
+    """A synthesised type ``<tname>__<suffix>`` extending ``tname``: extra parameters ``params``
+    (name -> dimension), its dynamics' derived variables rewritten by ``edit(list) -> list``."""
+    name = f"{tname}__{suffix}"
     if model.has_type(name):
         return name
     base = model.resolved(tname)
     dyn = copy.deepcopy(base.dynamics) if base.dynamics is not None else Dynamics()
-    dyn.derived = [d for d in dyn.derived if d.name != "surfaceArea"]
+    dyn.derived = edit(dyn.derived)
     ct = ComponentType(name=name, extends=tname, file=base.file, line=base.line)
-    ct.parameters["surfaceArea"] = "area"
+    ct.parameters.update(params)
     ct.dynamics = dyn
     model.add_type(ct)
     return name
+
+
+def _compartment_type(model: LemsModel, tname: str) -> str:
+    """The cell's type with ``surfaceArea`` a parameter instead of a sum over segments."""
+    return _extension(model, tname, "compartment", {"surfaceArea": "area"},
+                      lambda derived: [d for d in derived if d.name != "surfaceArea"])
 
 
 def _masked_species_type(model: LemsModel, tname: str) -> str:
@@ -116,32 +123,23 @@ def _masked_species_type(model: LemsModel, tname: str) -> str:
     compartments no species of its ion covers (last species of the ion only): there the
     concentrations stay at the species' initial values, as NEURON keeps ``cai``/``cao`` at
     ``cai0``/``cao0`` in sections without the pool mechanism (jNeuroML sets those globals once
-    per species, so the last one stays).  (The intracellular properties
-    sum their species' concentrations per ion, so without the mask two pools on two groups
-    would add up on every compartment.)
+    per species, so the last one stays).  The intracellular properties sum their species'
+    concentrations per ion, so without the mask two pools on two groups would add up on
+    every compartment.
     """
-    name = f"{tname}__masked"
-    if model.has_type(name):
-        return name
-    base = model.resolved(tname)
-    dyn = copy.deepcopy(base.dynamics) if base.dynamics is not None else Dynamics()
-    keep = []
-    for d in dyn.derived:
-        if d.name in ("concentration", "extConcentration") and d.select:
-            init = "initialConcentration" if d.name == "concentration" else "initialExtConcentration"
-            keep.append(DerivedVariable(name=f"{d.name}__pool", dimension=d.dimension, select=d.select,
-                                        reduce=d.reduce, required=d.required))
-            keep.append(DerivedVariable(name=d.name, dimension=d.dimension, exposure=d.exposure,
-                                        value=f"presence * {d.name}__pool + fixedShare * {init}"))
-        else:
-            keep.append(d)
-    dyn.derived = keep
-    ct = ComponentType(name=name, extends=tname, file=base.file, line=base.line)
-    ct.parameters["presence"] = "none"
-    ct.parameters["fixedShare"] = "none"
-    ct.dynamics = dyn
-    model.add_type(ct)
-    return name
+    def edit(derived):
+        out = []
+        for d in derived:
+            if d.name in ("concentration", "extConcentration") and d.select:
+                init = "initialConcentration" if d.name == "concentration" else "initialExtConcentration"
+                out.append(DerivedVariable(name=f"{d.name}__pool", dimension=d.dimension, select=d.select,
+                                           reduce=d.reduce, required=d.required))
+                out.append(DerivedVariable(name=d.name, dimension=d.dimension, exposure=d.exposure,
+                                           value=f"presence * {d.name}__pool + fixedShare * {init}"))
+            else:
+                out.append(d)
+        return out
+    return _extension(model, tname, "masked", {"presence": "none", "fixedShare": "none"}, edit)
 
 
 def _species_masks(model: LemsModel, ip: Component, C: int, in_group, values) -> Component:

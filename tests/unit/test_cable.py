@@ -8,11 +8,7 @@ import pytest
 from nmlsim.graph.morphology import Morphology, cable_tree
 from nmlsim.lems.model import Component
 
-try:
-    import numba  # noqa: F401
-    BACKENDS = ["numpy", "numba"]
-except ImportError:
-    BACKENDS = ["numpy"]
+from conftest import BACKENDS
 
 
 def _pt(tag, x, y, z, d):
@@ -75,19 +71,25 @@ def test_branch_hangs_on_parent_centre_node():
     assert t.comp[t.parent[child]] == 1
 
 
-CABLE = """<ionChannelHH id="pas" conductance="10pS"/>
-<cell id="cab"><morphology id="m">{segs}
-  <segmentGroup id="cable" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{nseg}"/>{members}</segmentGroup>
-  <segmentGroup id="all_g"><include segmentGroup="cable"/></segmentGroup>
-</morphology><biophysicalProperties id="bp"><membraneProperties>
+def _passive(cell: str) -> str:
+    """The end of a passive test cell ``cell`` (after its segments): leak 1 S/m² at -65 mV,
+    1 µF/cm², 100 Ω·cm, no spikes; one cell in population p, 0.1 nA into segment 0 at x = 0."""
+    return f"""</morphology><biophysicalProperties id="bp"><membraneProperties>
   <channelDensity id="leak" ionChannel="pas" condDensity="1 S_per_m2" erev="-65mV" ion="non_specific"/>
   <spikeThresh value="100mV"/><specificCapacitance value="1 uF_per_cm2"/><initMembPotential value="-65mV"/>
 </membraneProperties><intracellularProperties><resistivity value="100 ohm_cm"/></intracellularProperties>
 </biophysicalProperties></cell>
 <pulseGenerator id="stim" delay="0ms" duration="1000ms" amplitude="0.1nA"/>
-<network id="net"><population id="p" component="cab" size="1" type="populationList"><instance id="0"><location x="0" y="0" z="0"/></instance></population>
-<inputList id="il" population="p" component="stim"><input id="0" target="../p/0/cab" destination="synapses" segmentId="0" fractionAlong="0"/></inputList>
+<network id="net"><population id="p" component="{cell}" size="1" type="populationList"><instance id="0"><location x="0" y="0" z="0"/></instance></population>
+<inputList id="il" population="p" component="stim"><input id="0" target="../p/0/{cell}" destination="synapses" segmentId="0" fractionAlong="0"/></inputList>
 </network>"""
+
+
+CABLE = """<ionChannelHH id="pas" conductance="10pS"/>
+<cell id="cab"><morphology id="m">{segs}
+  <segmentGroup id="cable" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{nseg}"/>{members}</segmentGroup>
+  <segmentGroup id="all_g"><include segmentGroup="cable"/></segmentGroup>
+""" + _passive("cab")  # (no braces: safe under .format)
 
 
 def _cable_lems(nseg=100, nsegs=10, length=1000.0, d=2.0, dt="0.025ms", duration="150ms"):
@@ -209,15 +211,7 @@ RALL = """<ionChannelHH id="pas" conductance="10pS"/>
   <segmentGroup id="trunk_c" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{n1}"/><member segment="0"/></segmentGroup>
   <segmentGroup id="left_c" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{n2}"/><member segment="1"/></segmentGroup>
   <segmentGroup id="right_c" neuroLexId="sao864921383"><property tag="numberInternalDivisions" value="{n2}"/><member segment="2"/></segmentGroup>
-</morphology><biophysicalProperties id="bp"><membraneProperties>
-  <channelDensity id="leak" ionChannel="pas" condDensity="1 S_per_m2" erev="-65mV" ion="non_specific"/>
-  <spikeThresh value="100mV"/><specificCapacitance value="1 uF_per_cm2"/><initMembPotential value="-65mV"/>
-</membraneProperties><intracellularProperties><resistivity value="100 ohm_cm"/></intracellularProperties>
-</biophysicalProperties></cell>
-<pulseGenerator id="stim" delay="0ms" duration="1000ms" amplitude="0.1nA"/>
-<network id="net"><population id="p" component="tree" size="1" type="populationList"><instance id="0"><location x="0" y="0" z="0"/></instance></population>
-<inputList id="il" population="p" component="stim"><input id="0" target="../p/0/tree" destination="synapses" segmentId="0" fractionAlong="0"/></inputList>
-</network>"""
+""" + _passive("tree")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -9,11 +9,7 @@ got both pools, twice the concentration.
 import numpy as np
 import pytest
 
-try:
-    import numba  # noqa: F401
-    BACKENDS = ["numpy", "numba"]
-except ImportError:
-    BACKENDS = ["numpy"]
+from conftest import BACKENDS
 
 CELL = """<neuroml xmlns="http://www.neuroml.org/schema/neuroml2">
 <decayingPoolConcentrationModel id="fastPool" restingConc="1e-4 mM" decayConstant="20 ms" shellThickness="0.1um" ion="ca"/>

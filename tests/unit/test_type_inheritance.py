@@ -7,11 +7,7 @@ The derived definition must win, or every channelDensityVShift runs with vShift 
 import numpy as np
 import pytest
 
-try:
-    import numba  # noqa: F401
-    BACKENDS = ["numpy", "numba"]
-except ImportError:
-    BACKENDS = ["numpy"]
+from conftest import BACKENDS
 
 CHANNEL = """<neuroml xmlns="http://www.neuroml.org/schema/neuroml2">
 <ionChannel id="shiftable" conductance="10pS" type="ionChannelHH" species="na">

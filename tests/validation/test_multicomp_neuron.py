@@ -32,9 +32,19 @@ def _neuron_reference(tmp: Path, lems: str = "LEMS_mc.xml") -> Path:
     return ref / "results"
 
 
+_REFS = {}
+
+
+def _reference(tmp_path_factory, lems: str) -> Path:
+    """NEURON's results folder for ``lems``, made once per test session."""
+    if lems not in _REFS:
+        _REFS[lems] = _neuron_reference(tmp_path_factory.mktemp(lems.replace(".", "_")), lems)
+    return _REFS[lems]
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    return _neuron_reference(tmp_path_factory.mktemp("multicomp"))
+    return _reference(tmp_path_factory, "LEMS_mc.xml")
 
 
 @pytest.mark.parametrize("method,spike_tol", [("exp_euler", 0.5e-3), ("euler", 0.1e-3), ("neuron", 1e-9)])
@@ -75,7 +85,7 @@ def test_neuron_method_reproduces_jneuroml_neuron_step_for_step(tmp_path, refere
 
 @pytest.fixture(scope="module")
 def stim_reference(tmp_path_factory):
-    return _neuron_reference(tmp_path_factory.mktemp("multicomp_stim"), "LEMS_stim.xml")
+    return _reference(tmp_path_factory, "LEMS_stim.xml")
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -109,9 +119,6 @@ CASES = {
     "LEMS_stim.xml": "spikeArray, timedSynapticInput, delays and weights onto segments",
     "LEMS_ca.xml": "spherical soma, mid-cable branch, non-uniform densities, Nernst Ca + pool, 35 degC",
 }
-_REFS = {}
-
-
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("lems", sorted(CASES))
 def test_outputs_equal_neuron(tmp_path_factory, tmp_path, lems, backend):
@@ -119,9 +126,7 @@ def test_outputs_equal_neuron(tmp_path_factory, tmp_path, lems, backend):
     within ~1 µV, concentrations within 1e-5 relative, spike times equal."""
     if backend == "numba":
         pytest.importorskip("numba")
-    if lems not in _REFS:
-        _REFS[lems] = _neuron_reference(tmp_path_factory.mktemp(lems.replace(".", "_")), lems)
-    ref = _REFS[lems]
+    ref = _reference(tmp_path_factory, lems)
     import nmlsim
     for f in HERE.iterdir():
         shutil.copy(f, tmp_path)
