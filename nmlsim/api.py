@@ -215,6 +215,7 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
                     (t0, t_end, step_ms), rep.unit) for k, p in enumerate(pops)}, complete,
                 dtype=rep.dtype)
         recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
-    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders))
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
+                          nmodl=r.nmodl)
     simulator.run(duration, recorders, progress=progress)
     return to_sonata(recorders[0].result()), out

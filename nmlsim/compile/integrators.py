@@ -201,14 +201,26 @@ def _where_ast(cases):
     return out
 
 
-def jacobian_diagonal(prog) -> list:
-    """∂(dx/dt)/∂x for every integrated state of ``prog``, as ASTs (same order as rate_keys)."""
+def _node_of(key: str) -> str:
+    return key.rsplit("/", 1)[0] if "/" in key else ""
+
+
+def jacobian_diagonal(prog, local: bool = False) -> list:
+    """∂(dx/dt)/∂x for every integrated state of ``prog``, as ASTs (same order as rate_keys).
+
+    ``local``: differentiate a state's rate only through the derived values of its own
+    component (except for the implicitly solved states): what NEURON's ``cnexp`` sees of a
+    mod file, where a value another mechanism computes (``ica`` read by a calcium pool,
+    whose reversal potential moves with the pool) is a constant over the step."""
     out = []
     for gid, key in prog.rate_keys:
         g = prog.by_gid[gid]
+        own = _node_of(key) if local and (gid, key) not in prog.implicit and key not in prog.implicit else None
 
-        def definition(n, g=g):
+        def definition(n, g=g, own=own):
             if (g.gid, n) in prog.literals:
+                return None
+            if own is not None and _node_of(n) != own:
                 return None
             d = g.derived.get(n)
             if d is None:
@@ -222,26 +234,29 @@ def jacobian_diagonal(prog) -> list:
     return out
 
 
-def stepper_jacobian(method: str, prog) -> Optional[list]:
+def stepper_jacobian(method: str, prog, nmodl: bool = False) -> Optional[list]:
     """∂f/∂x per state as the explicit step of ``method`` needs it: every state for
-    exp_euler; for euler only the states an implicit phase takes over (it needs B); None
-    when nothing needs it.  Refuses rk4 where an implicit phase exists."""
+    exp_euler (and for neuron on NEURON's own mod files: ``cnexp``); for euler only the states
+    an implicit phase takes over (it needs B); None when nothing needs it.  Refuses rk4 where
+    an implicit phase exists."""
     if prog.implicit and method == "rk4":
         raise UnsupportedFeature("rk4 cannot step multi-compartment cells (their voltage is solved "
                                  "implicitly): use --method exp_euler or euler")
     if method == "exp_euler":
         return jacobian_diagonal(prog)
+    if method == "neuron" and nmodl:
+        return jacobian_diagonal(prog, local=True)
     if method in ("euler", "neuron") and prog.implicit:
         return [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jacobian_diagonal(prog))]
     return None
 
 
-def make_integrator(method: str, prog, dt: float):
+def make_integrator(method: str, prog, dt: float, nmodl: bool = False):
     """Return ``step(V, t)`` advancing every state variable by ``dt``."""
     if method not in METHODS:
         raise ModelError(f"unknown integration method '{method}' (choose from {', '.join(METHODS)})")
     if method == "neuron":
-        return _neuron_stepper(prog, dt)
+        return _neuron_stepper(prog, dt, nmodl)
     if method in ("euler", "exp_euler"):
         return prog.make_stepper(dt, stepper_jacobian(method, prog))
     names = [prog.py(gid, key) for gid, key in prog.rate_keys]
@@ -268,18 +283,20 @@ def make_integrator(method: str, prog, dt: float):
     return rk4
 
 
-def _neuron_stepper(prog, dt: float):
+def _neuron_stepper(prog, dt: float, nmodl: bool = False):
     """NEURON's fixed step (``secondorder=0``), the explicit half: the implicit phase's f and
     B at t; then — after the engine's implicit phase has moved v to t + dt — every other
-    state by forward Euler from derived values recomputed with the new v.  That is what
-    NEURON does with the mod files jNeuroML writes: their ``x' = rate_x`` (a rate computed
-    in a PROCEDURE) gives ``cnexp`` nothing linear to integrate exactly, so it steps
-    x + dt·rate with the rates of v(t + dt).  Concentration models (``prog.early_states``) move
-    in the first half, with the currents of the old voltage, as their mods read ``ica``.
+    state from derived values recomputed with the new v.  With the mod files jNeuroML writes
+    that is forward Euler: their ``x' = rate_x`` (a rate computed in a PROCEDURE) gives
+    ``cnexp`` nothing linear to integrate exactly, so it steps x + dt·rate.  With hand-written
+    mods (``nmodl``: ``x' = (xInf - x)/xTau``), ``cnexp`` integrates the linear equation
+    exactly — the exponential step.  Concentration models (``prog.early_states``) move in the
+    first half, with the currents of the old voltage, as their mods read ``ica``.
     Returns (before, after)."""
     first, second = neuron_halves(prog)
-    before = prog.make_stepper(dt, stepper_jacobian("neuron", prog), keys=first)
-    after = prog.make_stepper(dt, None, keys=second)
+    jac = stepper_jacobian("neuron", prog, nmodl)
+    before = prog.make_stepper(dt, jac, keys=first)
+    after = prog.make_stepper(dt, jac if nmodl else None, keys=second)
     return before, after
 
 

@@ -404,7 +404,7 @@ def _fuse_run(run: List[list], cut: bool = True) -> List[str]:
 class NumbaKernels:
     """``derived(V, t)`` and ``step(V, t)`` for a Program, compiled on first use."""
 
-    def __init__(self, prog, dt: float, method: str, jdiag=None, loop_spec=None, keep=None):
+    def __init__(self, prog, dt: float, method: str, jdiag=None, loop_spec=None, keep=None, nmodl=False):
         """``keep``: V names read from outside the kernels between steps (recorded values);
         None: any. Derived values outside it that only their own loop reads are then
         computed into registers and never stored (``local``: their V names)."""
@@ -439,7 +439,7 @@ class NumbaKernels:
             from .integrators import neuron_halves
             first, second = neuron_halves(prog)
             lines_s = self._step_lines(jdiag, keys=first)
-            lines_s2 = self._step_lines(None, keys=second)
+            lines_s2 = self._step_lines(jdiag if nmodl else None, keys=second)  # cnexp on NEURON's own mods
         else:
             lines_s = (self._rk4_lines() if method == "rk4" else
                        self._step_lines(jdiag))

@@ -81,13 +81,18 @@ def array_copier(arrays):
 
 class Simulator:
     def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
-                 backend: str = "numpy", observe: Optional[Iterable[Tuple[int, str]]] = None):
+                 backend: str = "numpy", observe: Optional[Iterable[Tuple[int, str]]] = None,
+                 nmodl: bool = False):
         """``observe``: the (group id, variable) pairs that will be read between steps — what
         the recorders of the coming runs read (:func:`observed_by`); None: any. With it the
-        numba backend keeps derived values nothing reads in registers instead of arrays."""
+        numba backend keeps derived values nothing reads in registers instead of arrays.
+        ``nmodl``: with ``method="neuron"``, the mechanisms stand for NEURON's own mod files
+        (a SONATA circuit run by bmtk), not jNeuroML's generated ones: gates by ``cnexp``'s
+        exponential step, and the currents from the states as they are (no one-update lag)."""
         self.built = built
         self.dt = float(dt)
         self.method = method
+        self.nmodl = bool(nmodl) and method == "neuron"
         self.backend = backend
         if backend not in ("numpy", "numba"):
             raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
@@ -112,6 +117,8 @@ class Simulator:
         self.lag_from_start: List[str] = []
         if method == "neuron":
             lagged, early = self._neuron_state_roles(specs)
+            if self.nmodl:  # NEURON's BREAKPOINT sees the states the last update left
+                lagged = []
             self.program.early_states = set(early)
             # kinetic schemes: NEURON's `SOLVE ... METHOD sparse` (backward Euler), not forward Euler
             for g in built.groups:
@@ -124,7 +131,7 @@ class Simulator:
         if backend == "numba":
             self._compile(self.observe)
         else:
-            self.integrate = make_integrator(method, self.program, self.dt)
+            self.integrate = make_integrator(method, self.program, self.dt, self.nmodl)
         if self.method == "neuron":
             before, after = self.integrate
             cable, prog, dt = self.cable, self.program, self.dt
@@ -290,11 +297,11 @@ class Simulator:
     def _compile(self, observe):
         from ..compile.integrators import stepper_jacobian
         from ..compile.numba_backend import NumbaKernels
-        jd = stepper_jacobian(self.method, self.program)
+        jd = stepper_jacobian(self.method, self.program, self.nmodl)
         kept = None if observe is None else {self.program.py(gid, key) for gid, key in observe}
         # the implicit phase runs between compiled calls: the engine drives the steps
         spec = None if self.program.implicit or self.method == "neuron" else self._loop_spec()
-        kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept)
+        kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept, nmodl=self.nmodl)
         self.kernels = kernels
         self.program.derived = kernels.derived
         self.integrate = kernels.step  # RK4 too: its stages compiled in the step

@@ -277,6 +277,9 @@ class SonataRun:
     #: the integrator runs use unless told otherwise: NEST integrates its models exactly,
     #: which RK4 matches to rounding at NEST's usual steps; exponential Euler otherwise
     method: str = "exp_euler"
+    #: the cells' mechanisms are NEURON mod files (bmtk): --method neuron steps them as NEURON
+    #: steps mods (cnexp gates, no one-update lag), not as jNeuroML's generated mods
+    nmodl: bool = False
 
 
 class SonataReader:
@@ -332,7 +335,10 @@ class SonataReader:
     # ------------------------------------------------------------- read
     def read(self) -> SonataRun:
         sim_path, sim, circ_path, circuit = self._configs()
-        comps = circuit.get("components") or {}
+        comps = dict(circuit.get("components") or {})
+        for k, v in comps.items():  # component folders are relative to their config's folder
+            if isinstance(v, str) and v and not Path(v).is_absolute():
+                comps[k] = str(circ_path.parent / v)
         self.comps = comps
         netc = Component(tag="network", id="sonata_network", file=str(circ_path))
         celsius = (sim.get("conditions") or {}).get("celsius")
@@ -354,6 +360,19 @@ class SonataReader:
         if dt <= 0 or tstop < tstart:
             raise FormatError(f"bad run times: tstop {tstop}, dt {dt}", file=sim_path)
         self.dt_ms = dt
+        self.circ_path = circ_path
+        self.morphologies: Dict[tuple, Component] = {}
+        self.biophysical = False
+        cond = sim.get("conditions") or {}
+        try:  # bmtk BioNet's defaults where the config is silent: NEURON's v_init, bmtk's threshold
+            self.v_init_mv = float(cond.get("v_init", -65.0))
+            self.spike_threshold_mv = float(run.get("spike_threshold", -15.0))
+            self.dl = None if run.get("dL") is None else float(run["dL"])
+        except (TypeError, ValueError):
+            raise FormatError("conditions.v_init, run.spike_threshold and run.dL must be numbers",
+                              file=sim_path) from None
+        if self.dl is not None and not self.dl > 0:
+            raise FormatError(f"run.dL {self.dl} must be positive", file=sim_path)
         networks = circuit["networks"]
         for spec in networks.get("nodes") or []:
             nfile = self.path(spec.get("nodes_file"), circ_path.parent, "nodes file", circ_path)
@@ -404,7 +423,8 @@ class SonataReader:
         nest = any(self.model.type_of(pop.component).startswith("nest_") for pop in net.populations.values())
         return SonataRun(net, tstop * 1e-3, dt * 1e-3, tstart * 1e-3, seed, out_dir, spikes_file,
                          str(out.get("spikes_sort_order") or "time"), reports, self.pops,
-                         method="rk4" if nest else "exp_euler")
+                         method="rk4" if nest else "neuron" if self.biophysical else "exp_euler",
+                         nmodl=self.biophysical)
 
     # ------------------------------------------------------------- cells
     def _make_cells(self, np_: NodePopulation) -> None:
@@ -448,13 +468,12 @@ class SonataReader:
             dfile = dyn_files[first] if dyn_files is not None else None
             part = Part(pid, nodes, template)
             morph = np_.column("morphology")
-            if morph is not None and morph[first] not in (None, "") and not (
-                    isinstance(morph[first], float) and np.isnan(morph[first])):
-                raise UnsupportedFeature(
-                    f"node type {tid} of population '{np_.name}' is a {mtypes[first]} cell on morphology "
-                    f"'{morph[first]}': SONATA cells on morphology files are not supported yet (NeuroML "
-                    "multi-compartment cells are)", file=np_.file)
+            morph = morph[first] if morph is not None else None
+            if morph in ("", "None") or (isinstance(morph, float) and np.isnan(morph)):
+                morph = None
             self._cell_component(np_, part, tid, dfile, overrides, mtypes[first])
+            if morph is not None:
+                self._on_morphology(np_, part, tid, str(morph), mtypes[first])
             np_.parts.append(part)
             pos = None
             if all(a in np_.attrs for a in "xyz"):
@@ -491,19 +510,95 @@ class SonataReader:
         raise UnsupportedFeature(f"model_template '{template}' is not supported (nmlsim reads nml: NeuroML cells "
                                  f"and nest: {', '.join(nest_models.supported_models())})", **where)
 
+    def _on_morphology(self, np_, part: Part, tid, morph: str, mtype) -> None:
+        """A ``biophysical`` node type: its nml: template's biophysics on its SWC morphology,
+        as bmtk's BioNet builds it (:mod:`nmlsim.io.sonata_biophys`)."""
+        from . import sonata_biophys as B
+        where = {"file": str(np_.file), "element": f"node type {tid} of population '{np_.name}'"}
+        if mtype != "biophysical" or part.nest is not None or not part.template.startswith("nml:"):
+            raise UnsupportedFeature(f"a {mtype} cell with model_template '{part.template}' on morphology "
+                                     f"'{morph}' (nmlsim runs biophysical cells with nml: templates)", **where)
+        mdir = self.comps.get("morphologies_dir")
+        if not mdir:
+            raise FormatError(f"node type {tid} names morphology '{morph}' but the circuit config has no "
+                              "components.morphologies_dir", file=self.circ_path)
+        rel = morph if Path(morph).suffix else morph + ".swc"
+        if Path(rel).suffix.lower() != ".swc":
+            raise UnsupportedFeature(f"morphology '{morph}': only SWC files are read (not {Path(rel).suffix})",
+                                     **where)
+        swc = self._component_file(rel, [mdir], np_.file, "morphology")
+        key = (str(swc), self.dl)
+        mcomp = self.morphologies.get(key)
+        if mcomp is None:
+            mcomp = self.morphologies[key] = B.load_swc_morphology(swc, dl=self.dl)
+        template = part.component
+        if not self.model.is_a(self.model.type_of(template), "cell"):
+            raise ModelError(f"model template '{part.template}' is a {self.model.type_of(template)}, not a "
+                             "NeuroML <cell> (a biophysical node needs one)", **where)
+        cid = f"{template.id}__{Path(rel).stem}"
+        cell = self.model.components.get(cid)
+        if cell is None:
+            cell = B.biophysical_cell(template, mcomp, cid, spike_threshold_mv=self.spike_threshold_mv,
+                                      v_init_mv=self.v_init_mv)
+            self._load_mechanisms(cell, where)
+            self.model.add_component(cell)
+        part.component = cell
+        self.biophysical = True
+
+    def _load_mechanisms(self, cell: Component, where) -> None:
+        """Channels and concentration models the template names but does not define: from the
+        shipped translations of the Allen Cell Types mechanisms (what NEURON's mechanisms_dir holds)."""
+        from . import sonata_biophys as B
+        for name, ref in B.missing_mechanisms(self.model, cell):
+            f = B.library_file(name)
+            if f is None:
+                raise ModelError(f"'{name}' is not defined in the template and is not one of the mechanisms "
+                                 f"nmlsim knows ({', '.join(B.library_types())})", **ref.where())
+            self.lems.load(f)
+
+    def _report_var(self, part: Part, var: str) -> str:
+        if var in ("V_m", "v"):
+            return "v"
+        path = _species_path(part.component, "ca")
+        if path is None:
+            raise ModelError(f"report variable '{var}': cells of '{part.pop_id}' have no Ca2+ species")
+        return path
+
     def _nml(self, rel: str, dirs, where: Path) -> Component:
         if rel in self.loaded:
             return self.loaded[rel]
         f = self._component_file(rel, dirs, where, "model template")
-        before = set(self.model.components)
+        before = dict(self.model.components)
         self.lems.load(f)
-        new = [self.model.components[c] for c in self.model.components if c not in before]
+        comps = self.model.components
+        mine = {cid: c for cid, c in comps.items() if before.get(cid) is not c}  # new, or redefined
         stem = Path(rel).name.split(".")[0]
-        comp = self.model.components.get(stem) or (new[-1] if new else None)
+        # each template is its own namespace (bmtk parses every file apart): an id another
+        # template already used (every Allen cell file has its <concentrationModel id="CaDynamics">)
+        # is renamed in this file, with the references to it
+        clashes = {cid: f"{stem}__{cid}" for cid in mine if cid in before}
+        for cid, new_id in clashes.items():
+            c = mine.pop(cid)
+            comps[cid] = before[cid]
+            c.id = new_id
+            comps[new_id] = mine[new_id] = c
+        if clashes:
+            for c in mine.values():
+                _rename_refs(c, clashes)
+        comp = comps.get(stem) if stem in mine else None
+        if comp is None:
+            cells = [c for c in mine.values() if self._is_cell(c)]
+            comp = cells[-1] if cells else (list(mine.values())[-1] if mine else None)
         if comp is None:
             raise ModelError(f"'{rel}' defines no component", file=f)
         self.loaded[rel] = comp
         return comp
+
+    def _is_cell(self, c: Component) -> bool:
+        try:
+            return self.model.is_a(self.model.type_of(c), "baseCell")
+        except NmlsimError:
+            return False
 
     # ------------------------------------------------------------- edges
     def _edges(self, epop, g, efile, etypes) -> None:
@@ -852,8 +947,12 @@ class SonataReader:
     # ------------------------------------------------------------- reports
     def _report(self, name, rep, out_dir, dt, tstart, tstop) -> ReportSpec:
         var = rep.get("variable_name")
-        if var not in ("V_m", "v"):
-            raise UnsupportedFeature(f"report variable '{var}' is not supported (V_m / v, the membrane potential)")
+        if var not in ("V_m", "v", "cai"):
+            raise UnsupportedFeature(f"report variable '{var}' is not supported (V_m / v, the membrane potential; "
+                                     "cai, the soma's Ca2+ concentration of a biophysical cell)")
+        sections = rep.get("sections", "soma")
+        if sections not in ("soma", "origin", None):
+            raise UnsupportedFeature(f"report sections '{sections}' (nmlsim reports the soma)")
         cells = self.resolve_node_set(rep.get("cells", list(self.pops)))
         quantities, kept = {}, {}
         for pop, ids in cells.items():
@@ -861,15 +960,45 @@ class SonataReader:
             if np_.virtual or not len(ids):
                 continue
             kept[pop] = ids
-            quantities[pop] = [f"{np_.parts[np_.part_of[i]].pop_id}[{int(np_.index_in_part[i])}]/v" for i in ids]
+            quantities[pop] = [f"{np_.parts[np_.part_of[i]].pop_id}[{int(np_.index_in_part[i])}]/"
+                               + self._report_var(np_.parts[np_.part_of[i]], var) for i in ids]
         fname = rep.get("file_name") or f"{name}.h5"
         f = Path(fname) if Path(fname).is_absolute() else out_dir / fname
         rdt = float(rep.get("dt", dt))
         dtype = str(rep.get("dtype", "float64"))
         if dtype not in ("float64", "float32"):
             raise ModelError(f"report dtype '{dtype}' must be float64 or float32")
-        return ReportSpec(name, f, var, "mV", 1e3, float(rep.get("start_time", tstart)),
+        unit, scale = ("mM", 1.0) if var == "cai" else ("mV", 1e3)
+        return ReportSpec(name, f, var, unit, scale, float(rep.get("start_time", tstart)),
                           float(rep.get("end_time", tstop)), max(rdt, dt), kept, quantities, dtype)
+
+
+#: attributes of NeuroML elements that name another component by id
+_REF_ATTRS = ("ionChannel", "concentrationModel", "synapse", "component", "cell", "morphology",
+              "biophysicalProperties", "input", "spikeTarget")
+
+
+def _rename_refs(c: Component, ren: Dict[str, str]) -> None:
+    for a in _REF_ATTRS:
+        v = c.attrs.get(a)
+        if v in ren:
+            c.attrs[a] = ren[v]
+    for ch in c.children:
+        _rename_refs(ch, ren)
+
+
+def _species_path(cell: Component, ion: str) -> Optional[str]:
+    """Path (below the cell) of the concentration of the cell's species of ``ion``."""
+    for bio in cell.children:
+        if bio.tag != "biophysicalProperties":
+            continue
+        for ip in bio.children:
+            if ip.tag != "intracellularProperties":
+                continue
+            for sp in ip.children:
+                if sp.tag == "species" and sp.attrs.get("ion", sp.id) == ion:
+                    return f"{bio.id}/intracellularProperties/{sp.id}/concentration"
+    return None
 
 
 def _py(v):
