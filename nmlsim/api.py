@@ -206,6 +206,8 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
 
         def sink(name, data, complete, rep=rep, pops=pops, bounds=bounds, every=every):
             t = data[:, 0] * 1e3
+            if r.nmodl:  # BioNet's rows: the state each step reaches, labelled with the step's start
+                t = t - every * dt * 1e3
             rows = (t >= rep.start_ms - 1e-9) & (t <= rep.end_ms + 1e-9)
             t0 = float(t[rows][0]) if rows.any() else rep.start_ms
             step_ms = every * dt * 1e3

@@ -204,7 +204,28 @@ def _phi(z):
     return 1.0 + 0.5 * z if abs(z) < 1e-9 else e
 
 
+@numba.njit(cache=True)
+def _phi_libm(z):
+    e = _m.expm1(z) / z
+    return 1.0 + 0.5 * z if abs(z) < 1e-9 else e
+
+
 """
+
+
+#: above this many exp/expm1 call sites the kernels call libm instead of inlining the
+#: vectorisable polynomial: inlined ~25 statements a site, LLVM's optimisation of one big
+#: kernel grows faster than linearly (a 5-cell SONATA circuit of detailed Allen cells,
+#: 176 sites in one function: 375 s to compile with the polynomial, 52 s with libm)
+VEXP_INLINE_MAX = 64
+
+
+def _libm_if_large(source: str) -> str:
+    sites = source.count("_vexp(") + source.count("_vexpm1(") + source.count("_phi(")
+    if sites <= VEXP_INLINE_MAX:
+        return source
+    return (source.replace("_vexpm1(", "_m.expm1(").replace("_vexp(", "_m.exp(")
+            .replace("_phi(", "_phi_libm("))
 
 
 from .numba_loop import HELPERS as _LOOP_HELPERS  # noqa: E402
@@ -511,7 +532,7 @@ class NumbaKernels:
                                            finite="\n".join(finite) or "            pass").splitlines()
         if self.table:
             src = self._table_prologues(src, names)
-        self.source = "\n".join(src) + "\n"
+        self.source = _libm_if_large("\n".join(src) + "\n")
         opts = dict(error_model="numpy", fastmath=False)
         # the options are part of the file's hash: Numba's cache index does not key on them
         mod = _load_module(f"# numba options: {sorted(opts.items())}, noalias\n" + self.source)

@@ -110,7 +110,11 @@ class Simulator:
             self.program.declare_implicit([(c.gid, c.v_key) for c in specs])
             self.cable = CablePhase(self.program, specs, self.dt)
         self.seed = seed
-        self.program.domains = self._density_domains() if backend == "numba" else {}
+        domains = self._density_domains()
+        if backend == "numba":
+            self.program.domains = domains
+        else:
+            self.program.use_domains(domains)
         lagged = []
         ks = []
         #: lagged states that start from their initial values, not 0 (kinetic schemes)
@@ -223,7 +227,7 @@ class Simulator:
 
         A channel density lowered onto every compartment is zero outside its segment group;
         its channel (gates, rates, states) need not be computed there — NEURON does not
-        insert the mechanism there.  The numba backend loops over these instances only; the
+        insert the mechanism there.  Both backends compute them on these instances only; the
         values elsewhere stay as initialised (the density's conductance 0)."""
         out = {}
         built = self.built
