@@ -71,17 +71,6 @@ def _ix(x, idx):
     return x
 
 
-def _own(x, n):
-    """``x`` as a float array of shape (n,) the caller may write into: x itself when it
-    already is one (a derived value computed on a domain keeps its values elsewhere)."""
-    if type(x) is np.ndarray and x.shape == (n,) and x.dtype == float and x.flags.writeable:
-        return x
-    out = np.zeros(n)
-    if x is not None:
-        out[...] = x
-    return out
-
-
 def _at(x, i):
     """Element i of an array, or x itself if it is a scalar."""
     try:
@@ -132,9 +121,6 @@ class Program:
         #: step writes f = dx/dt and B = ∂f/∂x there instead of moving x
         self.implicit: Dict[Key, Tuple[str, str, str]] = {}
         self._nstep = 0  # steppers made for a subset of the states (named step1, step2...)
-        #: (gid, key) -> the instances where that value is computed (see use_domains)
-        self.domains: Dict[Key, np.ndarray] = {}
-        self._sub: Optional[str] = None  # the domain constant the code being generated indexes by
         self._build()
 
     def rng_for(self, gid: int) -> np.random.Generator:
@@ -225,7 +211,6 @@ class Program:
         except SyntaxError as e:  # a bug in the generator, not in the model
             raise SimulationError(f"internal error in generated code line {e.lineno}: {e.text}") from None
         self.ns = ns
-        self._dom_names: Dict[int, str] = {}
         self.derived = self._with_fallback(ns.get("derived_fast"), ns["derived"], self._floatify)
         self.rates = self._with_fallback(ns.get("rates_fast"), ns["rates"])
         self.handler_fns = {name: self._with_fallback(ns.get(name + "_fast"), ns[name])
@@ -369,14 +354,11 @@ class Program:
 
     def _code(self, g: Group, ast, loads: Set[str]) -> str:
         fn = self.name_fn(g)
-        sub = self._sub
 
         def wrap(key):
             s = fn(key)
             if s.startswith("x"):
                 loads.add(s)
-                if sub is not None:
-                    return f"_ix({s}, C[{sub!r}])"
             return s
         if self._fast(g):
             return E.to_python(ast, wrap).replace("_rand1(", f"_rand1g({g.gid}, ")
@@ -385,35 +367,22 @@ class Program:
             code = re.sub(r"_random\(", f"_randu({g.gid}, {g.n}, ", code)
         return code
 
-    def _domain_const(self, gid: int, key: str) -> Optional[str]:
-        """The C[...] name of the instance indices of a value computed on a domain only."""
-        dom = self.domains.get((gid, key))
-        if dom is None or self.mode_fast or gid in self.scalar_gids:
-            return None
-        cname = self._dom_names.get(id(dom))
-        if cname is None:
-            cname = f"D{len(self.consts)}"
-            self.consts[cname] = np.asarray(dom, dtype=np.int64)
-            self._dom_names[id(dom)] = cname
-        return cname
-
     def _derived_stmt(self, g: Group, d: Derived, loads: Set[str]) -> List[str]:
         me = self.py(g.gid, d.key)
-        dom = self._domain_const(g.gid, d.key) if d.kind in ("expr", "cases") else None
-        if dom is not None:  # on the domain's instances only; the rest keeps its values
-            self._sub = dom
-            try:
-                if d.kind == "expr":
-                    val = self._code(g, d.ast, loads)
-                else:
-                    val = self._cases_code(g, d, loads)
-            finally:
-                self._sub = None
-            return [f"    {me} = _own(V.get({me!r}), {g.n})", f"    {me}[C[{dom!r}]] = {val}"]
         if d.kind == "expr":
             return [f"    {me} = {self._code(g, d.ast, loads)}"]
         if d.kind == "cases":
-            return [f"    {me} = {self._cases_code(g, d, loads)}"]
+            default = "0.0"
+            conds = []
+            for c, v in d.cases:
+                if c is None:
+                    default = self._code(g, v, loads)
+                else:
+                    conds.append((self._code(g, c, loads), self._code(g, v, loads)))
+            expr = default
+            for c, v in reversed(conds):
+                expr = f"({v} if {c} else {expr})" if self._fast(g) else f"_np.where({c}, {v}, {expr})"
+            return [f"    {me} = {expr}"]
         if d.kind == "gather":
             src = self.by_gid[d.src.gid]
             sp = self.name_fn(src)(d.src_key)
@@ -467,30 +436,6 @@ class Program:
                 lines.append(f"    {me}[{i0}] += _at({sp}, 0)")
             return lines
         raise ValueError(d.kind)
-
-    def _cases_code(self, g: Group, d: Derived, loads: Set[str]) -> str:
-        default = "0.0"
-        conds = []
-        for c, v in d.cases:
-            if c is None:
-                default = self._code(g, v, loads)
-            else:
-                conds.append((self._code(g, c, loads), self._code(g, v, loads)))
-        expr = default
-        for c, v in reversed(conds):
-            expr = f"({v} if {c} else {expr})" if self._fast(g) else f"_np.where({c}, {v}, {expr})"
-        return expr
-
-    def use_domains(self, domains: Dict[Key, np.ndarray]) -> None:
-        """Compute the values in ``domains`` on their instances only (a channel density's
-        channel on the compartments of its segment group): the derived pass is generated
-        again; steppers made afterwards update those states there only."""
-        self.domains = dict(domains)
-        if not self.domains:
-            return
-        src = self._derived_src("derived_dom")
-        self.add_source(src)
-        self.derived = self._with_fallback(self.ns.get("derived_fast"), self.ns["derived_dom"], self._floatify)
 
     def rate_ast(self, g: Group, key: str):
         ast = g.rates.get(key)
@@ -651,13 +596,10 @@ class Program:
                 x = self.py(gid, key)
                 loads.add(x)
                 fa = self.rate_ast(g, key)
-                dom = None if (gid, key) in self.implicit else self._domain_const(gid, key)
-                self._sub = dom
                 f = self._code(g, fa, loads)
                 calc.append(f"    r{j} = {f}")
                 b = jdiag[j] if jdiag is not None else None
                 if (gid, key) in self.implicit:
-                    self._sub = None
                     _, fn, bn = self.implicit[(gid, key)]
                     bcode = "0.0" if b is None else self._code(g, b, loads)
                     calc.append(f"    q{j} = {bcode}")
@@ -685,12 +627,9 @@ class Program:
                     else:
                         phi = "_phi1" if self._fast(g) else "_phi"
                         calc.append(f"    r{j} = r{j} * {phi}(({self._code(g, b, loads)}) * {dt!r})")
-                self._sub = None
                 if self._fast(g):
                     calc.append(f"    n{j} = {x} + {inc}")
                     write.append(f"    V[{x!r}][0] = n{j}")
-                elif dom is not None:
-                    write.append(f"    {x}[C[{dom!r}]] += {inc}")
                 else:
                     write.append(f"    {x} += {inc}")
             name = ("step_fast" if fast else "step") + ("" if keys is None else str(self._nstep))

@@ -110,11 +110,7 @@ class Simulator:
             self.program.declare_implicit([(c.gid, c.v_key) for c in specs])
             self.cable = CablePhase(self.program, specs, self.dt)
         self.seed = seed
-        domains = self._density_domains()
-        if backend == "numba":
-            self.program.domains = domains
-        else:
-            self.program.use_domains(domains)
+        self.program.domains = self._density_domains() if backend == "numba" else {}
         lagged = []
         ks = []
         #: lagged states that start from their initial values, not 0 (kinetic schemes)
@@ -227,7 +223,7 @@ class Simulator:
 
         A channel density lowered onto every compartment is zero outside its segment group;
         its channel (gates, rates, states) need not be computed there — NEURON does not
-        insert the mechanism there.  Both backends compute them on these instances only; the
+        insert the mechanism there.  The numba backend loops over these instances only; the
         values elsewhere stay as initialised (the density's conductance 0)."""
         out = {}
         built = self.built
