@@ -213,19 +213,24 @@ def _phi_libm(z):
 """
 
 
-#: above this many exp/expm1 call sites the kernels call libm instead of inlining the
-#: vectorisable polynomial: inlined ~25 statements a site, LLVM's optimisation of one big
-#: kernel grows faster than linearly (a 5-cell SONATA circuit of detailed Allen cells,
-#: 176 sites in one function: 375 s to compile with the polynomial, 52 s with libm)
-VEXP_INLINE_MAX = 64
+#: a generated function with more exp/expm1 call sites than this calls libm instead of
+#: inlining the vectorisable polynomial: inlined (~25 statements a site, so that loops
+#: vectorise), LLVM's optimisation of one function grows faster than linearly with its size.
+#: The 5-cell Allen SONATA circuit's derived pass (176 sites): 375 s to compile inlined, 52 s
+#: with libm; the thalamus's (96 sites) stays inlined: 160 s, and its run 1.7x faster than
+#: with libm (docs/benchmarks.md)
+VEXP_INLINE_MAX = 128
 
 
 def _libm_if_large(source: str) -> str:
-    sites = source.count("_vexp(") + source.count("_vexpm1(") + source.count("_phi(")
-    if sites <= VEXP_INLINE_MAX:
-        return source
-    return (source.replace("_vexpm1(", "_m.expm1(").replace("_vexp(", "_m.exp(")
-            .replace("_phi(", "_phi_libm("))
+    """``source`` with the exp sites of its too-large functions calling libm."""
+    parts = source.split("\ndef ")
+    for i, part in enumerate(parts):
+        sites = part.count("_vexp(") + part.count("_vexpm1(") + part.count("_phi(")
+        if sites > VEXP_INLINE_MAX:
+            parts[i] = (part.replace("_vexpm1(", "_m.expm1(").replace("_vexp(", "_m.exp(")
+                        .replace("_phi(", "_phi_libm("))
+    return "\ndef ".join(parts)
 
 
 from .numba_loop import HELPERS as _LOOP_HELPERS  # noqa: E402

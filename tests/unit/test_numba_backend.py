@@ -357,3 +357,16 @@ def test_cli_says_when_it_compiles(tmp_path):
     assert "compiling this model's kernels" in first.stderr
     second = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert second.returncode == 0 and "compiling" not in second.stderr
+
+
+def test_large_functions_call_libm_exp_small_ones_inline():
+    """A generated function with more exp sites than VEXP_INLINE_MAX calls libm (compile time);
+    the others keep the inlined vectorisable polynomial."""
+    from nmlsim.compile.numba_backend import VEXP_INLINE_MAX, _libm_if_large
+    big = "def _derived(t, P):\n" + "    x = _vexp(t) + _phi(t)\n" * (VEXP_INLINE_MAX // 2 + 1)
+    small = "def _step(t, P):\n    y = _vexpm1(t)\n"
+    out = _libm_if_large(big + small)
+    head, tail = out.split("\ndef _step")
+    assert "_vexp(" not in head and "_phi(" not in head and "_m.exp(" in head and "_phi_libm(" in head
+    assert "_vexpm1(" in tail and "_m.expm1(" not in tail
+    assert _libm_if_large(small) == small
