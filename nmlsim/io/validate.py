@@ -58,6 +58,8 @@ def validate_file(path, include_root=None) -> List[str]:
     from .neuroml import build_network
 
     problems: List[str] = []
+    if Path(path).suffix.lower() == ".json":  # a SONATA config: read and build it, as `run` would
+        return sonata_problems(path, include_root)
     # nmlsim writes the components of non-NeuroML types beside a network document, in
     # <stem>.types.xml (see neuroml_writer.write_network): check references against it
     path = Path(path)
@@ -87,4 +89,24 @@ def validate_file(path, include_root=None) -> List[str]:
                     build_groups(build_network(model, c))
     except NmlsimError as e:
         problems.append(str(e))
+    return problems
+
+
+def sonata_problems(path, include_root=None) -> List[str]:
+    """Problems of a SONATA circuit/simulation config: every file it names read, every cell
+    (SWC morphologies included) lowered and every group compiled, without simulating; the
+    NeuroML templates it loads are checked against the schema too."""
+    from ..compile.build import build_groups
+    from .sonata_reader import SonataReader
+    try:
+        reader = SonataReader(path, include_root=include_root)
+        run = reader.read()
+        build_groups(run.network)
+    except NmlsimError as e:
+        return [str(e)]
+    problems: List[str] = []
+    core = os.path.realpath(Path(__file__).resolve().parent.parent)
+    for f in reader.model.files:
+        if not os.path.realpath(f).startswith(core) and f.endswith(".nml"):
+            problems.extend(xsd_problems(f))
     return problems
