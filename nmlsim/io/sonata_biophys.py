@@ -162,8 +162,10 @@ def biophysical_cell(template: Component, morphology: Component, cid: str, *, sp
         raise ModelError(f"cell '{template.id}' has no <membraneProperties>", **bio.where())
     new_mp = copy.copy(mp)
     new_mp.children = [c for c in mp.children if c.tag not in ("spikeThresh", "initMembPotential")]
+    # on "all", as NeuroML cells write it (jNeuroML's NEURON export refuses any other group); the
+    # spikes are detected at the soma's centre either way, where bmtk's NetCon watches
     new_mp.children.append(Component(tag="spikeThresh", attrs={"value": f"{spike_threshold_mv!r}mV",
-                                                               "segmentGroup": "soma"}, file=template.file))
+                                                               "segmentGroup": "all"}, file=template.file))
     new_mp.children.append(Component(tag="initMembPotential", attrs={"value": f"{v_init_mv!r}mV",
                                                                      "segmentGroup": "all"}, file=template.file))
     new_bio = copy.copy(bio)

@@ -535,7 +535,11 @@ class SonataReader:
         if not self.model.is_a(self.model.type_of(template), "cell"):
             raise ModelError(f"model template '{part.template}' is a {self.model.type_of(template)}, not a "
                              "NeuroML <cell> (a biophysical node needs one)", **where)
-        cid = f"{template.id}__{Path(rel).stem}"
+        # a NeuroML id (NmlId: a letter or _ first), so that exports of the circuit stay valid
+        # (the Allen templates' ids are numbers; NEURON's hoc templates refuse those too)
+        cid = re.sub(r"\W", "_", f"{template.id}__{Path(rel).stem}")
+        if not re.match(r"[A-Za-z_]", cid):
+            cid = "cell_" + cid
         cell = self.model.components.get(cid)
         if cell is None:
             cell = B.biophysical_cell(template, mcomp, cid, spike_threshold_mv=self.spike_threshold_mv,
