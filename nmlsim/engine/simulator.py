@@ -128,6 +128,12 @@ class Simulator:
         self._setup_events()
         self.kernels = None
         self.observe = None if observe is None else set(observe)
+        if self.observe is not None:
+            # the kinetic schemes solved here (steady state, backward Euler) read their
+            # transition rates from the arrays: the numba kernels must store them
+            for g, _, pairs in ks:
+                for _, _, rf, rr in pairs:
+                    self.observe.update({(g.gid, rf), (g.gid, rr)})
         if backend == "numba":
             self._compile(self.observe)
         else:
@@ -529,9 +535,17 @@ class Simulator:
         rhs[:, 0] = 1.0
         try:
             q = np.linalg.solve(Q, rhs[..., None])[..., 0]
-        except np.linalg.LinAlgError:  # a scheme with unreachable states: jLEMS's start
+        except np.linalg.LinAlgError:
+            # instance by instance: a scheme with unreachable states (or one the numba backend
+            # does not compute on this compartment, outside its density's group: its rates are
+            # 0) starts as jLEMS starts it, all in the first state; the others at steady state
             q = np.zeros((n, m))
             q[:, 0] = 1.0
+            for k in range(n):
+                try:
+                    q[k] = np.linalg.solve(Q[k], rhs[k])
+                except np.linalg.LinAlgError:
+                    pass
         for i, st in enumerate(states):
             V[prog.py(g.gid, st)][:] = q[:, i]
 

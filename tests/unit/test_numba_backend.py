@@ -370,3 +370,25 @@ def test_large_functions_call_libm_exp_small_ones_inline():
     assert "_vexp(" not in head and "_phi(" not in head and "_m.exp(" in head and "_phi_libm(" in head
     assert "_vexpm1(" in tail and "_m.expm1(" not in tail
     assert _libm_if_large(small) == small
+
+
+def test_kinetic_scheme_on_a_segment_group_same_on_both_backends(tmp_path):
+    """A gateKS potassium channel on the soma group of a branched cell (--method neuron: steady
+    start, backward Euler). The numba backend computes it on the soma only; its steady-state
+    start once fell back to 'all closed' for every compartment (the others' rates are 0, a
+    singular system) and the cell fired at 5 ms without input."""
+    pytest.importorskip("numba")
+    import shutil
+    import nmlsim
+    from conftest import REPO
+    data = REPO / "tests" / "data" / "multicomp"
+    for f in ("LEMS_ks.xml", "ks.cell.nml"):
+        shutil.copy(data / f, tmp_path)
+    out = {}
+    for backend in ("numpy", "numba"):
+        sim = nmlsim.load(str(tmp_path / "LEMS_ks.xml"))
+        nmlsim.run(sim, backend=backend, duration=0.03, outdir=str(tmp_path / backend))
+        out[backend] = np.loadtxt(tmp_path / backend / "results" / "ks_v.dat")
+    np.testing.assert_allclose(out["numba"], out["numpy"], rtol=0, atol=1e-9)
+    spikes = np.loadtxt(tmp_path / "numba" / "results" / "ks.spikes", ndmin=2)
+    assert spikes.shape[0] == 1 and spikes[0, 0] > 0.02  # only after the pulse starts at 20 ms
