@@ -113,8 +113,6 @@ class Simulator:
         self.program.domains = self._density_domains() if backend == "numba" else {}
         lagged = []
         ks = []
-        #: lagged states that start from their initial values, not 0 (kinetic schemes)
-        self.lag_from_start: List[str] = []
         if method == "neuron":
             lagged, early = self._neuron_state_roles(specs)
             if self.nmodl:  # NEURON's BREAKPOINT sees the states the last update left
@@ -144,10 +142,6 @@ class Simulator:
             #: the states the currents of the coming step see: those before the last update
             #: (0 before the first: jNeuroML's INITIAL evaluates the conductances with gates at 0)
             self.lag = {nm: np.zeros_like(self.V[nm], dtype=float) for nm in lagged}
-            #: kinetic-scheme occupancies: their mods' INITIAL solves the steady state with
-            #: rates() inside, so the first step sees the steady-state conductance, not 0
-            self.lag_from_start = [nm for g, kstates, _ in ks for nm in (prog.py(g.gid, st) for st in kstates)
-                                   if nm in self.lag]
             lag = self.lag
             states = tuple(self.V[nm] for nm in lag)
             copy_all = array_copier(states)
@@ -280,6 +274,10 @@ class Simulator:
         model = self.built.net.model
         lagged, early = [], []
         rate_keys = set(prog.rate_keys)
+        # kinetic schemes are not lagged: NEURON's sparse solver evaluates the KINETIC block
+        # (and the rates() that computes fcond in it) again after its solve, to test
+        # convergence, so BREAKPOINT sees the updated occupancies
+        kinetic = {(g.gid, st) for g in self.built.groups for states, _ in g.kinetic_init for st in states}
         for g in self.built.groups:
             host = g
             while host is not None and host.gid not in cable_gids:
@@ -292,7 +290,7 @@ class Simulator:
                 conc = model.is_a(node.tname, "concentrationModel")
                 for sname in node.ct.dynamics.state:
                     k = (g.gid, node.key(sname))
-                    if k in prog.implicit or k not in rate_keys:
+                    if k in prog.implicit or k not in rate_keys or k in kinetic:
                         continue
                     if conc:
                         early.append(k)
@@ -561,8 +559,6 @@ class Simulator:
                 self.observe = None
                 self._compile(None)
         self.initialize()
-        for nm in self.lag_from_start:
-            self.lag[nm][...] = self.V[nm]
         for r in recorders:
             r.initialize(self, nsteps)
         complete = False

@@ -118,6 +118,7 @@ CASES = {
     "LEMS_mc.xml": "branched HH cell, tapered cable, two capacitances, two pulses",
     "LEMS_stim.xml": "spikeArray, timedSynapticInput, delays and weights onto segments",
     "LEMS_ca.xml": "spherical soma, mid-cable branch, non-uniform densities, Nernst Ca + pool, 35 degC",
+    "LEMS_ks.xml": "the branched cell with a kinetic-scheme (gateKS) K channel on its soma group",
 }
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("lems", sorted(CASES))
