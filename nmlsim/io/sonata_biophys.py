@@ -151,9 +151,8 @@ def _child(c: Component, *tags) -> Optional[Component]:
 def biophysical_cell(template: Component, morphology: Component, cid: str, *, spike_threshold_mv: float,
                      v_init_mv: float) -> Component:
     """The template cell on ``morphology``, with bmtk's spike threshold and initial voltage
-    (replacing any the template sets) and its synonym groups mapped to section types."""
-    if _child(template, "morphology") is not None or template.attrs.get("morphology"):
-        pass  # bmtk ignores a template's own morphology: the SWC file is the cell's shape
+    (replacing any the template sets).  A morphology the template has of its own is dropped:
+    bmtk ignores it, the SWC file is the cell's shape."""
     bio = _child(template, "biophysicalProperties")
     if bio is None:
         raise ModelError(f"cell '{template.id}' has no <biophysicalProperties>", **template.where())
