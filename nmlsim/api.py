@@ -173,7 +173,6 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
     from .io.sonata_reader import read_sonata_run
     r = read_sonata_run(config, include_root=include_root)
     net = r.network
-    method = method or r.method
     dt = dt or r.dt_s
     duration = duration if duration is not None else r.tstop_s
     seed = seed if seed is not None else r.seed
@@ -184,6 +183,9 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
         for rep in reports:
             rep.file = Path(output_dir) / rep.file.name
     built = build_groups(net)
+    if method is None:  # the reader's choice (NEST cells: RK4; bmtk biophysical cells: NEURON's
+        # step); otherwise what a LEMS run of the same cells defaults to (multi-compartment: neuron)
+        method = r.method if (r.nmodl or r.method != "exp_euler") else default_method(built)
 
     def to_sonata(spikes):
         merged: Dict[str, list] = {}
