@@ -30,11 +30,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ModelError
+from ..graph.morphology import CABLE_LEXID
+from ..graph.multicompartment import _child
 from ..lems.model import Component
 from .swc import SwcSection, read_swc
 
-#: neuroLexId of an unbranched cable segment group (one NEURON section)
-CABLE_LEXID = "sao864921383"
 LIBRARY = Path(__file__).resolve().parent.parent / "library" / "allen"
 #: bmtk's NMLTree: segment group names -> the section type they name
 GROUP_SYNONYMS = {"somatic": "soma", "axonal": "axon", "basal": "dend", "dendritic": "dend", "apical": "apic"}
@@ -139,13 +139,6 @@ def morphology_component(sections: List[SwcSection], *, dl: Optional[float], fil
         groups.append(Component(tag="segmentGroup", id=syn, file=file,
                                 children=[Component(tag="include", attrs={"segmentGroup": kind}, file=file)]))
     return Component(tag="morphology", id=mid, children=segs + groups, file=file)
-
-
-def _child(c: Component, *tags) -> Optional[Component]:
-    for ch in c.children:
-        if ch.tag in tags:
-            return ch
-    return None
 
 
 def biophysical_cell(template: Component, morphology: Component, cid: str, *, spike_threshold_mv: float,
