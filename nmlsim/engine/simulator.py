@@ -120,8 +120,8 @@ class Simulator:
             self.program.early_states = set(early)
             # kinetic schemes: NEURON's `SOLVE ... METHOD sparse` (backward Euler), not forward Euler
             for g in built.groups:
-                for states, pairs in g.kinetic_init:
-                    ks.append((g, states, pairs))
+                for k in g.kinetic_init:
+                    ks.append((g, k.states, k.pairs))
             self.program.solved_apart = {(g.gid, st) for g, states, _ in ks for st in states}
         self._setup_events()
         self.kernels = None
@@ -132,6 +132,10 @@ class Simulator:
             for g, _, pairs in ks:
                 for _, _, rf, rr in pairs:
                     self.observe.update({(g.gid, rf), (g.gid, rr)})
+            for g in built.groups:
+                for k in g.kinetic_init:
+                    if k.initial is not None:
+                        self.observe.update((g.gid, rate) for _, _, rate in k.initial.inflows)
         if backend == "numba":
             self._compile(self.observe)
         else:
@@ -277,7 +281,7 @@ class Simulator:
         # kinetic schemes are not lagged: NEURON's sparse solver evaluates the KINETIC block
         # (and the rates() that computes fcond in it) again after its solve, to test
         # convergence, so BREAKPOINT sees the updated occupancies
-        kinetic = {(g.gid, st) for g in self.built.groups for states, _ in g.kinetic_init for st in states}
+        kinetic = {(g.gid, st) for g in self.built.groups for k in g.kinetic_init for st in k.states}
         for g in self.built.groups:
             host = g
             while host is not None and host.gid not in cable_gids:
@@ -482,11 +486,11 @@ class Simulator:
         prog = self.program
         V = self.V
         for g in self.built.groups:
-            for states, pairs in g.kinetic_init:
+            for k in g.kinetic_init:
                 if self.method == "neuron":
-                    self._kinetic_steady_state(g, states, pairs)
+                    self._kinetic_steady_state(g, k)
                     continue
-                for i, s in enumerate(states):
+                for i, s in enumerate(k.states):
                     V[prog.py(g.gid, s)][:] = 1.0 if i == 0 else 0.0
 
     def _kinetic_matrix(self, g, states, pairs):
@@ -524,13 +528,23 @@ class Simulator:
                     V[nm][...] = q[:, i]
         return step
 
-    def _kinetic_steady_state(self, g, states, pairs):
+    def _kinetic_steady_state(self, g, k):
+        """Occupancies from the balance equations at the current rates, one of them replaced by
+        the conservation of occupancy; or from the system a mod file's INITIAL block states
+        (``k.initial``: NEURON solves what the file says, also where it is not the steady state)."""
         prog, V = self.program, self.V
+        states = k.states
         m, n = len(states), g.n
-        Q = self._kinetic_matrix(g, states, pairs)  # dq/dt = Q q, per instance
-        Q[:, 0, :] = 1.0  # one equation replaced by the conservation of occupancy
+        Q = self._kinetic_matrix(g, states, k.pairs)  # dq/dt = Q q, per instance
+        row = 0
+        if k.initial is not None:
+            idx = {s: i for i, s in enumerate(states)}
+            row = idx[k.initial.replaced]
+            for to, frm, rate in k.initial.inflows:
+                Q[:, idx[to], idx[frm]] = np.broadcast_to(np.asarray(prog.value(g.gid, rate), dtype=float), (n,))
+        Q[:, row, :] = 1.0  # one equation replaced by the conservation of occupancy
         rhs = np.zeros((n, m))
-        rhs[:, 0] = 1.0
+        rhs[:, row] = 1.0
         try:
             q = np.linalg.solve(Q, rhs[..., None])[..., 0]
         except np.linalg.LinAlgError:

@@ -15,7 +15,7 @@ from typing import Optional
 
 from ..coretypes import CORE_DIR, NEST_DIR, core_file
 from ..errors import FormatError, NmlsimError
-from ..lems.model import (Assignment, Component, ComponentType, DerivedVariable, Dynamics,
+from ..lems.model import (NMLSIM_NS, Assignment, Component, ComponentType, DerivedVariable, Dynamics,
                           EventConnectionDecl, EventHandler, KineticScheme, LemsModel, Regime)
 from .xmlsafe import confined, local, parse_xml
 
@@ -124,6 +124,9 @@ class LemsReader:
                          line=el.sourceline)
         for sub in el:
             st = local(sub.tag)
+            if st == "annotation":
+                comp.extensions.extend(self._component(x, local(x.tag), path) for x in sub
+                                       if isinstance(x.tag, str) and x.tag.startswith("{" + NMLSIM_NS + "}"))
             if not st or st in _SKIP_TAGS:
                 continue
             comp.children.append(self._component(sub, st, path))

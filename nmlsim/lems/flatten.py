@@ -24,6 +24,58 @@ from .model import Component, ComponentType, EventHandler, LemsModel
 
 
 @dataclass
+class KineticScheme:
+    """A kinetic scheme of one group: its occupancy keys, its transitions as (from, to, forward
+    rate key, reverse rate key), and how NEURON starts it (:class:`KineticInitial`, or None for the
+    steady state with the first state's balance replaced by the conservation of occupancy)."""
+    states: List[str]
+    pairs: List[Tuple[str, str, str, str]]
+    initial: Optional["KineticInitial"] = None
+
+
+@dataclass
+class KineticInitial:
+    """The linear system a mod file's INITIAL block solves in place of the exact steady state
+    (``<nmlsim:kineticInitial gate="...">`` in the channel's annotation): the balance of ``replaced`` is replaced
+    by the conservation of occupancy, and each (to, from, rate key) of ``inflows`` is the rate at
+    which the balance of ``to`` takes occupancy from ``from``, in place of the scheme's."""
+    replaced: str
+    inflows: List[Tuple[str, str, str]]
+
+
+def _kinetic_initial(node, ks, states, edges) -> Optional[KineticInitial]:
+    # on the gate, or (NeuroML allows no annotation in a gateKS) on its channel, naming the gate
+    near = node.comp.extensions + (node.parent.comp.extensions if node.parent is not None else [])
+    spec = [x for x in near if x.tag == "kineticInitial" and x.attrs.get("gate", node.comp.id) == node.comp.id]
+    if not spec:
+        return None
+    x = spec[0]
+    sv = ks.state_variable
+
+    def state(name, attr, el):
+        if name not in states:
+            raise ModelError(f"kineticInitial: {attr} '{name}' is not a state of the kinetic scheme "
+                             f"(states: {', '.join(states)})", **el.where())
+        return states[name].key(sv)
+
+    replaced = state(x.attrs.get("conservationReplaces", next(iter(states), "")), "conservationReplaces", x)
+    inflows = []
+    for f in x.children:
+        if f.tag != "inflow":
+            raise ModelError(f"kineticInitial: unknown element <{f.tag}> (only <inflow>)", **f.where())
+        e = edges.get(f.attrs.get("transition"))
+        if e is None:
+            raise ModelError(f"kineticInitial: inflow names unknown transition '{f.attrs.get('transition')}'",
+                             **f.where())
+        which = f.attrs.get("rate", {"forwardTransition": "forward", "reverseTransition": "reverse"}.get(e.comp.tag))
+        if which not in ("forward", "reverse"):
+            raise ModelError("kineticInitial: inflow needs rate=\"forward\" or rate=\"reverse\"", **f.where())
+        rate = e.key(ks.forward_rate if which == "forward" else ks.reverse_rate)
+        inflows.append((state(f.attrs.get("to"), "to", f), state(f.attrs.get("from"), "from", f), rate))
+    return KineticInitial(replaced, inflows)
+
+
+@dataclass
 class Link:
     """From each instance of a group to one instance of ``group`` (idx None: all to 0)."""
     group: "Group"
@@ -126,7 +178,7 @@ class Group:
         self.internal: List[Tuple[Node, str, Node, str]] = []
         self.regimes: Dict[str, Tuple[Node, List[str], int]] = {}  # regime key -> node, names, initial
         self.nodes: List[Node] = []
-        self.kinetic_init: List[Tuple[List[str], List[Tuple[str, str, str, str]]]] = []
+        self.kinetic_init: List[KineticScheme] = []
         self.has_random = False
         self.merged = False  # one instance per host carries the sum of several connections
         self._syn = 0
@@ -519,7 +571,8 @@ class Group:
             for t in terms[1:]:
                 ast = ("bin", "+", ast, t)
             self.rates[k] = ast
-        self.kinetic_init.append((list(rates), pairs))
+        self.kinetic_init.append(KineticScheme(list(rates), pairs,
+                                               _kinetic_initial(node, ks, by_id, {e.comp.id: e for e in edges})))
 
     def _structure_events(self, node: Node) -> None:
         ct = node.ct

@@ -113,6 +113,10 @@ class ComponentType:
     xml: Optional[str] = None  # the definition as read, so writers can carry user types along
 
 
+#: namespace of nmlsim's own elements inside a NeuroML/LEMS ``<annotation>``
+NMLSIM_NS = "https://nmlsim.org/ns/annotation"
+
+
 @dataclass
 class Component:
     """One component as written in a file.
@@ -131,6 +135,9 @@ class Component:
     line: Optional[int] = None
     #: column arrays standing in for many child elements (NeuroML HDF5 networks)
     data: Optional[dict] = None
+    #: nmlsim's own elements found in this element's ``<annotation>`` (namespace
+    #: :data:`NMLSIM_NS`), read as components: e.g. a kinetic scheme's NEURON INITIAL block
+    extensions: List["Component"] = field(default_factory=list)
 
     def where(self) -> dict:
         return {"file": self.file, "line": self.line, "element": self.tag + (f" id='{self.id}'" if self.id else "")}
