@@ -205,6 +205,73 @@ def _node_of(key: str) -> str:
     return key.rsplit("/", 1)[0] if "/" in key else ""
 
 
+def _same_index(a, b, n: int, host_n: int) -> bool:
+    """Whether a gather index and a scatter index of an attached group of ``n`` instances
+    name the same host instance for each (None: instance i is host i, or host 0 of one)."""
+    def full(x):
+        if x is not None:
+            return np.broadcast_to(np.asarray(x), (n,))
+        return np.zeros(n, dtype=np.int64) if host_n == 1 else np.arange(n)
+    return np.array_equal(full(a), full(b))
+
+
+def add_attached_slopes(groups, implicit, with_states: bool = True) -> None:
+    """Let the implicit phase see the currents of what is attached to its cells.
+
+    A cell's synapses, gap junctions and inputs live in their own groups; their currents reach
+    the cell through a scatter (a sum over the attached instances), which the symbolic Jacobian
+    cannot see through. NEURON's matrix has them: every point process's di/dv (by a finite
+    difference of its BREAKPOINT, its peer's voltage held) is on the diagonal. For each scatter
+    of a group whose ``implicit`` key (the cell's v) it feeds, this adds to each attached group
+    the derivative of its current through its gather of that same instance's v, and to the host
+    a scatter of those slopes; ``g.scatter_slopes`` maps the scatter to it
+    (:func:`jacobian_diagonal` chains through it). Must run before the Program is made.
+
+    ``with_states=False`` (jNeuroML's mod files): only mechanisms without a TimeDerivative
+    count. jNeuroML computes a mechanism with states in its DERIVATIVE block, so the current
+    its BREAKPOINT leaves is the one the state update computed: NEURON's finite difference
+    sees no dependence on v. A stateless one (a gap junction) computes it in BREAKPOINT."""
+    implicit = set(implicit)
+    for g in groups:
+        keys = [k for (gid, k) in implicit if gid == g.gid]
+        if not keys or getattr(g, "scatter_slopes", None) is not None:  # none, or done (a rerun)
+            continue
+        slopes = {}
+        for name, d in list(g.derived.items()):
+            if d.kind != "scatter" or d.op != "add":
+                continue
+            terms = []
+            for ag, k, idx in d.terms:
+                own = [n for n, x in ag.derived.items() if x.kind == "gather" and x.src is g
+                       and x.src_key in keys and _same_index(x.idx, idx, ag.n, g.n)]
+                if not own or k not in ag.derived or (ag.rates and not with_states):
+                    continue
+
+                def definition(n, ag=ag):
+                    x = ag.derived.get(n)
+                    if x is None:
+                        return None
+                    if x.kind == "expr":
+                        return x.ast
+                    if x.kind == "cases":
+                        return _where_ast(x.cases)
+                    return None
+                dif = Differentiator(definition)
+                slope = ZERO
+                for n in own:
+                    slope = add(slope, dif.diff(("name", k), n))
+                if _is0(slope):
+                    continue
+                skey = f"{k}__dv{g.gid}"
+                ag.derived[skey] = type(d)(skey, "expr", ast=slope)
+                terms.append((ag, skey, idx))
+            if terms:
+                skey = f"{name}__dv"
+                g.derived[skey] = type(d)(skey, "scatter", op="add", terms=terms)
+                slopes[name] = skey
+        g.scatter_slopes = slopes
+
+
 def jacobian_diagonal(prog, local: bool = False) -> list:
     """∂(dx/dt)/∂x for every integrated state of ``prog``, as ASTs (same order as rate_keys).
 
@@ -229,6 +296,10 @@ def jacobian_diagonal(prog, local: bool = False) -> list:
                 return d.ast
             if d.kind == "cases":
                 return _where_ast(d.cases)
+            slope = getattr(g, "scatter_slopes", {}).get(n)
+            if slope is not None and (gid, key) in prog.implicit:
+                # the attached currents as the host's v sees them: slope * v (slope a constant)
+                return ("bin", "*", ("name", slope), ("name", key))
             return None
         out.append(Differentiator(definition).diff(prog.rate_ast(g, key), key))
     return out

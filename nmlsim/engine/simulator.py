@@ -25,7 +25,7 @@ import numpy as np
 
 from ..compile.build import Built
 from ..compile.codegen import Program
-from ..compile.integrators import make_integrator
+from ..compile.integrators import add_attached_slopes, make_integrator
 from ..errors import SimulationError
 
 
@@ -96,15 +96,18 @@ class Simulator:
         self.backend = backend
         if backend not in ("numpy", "numba"):
             raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
+        specs = list(built.cables)
+        if method == "neuron":
+            from .cable import point_cell_specs
+            specs += point_cell_specs(built)
+        if specs:  # the attached synapses' and junctions' di/dv on the implicit phase's diagonal
+            add_attached_slopes(built.groups, [(c.gid, c.v_key) for c in specs],
+                                with_states=self.nmodl or method != "neuron")
         self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
         #: the derived values at the start of a step (the engine's loop calls it before recording)
         self.derived_now = lambda V, t: self.program.derived(V, t)
         self.cable = None
-        specs = list(built.cables)
-        if method == "neuron":
-            from .cable import point_cell_specs
-            specs += point_cell_specs(built)
         if specs:  # multi-compartment cells (and, with --method neuron, NeuroML point cells)
             from .cable import CablePhase
             self.program.declare_implicit([(c.gid, c.v_key) for c in specs])

@@ -954,15 +954,19 @@ class SonataReader:
         if var not in ("V_m", "v", "cai"):
             raise UnsupportedFeature(f"report variable '{var}' is not supported (V_m / v, the membrane potential; "
                                      "cai, the soma's Ca2+ concentration of a biophysical cell)")
+        # 'sections' places the probe on a morphology; point neurons have none (bmtk's PointNet
+        # configs say "multimeter_report" there and PointNet ignores it)
         sections = rep.get("sections", "soma")
-        if sections not in ("soma", "origin", None):
-            raise UnsupportedFeature(f"report sections '{sections}' (nmlsim reports the soma)")
         cells = self.resolve_node_set(rep.get("cells", list(self.pops)))
         quantities, kept = {}, {}
         for pop, ids in cells.items():
             np_ = self.pops[pop]
             if np_.virtual or not len(ids):
                 continue
+            if sections not in ("soma", "origin", None) and any(
+                    _has_morphology(np_.parts[k].component) for k in set(np_.part_of[np.asarray(ids)].tolist())):
+                raise UnsupportedFeature(f"report sections '{sections}' of '{pop}' (nmlsim reports the soma "
+                                         "of a cell with a morphology)")
             kept[pop] = ids
             quantities[pop] = [f"{np_.parts[np_.part_of[i]].pop_id}[{int(np_.index_in_part[i])}]/"
                                + self._report_var(np_.parts[np_.part_of[i]], var) for i in ids]
@@ -980,6 +984,10 @@ class SonataReader:
 #: attributes of NeuroML elements that name another component by id
 _REF_ATTRS = ("ionChannel", "concentrationModel", "synapse", "component", "cell", "morphology",
               "biophysicalProperties", "input", "spikeTarget")
+
+
+def _has_morphology(c: Optional[Component]) -> bool:
+    return c is not None and c.find_child("morphology") is not None
 
 
 def _rename_refs(c: Component, ren: Dict[str, str]) -> None:

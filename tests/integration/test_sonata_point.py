@@ -73,7 +73,9 @@ def make_circuit(d, *, legacy_spikes=True, extra_sim=None):
                                 "amp": [1000.0, 1500.0], "delay": [10.0, 35.0], "duration": [20.0, 20.0]}},
            "output": {"output_dir": "out", "spikes_file": "spikes.h5"},
            "reports": {"membrane_potential": {"cells": "rec", "variable_name": "V_m",
-                                              "module": "multimeter_report"}}}
+                                              "module": "membrane_report",
+                                              # what bmtk's PointNet configs say (and PointNet ignores)
+                                              "sections": "multimeter_report"}}}
     sim.update(extra_sim or {})
     (d / "circuit_config.json").write_text(json.dumps(circuit))
     (d / "simulation_config.json").write_text(json.dumps(sim))

@@ -119,6 +119,18 @@ CASES = {
     "LEMS_stim.xml": "spikeArray, timedSynapticInput, delays and weights onto segments",
     "LEMS_ca.xml": "spherical soma, mid-cable branch, non-uniform densities, Nernst Ca + pool, 35 degC",
     "LEMS_ks.xml": "the branched cell with a kinetic-scheme (gateKS) K channel on its soma group",
+    "LEMS_ex25.xml": "NeuroML2 example 25: AMPA and Mg-blocked NMDA synapses between segments of 3 cells",
+    "LEMS_pyr4.xml": "ACnet2 pyramidal cell (NeuroML2 repository): Traub channels, Ca pool, Kahp, 9 sections",
+    "LEMS_gap.xml": "gap junction and graded synapse between segments of two cells",
+    "LEMS_ghk.xml": "GHK calcium current, a shifted Na channel, Ca pools on every compartment, 32 degC",
+    "LEMS_syn.xml": "STP synapse from a dendritic threshold, alpha/exp synapses from a spikeGenerator, "
+                    "sine and ramp inputs",
+}
+#: voltage tolerance (V) where a case differs from NEURON by more than 1 uV, and why
+VTOL = {
+    # up to 5 uV on the receiving cell's spike upstroke around the first synaptic events (22-27 ms),
+    # 5e-8 V elsewhere; spike times equal
+    "LEMS_ex25.xml": 1e-5,
 }
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("lems", sorted(CASES))
@@ -143,4 +155,5 @@ def test_outputs_equal_neuron(tmp_path_factory, tmp_path, lems, backend):
             continue
         np.testing.assert_allclose(ours[:, 0], theirs[:, 0], rtol=0, atol=1e-12)
         # volts within ~1 µV, concentrations (mM) within 1e-5 relative
-        np.testing.assert_allclose(ours[:, 1:], theirs[:, 1:], rtol=1e-5, atol=1e-6, err_msg=mine.name)
+        np.testing.assert_allclose(ours[:, 1:], theirs[:, 1:], rtol=1e-5, atol=VTOL.get(lems, 1e-6),
+                                   err_msg=mine.name)
