@@ -389,11 +389,15 @@ class Simulator:
             self.routes[(r.src.gid, r.port)].append(rec)
         self.ring_len = maxd + 1
         self.ring = [defaultdict(list) for _ in range(self.ring_len)]
-        # spike sources: emission step of each spike (ceil(t/dt), a small tolerance keeps
-        # times on the grid on their own step) and a cursor
+        # spike sources: emission step of each spike and a cursor. ceil(t/dt): the first step
+        # boundary at or after the spike (NEST's rule; a small tolerance keeps times on the grid
+        # on their own step). With --method neuron the nearest boundary, ties to the earlier:
+        # NEURON's fixed step delivers, at the start of a step from t, the events due by
+        # t + dt/2 (bmtk's VecStims are such events)
+        half = 0.5 if self.method == "neuron" else 0.0
         self.sources = []
         for src in self.built.sources.values():
-            steps = np.ceil(src.times / self.dt - 1e-6).astype(np.int64)
+            steps = np.ceil(src.times / self.dt - half - 1e-6).astype(np.int64)
             self.sources.append([src, np.maximum(steps, 0), 0])
 
     def _process_events(self, queue: list, t: float):

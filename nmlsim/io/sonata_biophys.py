@@ -84,6 +84,14 @@ def _dedup(points: np.ndarray) -> np.ndarray:
     return points[keep]
 
 
+def _points_and_arcs(s: SwcSection, file: str) -> Tuple[np.ndarray, np.ndarray]:
+    """A section's points as its NeuroML segments join them, and their arc positions (µm)."""
+    pts = _dedup(s.points)
+    if len(pts) < 2:
+        raise ModelError(f"section {s.name} has zero length", file=file, line=s.line or None)
+    return pts, np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts[:, :3], axis=0), axis=1))])
+
+
 def morphology_component(sections: List[SwcSection], *, dl: Optional[float], file: str,
                          mid: str = "morphology") -> Component:
     """A NeuroML ``<morphology>`` holding NEURON's sections: one segment per pair of
@@ -99,10 +107,7 @@ def morphology_component(sections: List[SwcSection], *, dl: Optional[float], fil
                                          "diameter": repr(float(p[3]))}, file=file)
 
     for k, s in enumerate(sections):
-        pts = _dedup(s.points)
-        if len(pts) < 2:
-            raise ModelError(f"section {s.name} has zero length", file=file, line=s.line or None)
-        arcs = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts[:, :3], axis=0), axis=1))])
+        pts, arcs = _points_and_arcs(s, file)
         mine = []
         for j in range(len(pts) - 1):
             sid = len(segs)
@@ -200,11 +205,106 @@ def library_types() -> List[str]:
     return sorted(p.stem for p in LIBRARY.glob("*.xml"))
 
 
-def load_swc_morphology(path: Path, *, dl: Optional[float], stub_axon: bool = True) -> Component:
+def load_swc_sections(path: Path, *, stub_axon: bool = True) -> List[SwcSection]:
+    """The SWC file's NEURON sections, the axon replaced by bmtk's stub."""
     secs = read_swc(path)
     if stub_axon:
         try:
             secs = axon_stub(secs)
         except ModelError as e:
             raise e.located(file=str(path))
-    return morphology_component(secs, dl=dl, file=str(path), mid=f"morphology_{Path(path).stem}")
+    return secs
+
+
+def load_swc_morphology(path: Path, *, dl: Optional[float], stub_axon: bool = True) -> Component:
+    return morphology_component(load_swc_sections(path, stub_axon=stub_axon), dl=dl, file=str(path),
+                                mid=f"morphology_{Path(path).stem}")
+
+
+#: bmtk's Morphology.sec_type_swc: section names in edge types' ``target_sections``
+SECTION_TYPES = {"soma": 1, "somatic": 1, "axon": 2, "axonal": 2, "dend": 3, "basal": 3, "apic": 4, "apical": 4}
+
+
+class BmtkSections:
+    """A biophysical cell's sections as bmtk numbers and samples them for synapses.
+
+    ``afferent_section_id`` counts sections in the order of the cell's ``hobj.all``: Import3d
+    fills it by type (soma, dend, apic, then other types), each in file order, and the axon
+    stub, appended last. :meth:`locate` turns (section id, x) into the NeuroML segment and
+    fraction along it of :func:`morphology_component`'s morphology. For edges without
+    preselected targets bmtk draws a segment (NEURON's, one per node) per synapse:
+    ``find_sections`` keeps the segments of the named types that overlap the distance range
+    (path distance from the soma's 0 end, NEURON's ``h.distance`` from ``soma[0]``), with
+    probability ∝ the overlapping length, and the synapse goes to the segment's centre."""
+
+    def __init__(self, sections: List[SwcSection], dl: Optional[float], file: str):
+        self.file = file
+        layout, sid = [], 0
+        for s in sections:
+            pts, arcs = _points_and_arcs(s, file)
+            layout.append((np.arange(sid, sid + len(pts) - 1), arcs))
+            sid += len(pts) - 1
+        stub = [k for k, s in enumerate(sections) if s.type == 2]
+        rest = [k for k, s in enumerate(sections) if s.type != 2]
+        order = sorted(rest, key=lambda k: ({1: 0, 3: 1, 4: 2}.get(sections[k].type, 3 + abs(sections[k].type)), k))
+        self.order = order + stub  # bmtk section id -> index in ``sections``
+        self.layout = layout
+        self.length = np.array([layout[k][1][-1] for k in range(len(sections))])
+        # path distance of each section's 0 end from the soma's 0 end
+        start = np.zeros(len(sections))
+        for k, s in enumerate(sections):
+            if s.parent is not None:
+                start[k] = start[s.parent] + s.parent_x * self.length[s.parent]
+        seg_sec, seg_x, seg_len, seg_dist, seg_type = [], [], [], [], []
+        for bid, k in enumerate(self.order):
+            n = nseg_for(float(self.length[k]), dl)
+            xs = (np.arange(n) + 0.5) / n
+            seg_sec += [bid] * n
+            seg_x.append(xs)
+            seg_len += [self.length[k] / n] * n
+            seg_dist.append(start[k] + xs * self.length[k])
+            seg_type += [sections[k].type] * n
+        self.seg_sec = np.array(seg_sec, dtype=np.int64)
+        self.seg_x = np.concatenate(seg_x)
+        self.seg_length = np.array(seg_len)
+        self.seg_dist = np.concatenate(seg_dist)
+        self.seg_type = np.array(seg_type)
+        self._cache: Dict[tuple, Tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def n_sections(self) -> int:
+        return len(self.order)
+
+    def locate(self, sec_id: np.ndarray, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """NeuroML segment ids and fractions along them of bmtk's (section id, x)."""
+        sec_id = np.asarray(sec_id, dtype=np.int64)
+        x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
+        seg = np.empty(len(sec_id), dtype=np.int64)
+        frac = np.empty(len(sec_id))
+        for i, (b, xi) in enumerate(zip(sec_id, x)):
+            ids, arcs = self.layout[self.order[b]]
+            a = xi * arcs[-1]
+            j = min(int(np.searchsorted(arcs, a, side="right")) - 1, len(ids) - 1)
+            seg[i] = ids[j]
+            frac[i] = min(max((a - arcs[j]) / (arcs[j + 1] - arcs[j]), 0.0), 1.0)
+        return seg, frac
+
+    def targets(self, names, distance_range) -> Tuple[np.ndarray, np.ndarray]:
+        """bmtk's ``find_sections``: candidate segment indices and their probabilities."""
+        key = (tuple(names), tuple(float(d) for d in distance_range))
+        if key not in self._cache:
+            dmin, dmax = key[1]
+            d0 = self.seg_dist - self.seg_length / 2.0
+            d1 = self.seg_dist + self.seg_length / 2.0
+            overlap = np.maximum(0.0, np.minimum(d1, dmax) - np.maximum(d0, dmin)) / self.seg_length
+            in_range = np.where(overlap > 0)
+            labels = np.array([], dtype=int)
+            for n in names:
+                if n not in SECTION_TYPES:
+                    raise ModelError(f"target section '{n}' is not one of {', '.join(SECTION_TYPES)}",
+                                     file=self.file)
+                labels = np.append(labels, np.where(self.seg_type == SECTION_TYPES[n]))
+            ix = np.intersect1d(in_range, labels)
+            w = self.seg_length[ix] * overlap[ix]
+            self._cache[key] = (ix, w / np.sum(w) if len(ix) else w)
+        return self._cache[key]

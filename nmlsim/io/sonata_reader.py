@@ -293,6 +293,11 @@ class SonataReader:
         self.loaded: Dict[str, Component] = {}
         self.pops: Dict[str, NodePopulation] = {}
         self.json_cache: Dict[Path, dict] = {}
+        #: biophysical cell id -> its sections as bmtk numbers and samples them (synapse placement)
+        self.sections_of: Dict[str, object] = {}
+        self._swc_sections: Dict[tuple, object] = {}
+        #: bmtk's per-cell random streams for synapse placement, RandomState(gid), by gid
+        self._placement_rngs: Dict[int, np.random.RandomState] = {}
 
     # ------------------------------------------------------------- configs
     def _configs(self):
@@ -386,6 +391,16 @@ class SonataReader:
                     self.pops[pop] = _read_node_population(pop, g, nfile, types)
         for np_ in self.pops.values():
             self._make_cells(np_)
+        # bmtk's gids (its synapse-placement seeds): node populations in file order, each
+        # offset by the sizes of those before it
+        acc = 0
+        self.gid_offset: Dict[str, int] = {}
+        for name, np_ in self.pops.items():
+            self.gid_offset[name] = acc
+            acc += np_.n
+        # bmtk places synapses edge population by edge population, those between cells first and
+        # those from virtual nodes after (as it builds them): the placement draws follow that order
+        epops = []
         for spec in networks.get("edges") or []:
             if spec.get("enabled", True) is False:
                 continue
@@ -393,7 +408,12 @@ class SonataReader:
             etypes = read_types(self.path(spec.get("edge_types_file"), circ_path.parent, "edge types file", circ_path))
             with open_h5(efile) as f:
                 for epop, g in (f["edges"].items() if "edges" in f else ()):
-                    self._edges(epop, g, efile, etypes)
+                    src_pop = self.pops.get(_attr_str(g["source_node_id"], "node_population")) \
+                        if "source_node_id" in g else None
+                    epops.append((bool(src_pop is not None and src_pop.virtual), efile, epop, etypes))
+        for _, efile, epop, etypes in sorted(epops, key=lambda e: e[0]):
+            with open_h5(efile) as f:
+                self._edges(epop, f["edges"][epop], efile, etypes)
         self.node_sets = dict(self._node_sets_file(sim, sim_path, circuit, circ_path))
         self.node_sets.update(sim.get("node_sets") or {})
         self.sim_path, self.tstop_ms, self.dt_ms = sim_path, tstop, dt
@@ -530,7 +550,10 @@ class SonataReader:
         key = (str(swc), self.dl)
         mcomp = self.morphologies.get(key)
         if mcomp is None:
-            mcomp = self.morphologies[key] = B.load_swc_morphology(swc, dl=self.dl)
+            secs = B.load_swc_sections(swc)
+            mcomp = self.morphologies[key] = B.morphology_component(secs, dl=self.dl, file=str(swc),
+                                                                    mid=f"morphology_{Path(swc).stem}")
+            self._swc_sections[key] = B.BmtkSections(secs, self.dl, str(swc))
         template = part.component
         if not self.model.is_a(self.model.type_of(template), "cell"):
             raise ModelError(f"model template '{part.template}' is a {self.model.type_of(template)}, not a "
@@ -546,6 +569,7 @@ class SonataReader:
                                       v_init_mv=self.v_init_mv)
             self._load_mechanisms(cell, where)
             self.model.add_component(cell)
+        self.sections_of[cid] = self._swc_sections[key]
         part.component = cell
         self.biophysical = True
 
@@ -635,7 +659,12 @@ class SonataReader:
         weight = cols.get("syn_weight", csv_num["syn_weight"])
         weight = np.where(np.isnan(weight), 1.0, weight)
         nsyns = cols.get("nsyns", csv_num["nsyns"])
-        weight = weight * np.where(np.isnan(nsyns), 1.0, nsyns)
+        biophys_tgt = np.array([tpop.parts[k].component is not None and tpop.parts[k].component.id in self.sections_of
+                                for k in range(len(tpop.parts))], dtype=bool)
+        on_biophys = biophys_tgt[tpop.part_of[tgt]] if n else np.zeros(0, dtype=bool)
+        # onto point neurons nsyns scales the weight (NEST: one connection); onto a biophysical cell
+        # bmtk makes nsyns synapses, each placed on its own (see _place_on_sections)
+        weight = weight * np.where(np.isnan(nsyns) | on_biophys, 1.0, nsyns)
         delay = cols.get("delay", csv_num["delay"])
         delay = np.where(np.isnan(delay), DEFAULT_DELAY_MS, delay)
         for t in np.unique(etid):
@@ -659,7 +688,19 @@ class SonataReader:
                 raise ModelError(f"edge type {int(t)}: receptor_type {r!r} is not an integer", **where) from None
         special = self._special_edges(epop, etypes, etid, src, tgt, weight, spop, tpop, efile)
         if special is not None:  # gap junctions / graded synapses leave the chemical path
-            src, tgt, etid, weight, delay = (a[special] for a in (src, tgt, etid, weight, delay))
+            if on_biophys[special].any() or (on_biophys.any() and not special.all()):
+                raise UnsupportedFeature(f"edges '{epop}': gap junctions and graded synapses onto biophysical "
+                                         "cells are not supported", file=efile)
+            src, tgt, etid, weight, delay, nsyns, on_biophys = (
+                a[special] for a in (src, tgt, etid, weight, delay, nsyns, on_biophys))
+            n = len(src)
+        post_seg = post_frac = None
+        if on_biophys.any():
+            if not on_biophys.all():
+                raise UnsupportedFeature(f"edges '{epop}' end on biophysical and point cells of one population",
+                                         file=efile)
+            rows, post_seg, post_frac = self._place_on_sections(g, efile, epop, etypes, etid, tgt, nsyns, tpop, n)
+            src, tgt, etid, weight, delay = (a[rows] for a in (src, tgt, etid, weight, delay))
             n = len(src)
         src_part, src_idx = spop.part_of[src], spop.index_in_part[src]
         tgt_part, tgt_idx = tpop.part_of[tgt], tpop.index_in_part[tgt]
@@ -672,8 +713,12 @@ class SonataReader:
         absw: Dict[str, bool] = {}
         for k, (sp, tp, t, neg) in enumerate(uniq):
             part = tpop.parts[int(tp)]
+            tmpl = etypes[int(t)].get("model_template") or ""
             if part.nest is not None:
                 key, syn, use_abs = nest_models.synapse_for(part.nest, receptor[int(t)], bool(neg), where)
+            elif post_seg is not None and tmpl.lower() == "exp2syn":
+                syn = self._exp2syn(etypes[int(t)], efile, where)
+                key, use_abs = syn.id, False
             else:
                 tmpl = etypes[int(t)].get("model_template") or ""
                 if not tmpl.startswith("nml:"):
@@ -694,9 +739,130 @@ class SonataReader:
                 # the synapse through a derived variable); NEST applies it at spike + delay
                 d = np.maximum(d - self.dt_ms, 0.0)
             pid = f"{epop}" if len(acc) == 1 else f"{epop}_{len(self.net.projections)}"
+            loc = {} if post_seg is None else {"post_seg": post_seg[rows], "post_frac": post_frac[rows]}
             self.net.projections.append(Projection(
                 pid, spop.parts[sp].pop_id, tpop.parts[tp].pop_id, syns[key], src_idx[rows].astype(np.int64),
-                tgt_idx[rows].astype(np.int64), np.asarray(w, float), d * 1e-3))
+                tgt_idx[rows].astype(np.int64), np.asarray(w, float), d * 1e-3, **loc))
+
+    def _exp2syn(self, etype, efile, where) -> Component:
+        """NEURON's Exp2Syn (bmtk's ``exp2syn`` model template) with the edge type's
+        dynamics_params (tau1, tau2, erev): an expTwoSynapse of gbase 1 µS, the edge weight in µS
+        as the NetCon's. Exp2Syn keeps tau1 below tau2 (at most 0.9999 of it), as here."""
+        dp = etype.get("dynamics_params")
+        if not dp:
+            raise ModelError("an exp2syn edge type needs dynamics_params (tau1, tau2, erev)", **where)
+        f = self._component_file(dp, [self.comps.get("synaptic_models_dir")], efile, "synapse dynamics_params file")
+        d = self._json(f)
+        try:
+            tau1, tau2, erev = (float(d[k]) for k in ("tau1", "tau2", "erev"))
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"{f.name}: exp2syn needs numbers tau1, tau2 (ms) and erev (mV)", file=f) from None
+        if not (tau1 > 0 and tau2 > 0):
+            raise ModelError(f"{f.name}: exp2syn tau1 and tau2 must be positive", file=f)
+        tau1 = min(tau1, 0.9999 * tau2) if tau1 / tau2 > 0.9999 else max(tau1, 1e-9 * tau2)
+        cid = re.sub(r"\W", "_", f"exp2syn__{Path(dp).stem}")
+        if cid not in self.model.components:
+            self.model.add_component(Component(
+                tag="expTwoSynapse", id=cid, type="expTwoSynapse", file=str(f),
+                attrs={"gbase": "1uS", "erev": f"{erev!r}mV", "tauRise": f"{tau1!r}ms", "tauDecay": f"{tau2!r}ms"}))
+        return self.model.components[cid]
+
+    def _place_on_sections(self, g, efile, epop, etypes, etid, tgt, nsyns, tpop, n):
+        """Where bmtk puts each edge's synapses on a biophysical target: at ``afferent_section_id``
+        / ``afferent_section_pos`` (one synapse), or ``nsyns`` synapses drawn as bmtk draws them
+        (:class:`sonata_biophys.BmtkSections`) from the edge type's ``target_sections`` and
+        ``distance_range``, with the target's stream ``RandomState(gid)``, edge by edge in file
+        order. Returns the edge row of each synapse, its NeuroML segment and fraction along."""
+        import ast as _ast
+        cols = self._edge_location_columns(g, efile, n)
+        comp_of = [p.component.id for p in tpop.parts]
+        if "afferent_section_id" in cols:
+            if "afferent_section_pos" not in cols:
+                raise FormatError(f"edges '{epop}' have afferent_section_id but no afferent_section_pos", file=efile)
+            sec, pos = cols["afferent_section_id"], cols["afferent_section_pos"]
+            seg, frac = np.zeros(n, dtype=np.int64), np.zeros(n)
+            for k in np.unique(tpop.part_of[tgt]):
+                rows = np.nonzero(tpop.part_of[tgt] == k)[0]
+                bs = self.sections_of[comp_of[k]]
+                bad = rows[(sec[rows] < 0) | (sec[rows] >= bs.n_sections) | np.isnan(sec[rows])]
+                if len(bad):
+                    raise FormatError(f"edges '{epop}': afferent_section_id {sec[bad[0]]:g} of edge {int(bad[0])} is "
+                                      f"not a section of its target (0..{bs.n_sections - 1})", file=efile)
+                if np.any(np.isnan(pos[rows]) | (pos[rows] < 0) | (pos[rows] > 1)):
+                    raise FormatError(f"edges '{epop}': afferent_section_pos must be in [0, 1]", file=efile)
+                seg[rows], frac[rows] = bs.locate(sec[rows].astype(np.int64), pos[rows])
+            return np.arange(n), seg, frac
+        if np.all(np.isnan(nsyns)):
+            raise FormatError(f"edges '{epop}' onto biophysical cells need afferent_section_id/afferent_section_pos "
+                              "or nsyns with the edge types' target_sections and distance_range", file=efile)
+        spec = {}
+        for t in np.unique(etid):
+            et = etypes[int(t)]
+            names, drange = et.get("target_sections"), et.get("distance_range")
+            try:
+                names = _ast.literal_eval(names) if isinstance(names, str) else names
+                if isinstance(drange, str):
+                    drange = _ast.literal_eval(drange)
+                drange = [0.0, float(drange)] if isinstance(drange, (int, float)) else [float(x) for x in drange]
+            except (ValueError, SyntaxError, TypeError):
+                raise FormatError(f"edge type {int(t)}: target_sections {et.get('target_sections')!r} / "
+                                  f"distance_range {et.get('distance_range')!r} do not parse", file=efile) from None
+            if not names or len(drange) != 2:
+                raise FormatError(f"edge type {int(t)} needs target_sections and distance_range to place synapses "
+                                  "on biophysical cells", file=efile)
+            spec[int(t)] = ([str(x) for x in names], drange)
+        rows_out, segs_out, fracs_out = [], [], []
+        for i in np.argsort(tgt, kind="stable"):
+            k = int(tpop.part_of[tgt[i]])
+            bs = self.sections_of[comp_of[k]]
+            gid = self.gid_offset[tpop.name] + int(tgt[i])
+            rng = self._placement_rngs.get(gid)
+            if rng is None:
+                rng = self._placement_rngs[gid] = np.random.RandomState(gid)
+            m = 1 if np.isnan(nsyns[i]) else int(nsyns[i])
+            if m < 1:
+                continue
+            ix, p = bs.targets(*spec[int(etid[i])])
+            if not len(ix):  # bmtk warns and makes no synapse (nor draws)
+                continue
+            segs = rng.choice(ix, m, p=p)
+            seg, frac = bs.locate(bs.seg_sec[segs], bs.seg_x[segs])
+            rows_out.append(np.full(m, i))
+            segs_out.append(seg)
+            fracs_out.append(frac)
+        if not rows_out:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        rows = np.concatenate(rows_out)
+        order = np.argsort(rows, kind="stable")  # back in file order
+        return rows[order], np.concatenate(segs_out)[order], np.concatenate(fracs_out)[order]
+
+    def _edge_location_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
+        """afferent_section_id / afferent_section_pos (or bmtk's older sec_id / sec_x) per edge."""
+        out: Dict[str, np.ndarray] = {}
+        groups = [k for k in g.keys() if k.isdigit()]
+        if not groups:
+            return out
+        if "edge_group_id" in g:
+            gid = dataset(g, "edge_group_id", efile, length=n)
+            gidx = dataset(g, "edge_group_index", efile, length=n) if "edge_group_index" in g else None
+        else:
+            gid, gidx = np.full(n, int(groups[0])), None
+        for grp_name in groups:
+            rows = np.nonzero(gid == int(grp_name))[0]
+            if not len(rows):
+                continue
+            grp = g[grp_name]
+            index = gidx[rows].astype(np.int64) if gidx is not None else np.arange(len(rows))
+            for col, alias in (("afferent_section_id", "sec_id"), ("afferent_section_pos", "sec_x")):
+                name = col if col in grp else alias if alias in grp else None
+                if name is None:
+                    continue
+                a = dataset(grp, name, efile, kinds="iuf")
+                if len(index) and index.max() >= len(a):
+                    raise FormatError(f"edge_group_index out of range for {grp.name}/{name} ({len(a)} rows)",
+                                      file=efile)
+                out.setdefault(col, np.full(n, np.nan))[rows] = a[index]
+        return out
 
     def _special_edges(self, epop, etypes, etid, src, tgt, weight, spop, tpop, efile):
         """Edges of gap-junction types (``is_gap_junction``, bmtk's column) and of graded
