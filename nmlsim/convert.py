@@ -15,7 +15,9 @@ def convert(src, outdir, *, to: str, include_root=None) -> List[Path]:
         from .io.sonata import read_sonata
         net, settings = read_sonata(src, include_root=include_root)
         length, step, seed = settings["tstop_s"], settings["dt_s"], settings["seed"]
+        neuron_mechanisms = bool(getattr(settings.get("run"), "nmodl", False))
     else:
+        neuron_mechanisms = False
         from .api import load
         sim = load(src, include_root=include_root)
         net = sim.network
@@ -25,7 +27,7 @@ def convert(src, outdir, *, to: str, include_root=None) -> List[Path]:
                                      "which SONATA cannot express")
     if to == "sonata":
         from .io.sonata import write_sonata
-        return write_sonata(net, outdir, tstop_s=length, dt_s=step, seed=seed)
+        return write_sonata(net, outdir, tstop_s=length, dt_s=step, seed=seed, neuron_mechanisms=neuron_mechanisms)
     from .io.neuroml_writer import write_lems_simulation, write_network
     h5 = to == "neuroml-h5"  # network structure in NeuroML HDF5, components in <id>.cells.nml
     files = write_network(net, outdir / (f"{net.id}.cells.nml" if h5 else f"{net.id}.net.nml"), hdf5=h5)

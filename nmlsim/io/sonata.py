@@ -30,6 +30,7 @@ from ..graph.network import Network
 from ..lems.model import Component, LemsModel
 from .neuroml_writer import referenced_components, user_type_xml, write_nml_document
 from .results import _atomic_write, write_sonata_spikes
+from .sonata_reader import LOCATION_COLUMNS
 
 SONATA_MAGIC = 0x0A7A
 
@@ -59,9 +60,13 @@ def _csv(path: Path, header: List[str], rows: List[List]) -> None:
     _atomic_write(path, w)
 
 
-def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e-4, seed: Optional[int] = None
-                 ) -> List[Path]:
-    """Write ``net`` as a SONATA circuit plus a simulation config; returns the files written."""
+def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e-4, seed: Optional[int] = None,
+                 neuron_mechanisms: bool = False) -> List[Path]:
+    """Write ``net`` as a SONATA circuit plus a simulation config; returns the files written.
+
+    ``neuron_mechanisms``: the cells' mechanisms stand for NEURON's own mod files (a bmtk BioNet
+    circuit read from SONATA), recorded as ``"nmlsim": {"mechanisms": "nmodl"}`` in the
+    simulation config so that reading it back steps them so again."""
     model = net.model
     out = Path(outdir)
     comp_dir = out / "components" / "nml"
@@ -137,20 +142,26 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             nm, k = f"{base}_{k}", k + 1
         used_names.add(nm)
         return nm
+    def loc(pr):
+        # where on multi-compartment cells (NeuroML segment ids and fractions along them, of the
+        # cells' nml: templates): nmlsim's columns, as SONATA's afferent_section_* name NEURON's sections
+        return {col: getattr(pr, attr) for col, attr in LOCATION_COLUMNS.items() if getattr(pr, attr) is not None}
     for pr in net.projections:
         edge_rows.append([len(edge_rows) + 1, doc(pr.synapse), pr.id, "False", "NONE"])
-        all_edges.append((name(pr.id), pr.pre, pr.post, pr.pre_idx, pr.post_idx, pr.weight, pr.delay))
+        all_edges.append((name(pr.id), pr.pre, pr.post, pr.pre_idx, pr.post_idx, pr.weight, pr.delay, loc(pr)))
     for ep in net.electrical:
         edge_rows.append([len(edge_rows) + 1, doc(ep.synapse), ep.id, "True", "NONE"])
-        all_edges.append((name(ep.id), ep.pre, ep.post, ep.pre_idx, ep.post_idx, ep.weight, np.zeros(len(ep.pre_idx))))
+        all_edges.append((name(ep.id), ep.pre, ep.post, ep.pre_idx, ep.post_idx, ep.weight, np.zeros(len(ep.pre_idx)),
+                          loc(ep)))
     for cp in net.continuous:
         edge_rows.append([len(edge_rows) + 1, doc(cp.pre_component), cp.id, "False", doc(cp.post_component)])
-        all_edges.append((name(cp.id), cp.pre, cp.post, cp.pre_idx, cp.post_idx, cp.weight, np.zeros(len(cp.pre_idx))))
+        all_edges.append((name(cp.id), cp.pre, cp.post, cp.pre_idx, cp.post_idx, cp.weight, np.zeros(len(cp.pre_idx)),
+                          loc(cp)))
     _csv(out / "network" / "edge_types.csv",
          ["edge_type_id", "model_template", "pop_name", "is_gap_junction", "post_model_template"], edge_rows)
 
     def edges(f):
-        for k, (ename, pre_pop, post_pop, pre_idx, post_idx, weight, delay) in enumerate(all_edges):
+        for k, (ename, pre_pop, post_pop, pre_idx, post_idx, weight, delay, where) in enumerate(all_edges):
             g = f.create_group(f"edges/{ename}")
             n = len(pre_idx)
             (pre, pre_ids), (post, post_ids) = idmap[pre_pop], idmap[post_pop]
@@ -164,6 +175,8 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             grp = g.create_group("0")
             grp.create_dataset("syn_weight", data=np.asarray(weight, dtype=float))
             grp.create_dataset("delay", data=np.asarray(delay, dtype=float) * 1e3)
+            for col, a in where.items():
+                grp.create_dataset(col, data=np.asarray(a, dtype=np.int64 if col.endswith("_id") else float))
     if all_edges:
         _h5_write(out / "network" / "edges.h5", edges)
         written.append(out / "network" / "edges.h5")
@@ -212,6 +225,8 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
            "output": {"output_dir": "$OUTPUT_DIR", "spikes_file": "spikes.h5", "spikes_sort_order": "time"}}
     if seed is not None:
         sim["run"]["seed"] = seed
+    if neuron_mechanisms:
+        sim["nmlsim"] = {"mechanisms": "nmodl"}
     temp = net.component.attrs.get("temperature") if net.component is not None else None
     if temp:
         kelvin = model.units.parse(temp, "temperature")

@@ -146,6 +146,13 @@ def dataset(g, name, path, kinds="iu", length=None):
     return a
 
 
+#: nmlsim's edge columns for points on multi-compartment NeuroML cells (segment ids and fractions
+#: along them, of the cells' nml: templates) -> projection attributes; SONATA's afferent_section_*
+#: name NEURON's sections, which a NeuroML cell does not have
+LOCATION_COLUMNS = {"nml_pre_segment_id": "pre_seg", "nml_pre_fraction_along": "pre_frac",
+                    "nml_post_segment_id": "post_seg", "nml_post_fraction_along": "post_frac"}
+
+
 def _attr_str(obj, name):
     v = obj.attrs.get(name)
     if isinstance(v, bytes):
@@ -440,6 +447,12 @@ class SonataReader:
             except NmlsimError as e:
                 raise e.located(file=sim_path, element=f"report '{name}'")
         seed = run.get("seed", sim.get("seed"))
+        flavour = (sim.get("nmlsim") or {}).get("mechanisms")
+        if flavour not in (None, "nmodl", "lems"):
+            raise FormatError(f"nmlsim.mechanisms '{flavour}' must be 'nmodl' (NEURON's own mod files, as bmtk "
+                              "BioNet runs them) or 'lems'", file=sim_path)
+        if flavour == "nmodl":  # written by nmlsim for a converted bmtk BioNet circuit
+            self.biophysical = True
         nest = any(self.model.type_of(pop.component).startswith("nest_") for pop in net.populations.values())
         return SonataRun(net, tstop * 1e-3, dt * 1e-3, tstart * 1e-3, seed, out_dir, spikes_file,
                          str(out.get("spikes_sort_order") or "time"), reports, self.pops,
@@ -686,7 +699,9 @@ class SonataReader:
                 receptor[int(t)] = int(r)
             except (TypeError, ValueError):
                 raise ModelError(f"edge type {int(t)}: receptor_type {r!r} is not an integer", **where) from None
-        special = self._special_edges(epop, etypes, etid, src, tgt, weight, spop, tpop, efile)
+        # points on multi-compartment NeuroML cells, as nmlsim writes them
+        where_cols = {attr: cols[col] for col, attr in LOCATION_COLUMNS.items() if col in cols}
+        special = self._special_edges(epop, etypes, etid, src, tgt, weight, spop, tpop, efile, where_cols)
         if special is not None:  # gap junctions / graded synapses leave the chemical path
             if on_biophys[special].any() or (on_biophys.any() and not special.all()):
                 raise UnsupportedFeature(f"edges '{epop}': gap junctions and graded synapses onto biophysical "
@@ -695,7 +710,11 @@ class SonataReader:
                 a[special] for a in (src, tgt, etid, weight, delay, nsyns, on_biophys))
             n = len(src)
         post_seg = post_frac = None
-        if on_biophys.any():
+        where_cols = {k: (v[special] if special is not None else v) for k, v in where_cols.items()}
+        if "post_seg" in where_cols or "pre_seg" in where_cols:
+            loc_all = {k: (v.astype(np.int64) if k.endswith("_seg") else v) for k, v in where_cols.items()}
+            post_seg, post_frac = loc_all.get("post_seg"), loc_all.get("post_frac")
+        elif on_biophys.any():
             if not on_biophys.all():
                 raise UnsupportedFeature(f"edges '{epop}' end on biophysical and point cells of one population",
                                          file=efile)
@@ -740,6 +759,9 @@ class SonataReader:
                 d = np.maximum(d - self.dt_ms, 0.0)
             pid = f"{epop}" if len(acc) == 1 else f"{epop}_{len(self.net.projections)}"
             loc = {} if post_seg is None else {"post_seg": post_seg[rows], "post_frac": post_frac[rows]}
+            for k in ("pre_seg", "pre_frac"):
+                if k in where_cols:
+                    loc[k] = where_cols[k][rows].astype(np.int64 if k == "pre_seg" else float)
             self.net.projections.append(Projection(
                 pid, spop.parts[sp].pop_id, tpop.parts[tp].pop_id, syns[key], src_idx[rows].astype(np.int64),
                 tgt_idx[rows].astype(np.int64), np.asarray(w, float), d * 1e-3, **loc))
@@ -864,7 +886,7 @@ class SonataReader:
                 out.setdefault(col, np.full(n, np.nan))[rows] = a[index]
         return out
 
-    def _special_edges(self, epop, etypes, etid, src, tgt, weight, spop, tpop, efile):
+    def _special_edges(self, epop, etypes, etid, src, tgt, weight, spop, tpop, efile, where_cols=None):
         """Edges of gap-junction types (``is_gap_junction``, bmtk's column) and of graded
         synapses (``post_model_template``, nmlsim's: the post side's component) become
         electrical / continuous projections; returns the mask of the other edges, or None."""
@@ -890,12 +912,14 @@ class SonataReader:
                 pi = spop.index_in_part[src[sel]].astype(np.int64)
                 qi = tpop.index_in_part[tgt[sel]].astype(np.int64)
                 w = np.asarray(weight[sel], float)
+                loc = {k: (v[sel].astype(np.int64) if k.endswith("_seg") else v[sel])
+                       for k, v in (where_cols or {}).items()}
                 if gj:
                     comp = self._nml(tmpl[4:], syn_dir, efile)
-                    self.net.electrical.append(ElectricalProjection(epop, pre, post, comp, pi, qi, w))
+                    self.net.electrical.append(ElectricalProjection(epop, pre, post, comp, pi, qi, w, **loc))
                 else:
                     pc, qc = self._nml(tmpl[4:], syn_dir, efile), self._nml(post_t[4:], syn_dir, efile)
-                    self.net.continuous.append(ContinuousProjection(epop, pre, post, pc, qc, pi, qi, w))
+                    self.net.continuous.append(ContinuousProjection(epop, pre, post, pc, qc, pi, qi, w, **loc))
         return ~np.isin(etid, list(flagged))
 
     def _edge_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
@@ -914,7 +938,7 @@ class SonataReader:
                 continue
             grp = g[grp_name]
             index = gidx[rows].astype(np.int64) if gidx is not None else np.arange(len(rows))
-            for col in ("syn_weight", "delay", "nsyns"):
+            for col in ("syn_weight", "delay", "nsyns", *LOCATION_COLUMNS):
                 if col in grp:
                     a = dataset(grp, col, efile, kinds="iuf")
                     if len(index) and index.max() >= len(a):
