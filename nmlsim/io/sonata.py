@@ -198,15 +198,20 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
                                    "input_file": f"${{configdir}}/inputs/{sid}_spikes.h5"}
     for inp in net.inputs:
         comp = inp.component
-        if model.type_of(comp) not in ("pulseGenerator", "nestStepCurrent"):
-            # no SONATA input type holds it: nmlsim's own ("input_type": "nml"), the component
-            # as an nml: document, targets and weights listed
+        if model.type_of(comp) not in ("pulseGenerator", "nestStepCurrent") or inp.seg is not None:
+            # no SONATA input type holds it (or its points on multi-compartment cells): nmlsim's
+            # own ("input_type": "nml"), the component as an nml: document, targets, weights
+            # (and segments, fractions along them) listed
             pop, node_ids = idmap[inp.population]
             key = inp.id if inp.id not in inputs else f"{inp.id}_{len(inputs)}"  # the id names its random stream
             inputs[key] = {
                 "input_type": "nml", "module": "nmlsim", "component": doc(comp),
                 "node_set": {"population": pop, "node_id": [int(i) for i in node_ids[inp.target_idx]]},
                 "weights": [float(w) for w in inp.weight]}
+            if inp.seg is not None:
+                inputs[key]["segment_ids"] = [int(x) for x in inp.seg]
+                inputs[key]["fractions_along"] = [float(x) for x in (inp.frac if inp.frac is not None
+                                                                      else np.full(len(inp.seg), 0.5))]
             continue
         amp = model.units.parse(comp.attrs["amplitude"], "current") * 1e9
         delay = model.units.parse(comp.attrs["delay"], "time") * 1e3

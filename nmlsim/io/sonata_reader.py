@@ -701,6 +701,9 @@ class SonataReader:
                 raise ModelError(f"edge type {int(t)}: receptor_type {r!r} is not an integer", **where) from None
         # points on multi-compartment NeuroML cells, as nmlsim writes them
         where_cols = {attr: cols[col] for col, attr in LOCATION_COLUMNS.items() if col in cols}
+        for end in ("pre", "post"):  # a segment without a fraction: its middle (NeuroML's default)
+            if f"{end}_seg" in where_cols and f"{end}_frac" not in where_cols:
+                where_cols[f"{end}_frac"] = np.full(n, 0.5)
         special = self._special_edges(epop, etypes, etid, src, tgt, weight, spop, tpop, efile, where_cols)
         if special is not None:  # gap junctions / graded synapses leave the chemical path
             if on_biophys[special].any() or (on_biophys.any() and not special.all()):
@@ -1063,31 +1066,36 @@ class SonataReader:
 
     def _nml_input(self, name, inp) -> None:
         """nmlsim's input type for NeuroML inputs SONATA has no form for (sine, ramp,
-        dimensionless pulses...): ``component`` (an nml: document), ``node_set`` (one
-        population, an id list), optional ``weights`` (one per node)."""
+        dimensionless pulses, inputs onto a point of a multi-compartment cell): ``component``
+        (an nml: document), ``node_set`` (one population, an id list), optional ``weights``,
+        ``segment_ids`` and ``fractions_along`` (one per listed node; a node may be listed
+        more than once)."""
         tmpl = inp.get("component") or ""
         if not tmpl.startswith("nml:"):
             raise FormatError(f"input '{name}': an nml input needs component 'nml:<file>'", file=self.sim_path)
         comp = self._nml(tmpl[4:], [self.comps.get("synaptic_models_dir"), self.comps.get("point_neuron_models_dir"),
                                     str(self.sim_path.parent)], self.sim_path)
-        target = self.resolve_node_set(inp.get("node_set"))
-        weights = inp.get("weights")
+        ns = inp.get("node_set")
+        target = self.resolve_node_set(ns)
+        per_node = {k: inp.get(k) for k in ("weights", "segment_ids", "fractions_along") if inp.get(k) is not None}
         for pop, ids in target.items():
             np_ = self.pops[pop]
             if np_.virtual:
                 raise ModelError(f"input '{name}' targets virtual population '{pop}'")
-            if weights is not None and len(weights) != len(ids):
-                raise ModelError(f"input '{name}': {len(weights)} weights for {len(ids)} nodes")
-            # resolve_node_set sorts the ids: pair the weights with the ids as listed
-            listed = np.asarray((inp.get("node_set") or {}).get("node_id", ids), dtype=np.int64) \
-                if isinstance(inp.get("node_set"), dict) else ids
-            w_by_id = dict(zip(listed.tolist(), weights)) if weights is not None else {}
+            # the ids as listed (resolve_node_set sorts them and drops repeats), the lists paired with them
+            listed = np.asarray(ns["node_id"], dtype=np.int64) if isinstance(ns, dict) and "node_id" in ns else ids
+            for k, v in per_node.items():
+                if len(v) != len(listed):
+                    raise ModelError(f"input '{name}': {len(v)} {k} for {len(listed)} nodes")
+            w = np.asarray(per_node.get("weights", np.ones(len(listed))), dtype=float)
+            seg = np.asarray(per_node["segment_ids"], dtype=np.int64) if "segment_ids" in per_node else None
+            frac = np.asarray(per_node.get("fractions_along", np.full(len(listed), 0.5)), dtype=float)
             for part_i, part in enumerate(np_.parts):
-                sel = ids[np_.part_of[ids] == part_i]
+                sel = np.nonzero(np_.part_of[listed] == part_i)[0]
                 if len(sel):
-                    w = np.array([w_by_id.get(int(i), 1.0) for i in sel], dtype=float)
+                    loc = {} if seg is None else {"seg": seg[sel], "frac": frac[sel]}
                     self.net.inputs.append(InputList(name, comp, part.pop_id,
-                                                     np_.index_in_part[sel].astype(np.int64), w))
+                                                     np_.index_in_part[listed[sel]].astype(np.int64), w[sel], **loc))
 
     def _clamp_input(self, name, inp) -> None:
         target = self.resolve_node_set(inp.get("node_set"))
