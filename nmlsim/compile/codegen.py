@@ -212,6 +212,8 @@ class Program:
             raise SimulationError(f"internal error in generated code line {e.lineno}: {e.text}") from None
         self.ns = ns
         self.derived = self._with_fallback(ns.get("derived_fast"), ns["derived"], self._floatify)
+        #: what --method neuron computes after the voltage solve (the numba backend: a subset)
+        self.derived_after = self.derived
         self.rates = self._with_fallback(ns.get("rates_fast"), ns["rates"])
         self.handler_fns = {name: self._with_fallback(ns.get(name + "_fast"), ns[name])
                             for _, _, name in self.handlers}

@@ -31,7 +31,7 @@ import math
 import os
 import re
 import sys
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -460,12 +460,13 @@ class NumbaKernels:
         self.consts: List[np.ndarray] = []
         self.extras: List[np.ndarray] = []  # the compiled loop's own buffers (rings, inboxes...)
         lines_d = self._derived_lines()
-        lines_s2 = None
+        lines_s2 = lines_d2 = None
         if method == "neuron":  # NEURON's step: f, B of the implicit states; the rest after the solve
             from .integrators import neuron_halves
             first, second = neuron_halves(prog)
             lines_s = self._step_lines(jdiag, keys=first)
             lines_s2 = self._step_lines(jdiag if nmodl else None, keys=second)  # cnexp on NEURON's own mods
+            lines_d2 = self._derived_lines(only=self._after_closure(second, jdiag if nmodl else None))
         else:
             lines_s = (self._rk4_lines() if method == "rk4" else
                        self._step_lines(jdiag))
@@ -488,6 +489,8 @@ class NumbaKernels:
         # kernels that size makes LLVM re-optimise them together for many minutes
         self.table = len(self.arrays) + len(self.consts) + len(self.extras) > TABLE_ABOVE
         lines_d = _fuse(lines_d, cut=not self.table)
+        if lines_d2 is not None:
+            lines_d2 = _fuse(lines_d2, cut=not self.table)
         if method != "rk4" and not self.table:  # each group's update reads its own states and derived arrays only
             lines_s = _fuse(lines_s)
             if lines_s2 is not None:
@@ -508,6 +511,7 @@ class NumbaKernels:
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
         if lines_s2 is not None:
             src += [f"def _step2({args}):"] + (lines_s2 or ["    pass"])
+            src += [f"def _derived2({args}):"] + (lines_d2 or ["    pass"])
         if self.loop is not None:
             from .numba_loop import RUN_TEMPLATE
             src += [ln.replace("{ARGS}", plain) for ln in lines_e]
@@ -560,6 +564,7 @@ class NumbaKernels:
         self._r = jit("_rates") if method == "rk4" else None
         self._d, self._s = jit("_derived"), jit("_step")
         self._s2 = jit("_step2") if lines_s2 is not None else None
+        self._d2 = jit("_derived2") if lines_s2 is not None else None
         self._run = None
         if self.loop is not None:
             self._events = jit("_events")
@@ -700,10 +705,47 @@ class NumbaKernels:
             c = self._dom_const[id(dom)] = self._const(dom)
         return [f"    for _k in range({len(dom)}):", f"        i = {c}[_k]"]
 
-    def _derived_lines(self) -> List[str]:
+    def _after_closure(self, second, jdiag) -> Set[Tuple[int, str]]:
+        """--method neuron: the derived values read after the voltage solve — by the rates (and,
+        on NEURON's own mods, the cnexp Jacobians) of the states moved then, the kinetic schemes'
+        transition rates, and any event handler (the event phase follows) — with all they
+        depend on. The rest (currents, conductances…) waits for the next step's full pass."""
+        prog = self.prog
+        roots: Set[Tuple[int, str]] = set()
+
+        def add(gid, ast):
+            g = prog.by_gid[gid]
+            roots.update((gid, n) for n in E.names(ast) if n in g.derived)
+        for j, (gid, key) in enumerate(prog.rate_keys):
+            if (gid, key) in second:
+                add(gid, prog.rate_ast(prog.by_gid[gid], key))
+                if jdiag is not None and jdiag[j] is not None:
+                    add(gid, jdiag[j])
+        for g in prog.groups:
+            for k in g.kinetic_init:
+                for _, _, rf, rr in k.pairs:
+                    roots.update((g.gid, x) for x in (rf, rr) if x in g.derived)
+                if k.initial is not None:
+                    roots.update((g.gid, r) for _, _, r in k.initial.inflows if r in g.derived)
+        for g, h, _ in prog.handlers:
+            for a in ([h.test] if h.test is not None else []) + [a for _, a in h.assignments]:
+                add(g.gid, a)
+        out, todo = set(), list(roots)
+        while todo:
+            k = todo.pop()
+            if k in out:
+                continue
+            out.add(k)
+            g = prog.by_gid[k[0]]
+            todo.extend(d for d in prog._deps(g, g.derived[k[1]]) if d[1] in prog.by_gid[d[0]].derived)
+        return out
+
+    def _derived_lines(self, only: Optional[Set[Tuple[int, str]]] = None) -> List[str]:
         prog = self.prog
         out: List[str] = []
         for gid, key in prog.order:
+            if only is not None and (gid, key) not in only:
+                continue
             g = prog.by_gid[gid]
             d = g.derived[key]
             if prog.py(gid, key) in self.alias:
@@ -890,6 +932,10 @@ class NumbaKernels:
 
     def step(self, V, t):
         self._s(float(t), *self._args(V))
+
+    def derived_after(self, V, t):
+        """--method neuron: only the derived values the rest of the step reads (_after_closure)."""
+        self._d2(float(t), *self._args(V))
 
     def step_after(self, V, t):
         """--method neuron: the states other than the implicit ones, after the solve."""

@@ -172,7 +172,8 @@ class Simulator:
                 before(V, t)
                 if cable is not None:
                     cable.solve(V)
-                prog.derived(V, t + dt)
+                # what the rest of the step reads (numba: only that; derived_now computes all)
+                prog.derived_after(V, t + dt)
                 if lags:
                     copy_all(lags, states)
                 after(V, t + dt)
@@ -315,6 +316,7 @@ class Simulator:
         kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept, nmodl=self.nmodl)
         self.kernels = kernels
         self.program.derived = kernels.derived
+        self.program.derived_after = kernels.derived_after if kernels._d2 is not None else kernels.derived
         self.integrate = kernels.step  # RK4 too: its stages compiled in the step
         if self.method == "neuron":
             self.integrate = (kernels.step, kernels.step_after)
