@@ -25,6 +25,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from ..errors import ModelError, UnsupportedFeature
+from ..lems import expr as E
 
 METHODS = ("euler", "exp_euler", "rk4", "neuron")
 
@@ -270,6 +271,63 @@ def add_attached_slopes(groups, implicit, with_states: bool = True) -> None:
                 g.derived[skey] = type(d)(skey, "scatter", op="add", terms=terms)
                 slopes[name] = skey
         g.scatter_slopes = slopes
+
+
+def _rename(ast, old: str, new: str):
+    return None if ast is None else E.rename(ast, lambda n: new if n == old else n)
+
+
+def stale_ancestor_reads(groups) -> None:
+    """jNeuroML's mod files compute a channel's derived values in one PROCEDURE rates(), each
+    child component's (rates, time course, steady state…) before its parent's own. A child that
+    reads a parent's value — a custom time course requiring the gate's ``alpha``/``beta``, as
+    neuroConstruct's channels do — so gets the value the previous call of rates() left: that of
+    the previous step's voltage (INITIAL calls rates() twice, so the first is right).
+
+    For ``--method neuron`` (jNeuroML's flavour) such a read becomes a read of a copy, which the
+    engine refreshes after each evaluation of the step's rates (``g.stale_reads``: (parent key,
+    copy key) pairs). Must run before the Program is made."""
+    for g in groups:
+        if getattr(g, "stale_reads", None) is not None:
+            continue
+        g.stale_reads = []
+        model = g.model
+        channels = [nd.prefix for nd in g.nodes if nd.prefix and model.is_a(nd.tname, "baseIonChannel")]
+
+        def node_of(key):
+            return key.rsplit("/", 1)[0] if "/" in key else ""
+
+        def channel_of(prefix):
+            for c in channels:
+                if prefix == c or prefix.startswith(c + "/"):
+                    return c
+            return None
+        copies = {}
+        for key, d in list(g.derived.items()):
+            if d.kind not in ("expr", "cases"):
+                continue
+            me = node_of(key)
+            ch = channel_of(me)
+            if ch is None:
+                continue
+            asts = [d.ast] if d.kind == "expr" else [x for c in d.cases for x in c if x is not None]
+            for n in set().union(*(E.names(a) for a in asts)):
+                pd = g.derived.get(n)
+                if pd is None or pd.kind not in ("expr", "cases"):
+                    continue
+                owner = node_of(n)
+                # a strict ancestor of this node, inside the same channel
+                if not (me.startswith(owner + "/") and (owner == ch or owner.startswith(ch + "/"))):
+                    continue
+                copy = copies.get(n)
+                if copy is None:
+                    copy = copies[n] = f"{n}__previous_rates"
+                    g.per_instance[copy] = np.zeros(g.n)
+                    g.stale_reads.append((n, copy))
+                if d.kind == "expr":
+                    d.ast = _rename(d.ast, n, copy)
+                else:
+                    d.cases = [(_rename(c, n, copy), _rename(v, n, copy)) for c, v in d.cases]
 
 
 def jacobian_diagonal(prog, local: bool = False) -> list:

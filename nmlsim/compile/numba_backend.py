@@ -730,6 +730,8 @@ class NumbaKernels:
         for g, h, _ in prog.handlers:
             for a in ([h.test] if h.test is not None else []) + [a for _, a in h.assignments]:
                 add(g.gid, a)
+        for g in prog.groups:  # the values copied for the next step's stale reads
+            roots.update((g.gid, p) for p, _ in getattr(g, "stale_reads", ()) if p in g.derived)
         out, todo = set(), list(roots)
         while todo:
             k = todo.pop()

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..compile.build import Built
 from ..compile.codegen import Program
-from ..compile.integrators import add_attached_slopes, make_integrator
+from ..compile.integrators import add_attached_slopes, make_integrator, stale_ancestor_reads
 from ..errors import SimulationError
 
 
@@ -103,8 +103,11 @@ class Simulator:
         if specs:  # the attached synapses' and junctions' di/dv on the implicit phase's diagonal
             add_attached_slopes(built.groups, [(c.gid, c.v_key) for c in specs],
                                 with_states=self.nmodl or method != "neuron")
+        if method == "neuron" and not self.nmodl:  # jNeuroML's rates(): children before parents
+            stale_ancestor_reads(built.groups)
         self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
+        self._stale = self._stale_copies()
         #: the derived values at the start of a step (the engine's loop calls it before recording)
         self.derived_now = lambda V, t: self.program.derived(V, t)
         self.cable = None
@@ -167,6 +170,13 @@ class Simulator:
             self.derived_now = derived_now
 
             ks_step = self._kinetic_backward_euler(ks)
+            stale = self._stale
+
+            def copy_stale(V=self.V, pairs=stale):
+                # by name: a NumPy one-instance group's derived values are Python floats,
+                # rebound each pass; the numba backend may alias derived arrays when it compiles
+                for a, b in pairs:
+                    V[b][...] = V[a]
 
             def integrate(V, t):  # after derived_now(V, t)
                 before(V, t)
@@ -174,6 +184,8 @@ class Simulator:
                     cable.solve(V)
                 # what the rest of the step reads (numba: only that; derived_now computes all)
                 prog.derived_after(V, t + dt)
+                if stale:
+                    copy_stale()
                 if lags:
                     copy_all(lags, states)
                 after(V, t + dt)
@@ -485,8 +497,25 @@ class Simulator:
             prog.derived(V, 0.0)
             self._init_kinetic()
             prog.derived(V, 0.0)
+            if self._stale:  # INITIAL calls rates() twice: the stale reads start right
+                for a, b in self._stale:
+                    V[b][...] = V[a]
+                prog.derived(V, 0.0)
             if self.cable is not None:
                 self.cable.reset(V)
+
+    def _stale_copies(self):
+        """(parent value, its copy) V names of jNeuroML's stale reads (stale_ancestor_reads)."""
+        prog, out = self.program, []
+        for g in self.built.groups:
+            for p, copy in getattr(g, "stale_reads", ()):
+                dst = self.V[prog.py(g.gid, copy)]
+                lit = prog.literals.get((g.gid, p))
+                if lit is not None:  # a constant: never stale
+                    dst[...] = lit
+                    continue
+                out.append((prog.py(g.gid, p), prog.py(g.gid, copy)))
+        return out
 
     def _init_kinetic(self):
         """Start every kinetic scheme with all occupancy in its first state, as jLEMS does;

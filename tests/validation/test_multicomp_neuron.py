@@ -125,6 +125,8 @@ CASES = {
     "LEMS_ghk.xml": "GHK calcium current, a shifted Na channel, Ca pools on every compartment, 32 degC",
     "LEMS_syn.xml": "STP synapse from a dendritic threshold, alpha/exp synapses from a spikeGenerator, "
                     "sine and ramp inputs",
+    "LEMS_tau.xml": "a neuroConstruct-style channel: custom time course reading the gate's alpha/beta "
+                    "(jNeuroML's mod reads the previous step's), fixed Q10, 34 degC",
 }
 #: voltage tolerance (V) where a case differs from NEURON by more than 1 uV, and why
 VTOL = {
