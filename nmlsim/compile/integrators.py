@@ -206,6 +206,17 @@ def _node_of(key: str) -> str:
     return key.rsplit("/", 1)[0] if "/" in key else ""
 
 
+def _definition(d):
+    """The AST a derived value stands for (None: a gather, scatter… — a constant to ∂)."""
+    if d is None:
+        return None
+    if d.kind == "expr":
+        return d.ast
+    if d.kind == "cases":
+        return _where_ast(d.cases)
+    return None
+
+
 def _same_index(a, b, n: int, host_n: int) -> bool:
     """Whether a gather index and a scatter index of an attached group of ``n`` instances
     name the same host instance for each (None: instance i is host i, or host 0 of one)."""
@@ -248,16 +259,7 @@ def add_attached_slopes(groups, implicit, with_states: bool = True) -> None:
                 if not own or k not in ag.derived or (ag.rates and not with_states):
                     continue
 
-                def definition(n, ag=ag):
-                    x = ag.derived.get(n)
-                    if x is None:
-                        return None
-                    if x.kind == "expr":
-                        return x.ast
-                    if x.kind == "cases":
-                        return _where_ast(x.cases)
-                    return None
-                dif = Differentiator(definition)
+                dif = Differentiator(lambda n, ag=ag: _definition(ag.derived.get(n)))
                 slope = ZERO
                 for n in own:
                     slope = add(slope, dif.diff(("name", k), n))
@@ -350,10 +352,8 @@ def jacobian_diagonal(prog, local: bool = False) -> list:
             d = g.derived.get(n)
             if d is None:
                 return None
-            if d.kind == "expr":
-                return d.ast
-            if d.kind == "cases":
-                return _where_ast(d.cases)
+            if d.kind in ("expr", "cases"):
+                return _definition(d)
             slope = getattr(g, "scatter_slopes", {}).get(n)
             if slope is not None and (gid, key) in prog.implicit:
                 # the attached currents as the host's v sees them: slope * v (slope a constant)

@@ -863,31 +863,7 @@ class SonataReader:
 
     def _edge_location_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
         """afferent_section_id / afferent_section_pos (or bmtk's older sec_id / sec_x) per edge."""
-        out: Dict[str, np.ndarray] = {}
-        groups = [k for k in g.keys() if k.isdigit()]
-        if not groups:
-            return out
-        if "edge_group_id" in g:
-            gid = dataset(g, "edge_group_id", efile, length=n)
-            gidx = dataset(g, "edge_group_index", efile, length=n) if "edge_group_index" in g else None
-        else:
-            gid, gidx = np.full(n, int(groups[0])), None
-        for grp_name in groups:
-            rows = np.nonzero(gid == int(grp_name))[0]
-            if not len(rows):
-                continue
-            grp = g[grp_name]
-            index = gidx[rows].astype(np.int64) if gidx is not None else np.arange(len(rows))
-            for col, alias in (("afferent_section_id", "sec_id"), ("afferent_section_pos", "sec_x")):
-                name = col if col in grp else alias if alias in grp else None
-                if name is None:
-                    continue
-                a = dataset(grp, name, efile, kinds="iuf")
-                if len(index) and index.max() >= len(a):
-                    raise FormatError(f"edge_group_index out of range for {grp.name}/{name} ({len(a)} rows)",
-                                      file=efile)
-                out.setdefault(col, np.full(n, np.nan))[rows] = a[index]
-        return out
+        return self._edge_columns(g, efile, n, (("afferent_section_id", "sec_id"), ("afferent_section_pos", "sec_x")))
 
     def _special_edges(self, epop, etypes, etid, src, tgt, weight, spop, tpop, efile, where_cols=None):
         """Edges of gap-junction types (``is_gap_junction``, bmtk's column) and of graded
@@ -925,7 +901,12 @@ class SonataReader:
                     self.net.continuous.append(ContinuousProjection(epop, pre, post, pc, qc, pi, qi, w, **loc))
         return ~np.isin(etid, list(flagged))
 
-    def _edge_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
+    def _edge_columns(self, g, efile, n, columns=None) -> Dict[str, np.ndarray]:
+        """Numeric columns of the edge groups, one value per edge (NaN where a group lacks one).
+        ``columns``: (name, older name or None) pairs; default syn_weight, delay, nsyns and
+        nmlsim's location columns."""
+        if columns is None:
+            columns = [(c, None) for c in ("syn_weight", "delay", "nsyns", *LOCATION_COLUMNS)]
         groups = [k for k in g.keys() if k.isdigit()]
         if not groups:
             return {}
@@ -941,13 +922,15 @@ class SonataReader:
                 continue
             grp = g[grp_name]
             index = gidx[rows].astype(np.int64) if gidx is not None else np.arange(len(rows))
-            for col in ("syn_weight", "delay", "nsyns", *LOCATION_COLUMNS):
-                if col in grp:
-                    a = dataset(grp, col, efile, kinds="iuf")
-                    if len(index) and index.max() >= len(a):
-                        raise FormatError(f"edge_group_index out of range for {grp.name}/{col} ({len(a)} rows)",
-                                          file=efile)
-                    out.setdefault(col, np.full(n, np.nan))[rows] = a[index]
+            for col, alias in columns:
+                name = col if col in grp else alias if alias and alias in grp else None
+                if name is None:
+                    continue
+                a = dataset(grp, name, efile, kinds="iuf")
+                if len(index) and index.max() >= len(a):
+                    raise FormatError(f"edge_group_index out of range for {grp.name}/{name} ({len(a)} rows)",
+                                      file=efile)
+                out.setdefault(col, np.full(n, np.nan))[rows] = a[index]
         return out
 
     # ------------------------------------------------------------- node sets
