@@ -61,7 +61,7 @@ def default_method(built) -> str:
 def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
-        sonata_spikes=None, backend: str = "numpy") -> RunResult:
+        sonata_spikes=None, backend: str = "numpy", crank_nicolson: bool = False) -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
@@ -135,7 +135,8 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
                 raise e.located(file=sim.path, element=f"Line quantity='{q}'") from None
         recorders.append(TraceRecorder(DISPLAY_TRACES, cols, lambda n, d, c: result.traces.__setitem__(n, d)))
     result.complete = True
-    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders))
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
+                          crank_nicolson=crank_nicolson)
     result.simulator = simulator
     simulator.run(duration, recorders, progress=progress)
     return result
@@ -161,7 +162,7 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
 
 def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = None, duration: Optional[float] = None,
                seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None,
-               output_dir=None, backend: str = "numpy"):
+               output_dir=None, backend: str = "numpy", crank_nicolson: bool = False):
     """Simulate a SONATA simulation config; writes its spike file and reports.
 
     Spikes and reports use the SONATA population names and node ids (a population split
@@ -220,6 +221,6 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
                 dtype=rep.dtype)
         recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
     simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
-                          nmodl=r.nmodl)
+                          nmodl=r.nmodl, crank_nicolson=crank_nicolson)
     simulator.run(duration, recorders, progress=progress)
     return to_sonata(recorders[0].result()), out

@@ -51,7 +51,7 @@ def cmd_run(args) -> int:
             spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration,
                                          seed=args.seed, include_root=args.include_root,
                                          output_dir=args.outdir, progress=_progress_bar(show),
-                                         backend=args.backend)
+                                         backend=args.backend, crank_nicolson=args.crank_nicolson)
         except KeyboardInterrupt:
             print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -72,7 +72,7 @@ def cmd_run(args) -> int:
         res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
                       extra_quantities=displays,
                       outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes,
-                      backend=args.backend)
+                      backend=args.backend, crank_nicolson=args.crank_nicolson)
     except KeyboardInterrupt:
         print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "exp_euler; euler is what jLEMS does; neuron is NEURON's fixed step as jNeuroML's "
                         "NEURON export runs it: voltage by backward Euler, then every other state by forward "
                         "Euler with the new voltage, gated conductances one update late)")
+    r.add_argument("--crank-nicolson", action="store_true",
+                   help="multi-compartment cells: the cable's voltage by Crank-Nicolson (NEURON's secondorder=2, "
+                        "second order in dt) instead of backward Euler; the other states as --method moves them")
     r.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
                    help="numpy (default) or numba: the whole time loop compiled by Numba (needs the numba "
                         "package; compiled kernels are cached in ~/.cache/nmlsim/numba)")

@@ -9,6 +9,9 @@ linearised backward-Euler step, as NEURON's fixed step does (``secondorder=0``):
 
     (C_i/dt - C_i B_i) Δ_i + Σ_j g_ij (Δ_i - Δ_j) = C_i f_i + Σ_j g_ij (v_j - v_i)
 
+With ``crank_nicolson`` the same system with 2C_i/dt is solved for the half step and the
+voltage moves by twice that (NEURON's ``secondorder=2``): second order in dt for the cable.
+
 Junction nodes (section ends, no membrane) take part with C = 0.  The matrix is a tree in
 Hines order, solved in O(nodes) per cell (Gaussian elimination from the leaves, then back
 substitution), batched over the cells of one morphology.  With numba installed the whole
@@ -41,7 +44,7 @@ def _hines_numpy(parent, g, d, rhs):
 _STEP = None
 
 
-def _cable_step_py(v, f, b, inst, mem, junc, vj, cap, diag, parent, g, dt, vn, d, rhs):
+def _cable_step_py(v, f, b, inst, mem, junc, vj, cap, diag, parent, g, dt, scale, vn, d, rhs):
     """One cable part's implicit step, all cells, in one compiled call (see solve())."""
     ncells, nn = vn.shape
     nmem = mem.shape[0]
@@ -63,7 +66,7 @@ def _cable_step_py(v, f, b, inst, mem, junc, vj, cap, diag, parent, g, dt, vn, d
             i = mem[k]
             ck = cap[c, i]
             j = inst[c, k]
-            d[c, i] += ck / dt - ck * b[j]
+            d[c, i] += scale * ck / dt - ck * b[j]
             rhs[c, i] += ck * f[j]
         for i in range(nn - 1, 0, -1):
             p = parent[i]
@@ -74,9 +77,9 @@ def _cable_step_py(v, f, b, inst, mem, junc, vj, cap, diag, parent, g, dt, vn, d
         for i in range(1, nn):
             rhs[c, i] = (rhs[c, i] + g[i] * rhs[c, parent[i]]) / d[c, i]
         for k in range(nmem):
-            v[inst[c, k]] = vn[c, mem[k]] + rhs[c, mem[k]]
+            v[inst[c, k]] = vn[c, mem[k]] + scale * rhs[c, mem[k]]
         for k in range(njunc):
-            vj[c, k] = vn[c, junc[k]] + rhs[c, junc[k]]
+            vj[c, k] = vn[c, junc[k]] + scale * rhs[c, junc[k]]
 
 
 def cable_stepper():
@@ -98,8 +101,11 @@ def cable_stepper():
 class CablePhase:
     """The implicit voltage update of every :class:`CableSpec` of a program."""
 
-    def __init__(self, prog, specs: List[CableSpec], dt: float):
+    def __init__(self, prog, specs: List[CableSpec], dt: float, crank_nicolson: bool = False):
         self.dt = float(dt)
+        #: Crank–Nicolson (NEURON's secondorder=2): the system with 2C/dt solved for the half
+        #: step, the full step twice that; 1: backward Euler
+        self.scale = 2.0 if crank_nicolson else 1.0
         self.prog = prog
         self.parts = []
         self.step_compiled = cable_stepper()
@@ -177,7 +183,7 @@ class CablePhase:
                 if np.shape(b) != v.shape:
                     b = np.ascontiguousarray(np.broadcast_to(b, v.shape), dtype=float)
                 self.step_compiled(v, f, b, inst, mem, junc,
-                                   p["vj"], p["cap"], diag, p["parent"], p["g"], dt, vn, d, rhs)
+                                   p["vj"], p["cap"], diag, p["parent"], p["g"], dt, self.scale, vn, d, rhs)
             return
         for p in self.parts:
             vn = self._nodes(V, p)
@@ -185,11 +191,11 @@ class CablePhase:
             cap = p["cap"][:, mem]
             # junctions have no capacitance and no membrane: their rows are axial terms only
             d = np.repeat(p["diag"][None, :], p["ncells"], axis=0)
-            d[:, mem] += cap / dt - cap * V[p["b"]][inst]
+            d[:, mem] += self.scale * cap / dt - cap * V[p["b"]][inst]
             rhs = np.ascontiguousarray(-(p["lap"] @ vn.T).T)
             rhs[:, mem] += cap * V[p["f"]][inst]
             _hines_numpy(p["parent"], p["g"], d, rhs)
-            vn += rhs
+            vn += self.scale * rhs
             V[p["v"]][inst] = vn[:, mem]
             p["vj"][...] = vn[:, p["junc"]]
 

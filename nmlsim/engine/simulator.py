@@ -82,13 +82,15 @@ def array_copier(arrays):
 class Simulator:
     def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
                  backend: str = "numpy", observe: Optional[Iterable[Tuple[int, str]]] = None,
-                 nmodl: bool = False):
+                 nmodl: bool = False, crank_nicolson: bool = False):
         """``observe``: the (group id, variable) pairs that will be read between steps — what
         the recorders of the coming runs read (:func:`observed_by`); None: any. With it the
         numba backend keeps derived values nothing reads in registers instead of arrays.
         ``nmodl``: with ``method="neuron"``, the mechanisms stand for NEURON's own mod files
         (a SONATA circuit run by bmtk), not jNeuroML's generated ones: gates by ``cnexp``'s
-        exponential step, and the currents from the states as they are (no one-update lag)."""
+        exponential step, and the currents from the states as they are (no one-update lag).
+        ``crank_nicolson``: the cable's voltage by Crank–Nicolson (NEURON's ``secondorder=2``)
+        instead of backward Euler; the other states as ``method`` moves them."""
         self.built = built
         self.dt = float(dt)
         self.method = method
@@ -114,7 +116,7 @@ class Simulator:
         if specs:  # multi-compartment cells (and, with --method neuron, NeuroML point cells)
             from .cable import CablePhase
             self.program.declare_implicit([(c.gid, c.v_key) for c in specs])
-            self.cable = CablePhase(self.program, specs, self.dt)
+            self.cable = CablePhase(self.program, specs, self.dt, crank_nicolson=crank_nicolson)
         self.seed = seed
         self.program.domains = self._density_domains() if backend == "numba" else {}
         lagged = []
