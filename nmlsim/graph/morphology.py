@@ -462,6 +462,13 @@ def location(tree: CableTree, m: Morphology, seg: int, frac: float, *, where=Non
     # jNeuroML writes x as a Java float: a point on a node boundary (the middle of segment 3
     # of a 6-node cable at x = 5/6) falls in the node NEURON then picks
     x = float(np.float32(x))
+    if x == 0.0 and sec.parent is not None and 0.0 < sec.parent_x < 1.0:
+        # NEURON: a section's 0 end is the node it hangs on — a branch off a soma's middle
+        # puts a point at x = 0 on the soma's compartment (at the parent's 0 or 1 end it is a
+        # zero-area junction node, which has no compartment here: the first one is taken)
+        psec = tree.sections[sec.parent]
+        j = min(int(sec.parent_x * psec.nseg), psec.nseg - 1)
+        return int(np.nonzero(tree.comp_section == sec.parent)[0][0]) + j
     j = min(max(int(x * sec.nseg), 0), sec.nseg - 1)
     first = int(np.nonzero(tree.comp_section == k)[0][0])
     return first + j

@@ -71,6 +71,18 @@ def test_branch_hangs_on_parent_centre_node():
     assert t.comp[t.parent[child]] == 1
 
 
+def test_point_at_a_branch_start_is_on_the_node_it_hangs_on():
+    """NEURON: x = 0 of a section is the node it hangs on; for a branch off the middle of a
+    section (a dendrite on the soma's centre) that is the parent's compartment there."""
+    from nmlsim.graph.morphology import location
+    m = _morph([(0, None, (0, 0, 0, 10), (10, 0, 0, 10)), (1, 0, (5, 0, 0, 1), (5, 50, 0, 1))],
+               [_cable("soma", [0], 1), _cable("dend", [1], 5)])
+    m.segments[1].fraction_along = 0.5
+    t = cable_tree(m, lambda k: 1.0)
+    assert location(t, m, 1, 0.0) == location(t, m, 0, 0.5)  # the soma's compartment
+    assert location(t, m, 1, 0.05) != location(t, m, 0, 0.5)  # inside the branch: its own first
+
+
 def _passive(cell: str) -> str:
     """The end of a passive test cell ``cell`` (after its segments): leak 1 S/m² at -65 mV,
     1 µF/cm², 100 Ω·cm, no spikes; one cell in population p, 0.1 nA into segment 0 at x = 0."""
