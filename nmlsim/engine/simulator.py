@@ -489,6 +489,10 @@ class Simulator:
     def initialize(self):
         prog = self.program
         V = self.V
+        # --method neuron: the first step's currents see the gates at 0 (jNeuroML's INITIAL
+        # computes the conductances before setting the gates) — again on every run
+        for a in getattr(self, "lag", {}).values():
+            a[...] = 0.0
         with np.errstate(all="ignore"):
             for g in self.built.groups:
                 for rkey, (node, names, initial) in g.regimes.items():

@@ -75,3 +75,24 @@ def test_interrupted_sonata_run_keeps_marked_spikes(tmp_path):
     import h5py
     with h5py.File(spikes) as f:
         assert len(f["spikes/E/timestamps"]) > 0
+
+
+def test_a_simulator_runs_again_from_the_same_start(tmp_path):
+    """Simulator.run twice gives the same trace: --method neuron's lagged gate copies start at 0
+    on every run (jNeuroML's INITIAL), not at the previous run's last states."""
+    import shutil
+
+    import numpy as np
+
+    import nmlsim
+    from nmlsim.engine.paths import resolve_quantity
+    from nmlsim.engine.record import TraceRecorder
+    data = Path(__file__).resolve().parents[1] / "data" / "multicomp"
+    for f in ("LEMS_mc.xml", "mc.cell.nml"):
+        shutil.copy(data / f, tmp_path)
+    r = nmlsim.run(nmlsim.load(str(tmp_path / "LEMS_mc.xml")), write=False, duration=0.03)  # method neuron
+    first = np.asarray(r.traces["of0"])[:, 1]
+    out = {}
+    col = resolve_quantity(r.simulator.built, "pop0/0/mccell/0/v")
+    r.simulator.run(0.03, [TraceRecorder("again", [col], lambda n, d, c: out.__setitem__(n, d))])
+    np.testing.assert_array_equal(np.asarray(out["again"])[:, 1], first)
