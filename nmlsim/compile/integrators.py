@@ -296,9 +296,6 @@ def stale_ancestor_reads(groups) -> None:
         model = g.model
         channels = [nd.prefix for nd in g.nodes if nd.prefix and model.is_a(nd.tname, "baseIonChannel")]
 
-        def node_of(key):
-            return key.rsplit("/", 1)[0] if "/" in key else ""
-
         def channel_of(prefix):
             for c in channels:
                 if prefix == c or prefix.startswith(c + "/"):
@@ -308,16 +305,15 @@ def stale_ancestor_reads(groups) -> None:
         for key, d in list(g.derived.items()):
             if d.kind not in ("expr", "cases"):
                 continue
-            me = node_of(key)
+            me = _node_of(key)
             ch = channel_of(me)
             if ch is None:
                 continue
-            asts = [d.ast] if d.kind == "expr" else [x for c in d.cases for x in c if x is not None]
-            for n in set().union(*(E.names(a) for a in asts)):
+            for n in E.names(_definition(d)):
                 pd = g.derived.get(n)
                 if pd is None or pd.kind not in ("expr", "cases"):
                     continue
-                owner = node_of(n)
+                owner = _node_of(n)
                 # a strict ancestor of this node, inside the same channel
                 if not (me.startswith(owner + "/") and (owner == ch or owner.startswith(ch + "/"))):
                     continue

@@ -725,8 +725,6 @@ class NumbaKernels:
             for k in g.kinetic_init:
                 for _, _, rf, rr in k.pairs:
                     roots.update((g.gid, x) for x in (rf, rr) if x in g.derived)
-                if k.initial is not None:
-                    roots.update((g.gid, r) for _, _, r in k.initial.inflows if r in g.derived)
         for g, h, _ in prog.handlers:
             for a in ([h.test] if h.test is not None else []) + [a for _, a in h.assignments]:
                 add(g.gid, a)

@@ -137,13 +137,10 @@ class Simulator:
         if self.observe is not None:
             # the kinetic schemes solved here (steady state, backward Euler) read their
             # transition rates from the arrays: the numba kernels must store them
+            # (a kineticInitial's inflow rates are transition rates too)
             for g, _, pairs in ks:
                 for _, _, rf, rr in pairs:
                     self.observe.update({(g.gid, rf), (g.gid, rr)})
-            for g in built.groups:
-                for k in g.kinetic_init:
-                    if k.initial is not None:
-                        self.observe.update((g.gid, rate) for _, _, rate in k.initial.inflows)
         if backend == "numba":
             self._compile(self.observe)
         else:
@@ -174,12 +171,6 @@ class Simulator:
             ks_step = self._kinetic_backward_euler(ks)
             stale = self._stale
 
-            def copy_stale(V=self.V, pairs=stale):
-                # by name: a NumPy one-instance group's derived values are Python floats,
-                # rebound each pass; the numba backend may alias derived arrays when it compiles
-                for a, b in pairs:
-                    V[b][...] = V[a]
-
             def integrate(V, t):  # after derived_now(V, t)
                 before(V, t)
                 if cable is not None:
@@ -187,7 +178,7 @@ class Simulator:
                 # what the rest of the step reads (numba: only that; derived_now computes all)
                 prog.derived_after(V, t + dt)
                 if stale:
-                    copy_stale()
+                    self._refresh_stale()
                 if lags:
                     copy_all(lags, states)
                 after(V, t + dt)
@@ -504,8 +495,7 @@ class Simulator:
             self._init_kinetic()
             prog.derived(V, 0.0)
             if self._stale:  # INITIAL calls rates() twice: the stale reads start right
-                for a, b in self._stale:
-                    V[b][...] = V[a]
+                self._refresh_stale()
                 prog.derived(V, 0.0)
             if self.cable is not None:
                 self.cable.reset(V)
@@ -515,13 +505,19 @@ class Simulator:
         prog, out = self.program, []
         for g in self.built.groups:
             for p, copy in getattr(g, "stale_reads", ()):
-                dst = self.V[prog.py(g.gid, copy)]
                 lit = prog.literals.get((g.gid, p))
                 if lit is not None:  # a constant: never stale
-                    dst[...] = lit
+                    self.V[prog.py(g.gid, copy)][...] = lit
                     continue
                 out.append((prog.py(g.gid, p), prog.py(g.gid, copy)))
         return out
+
+    def _refresh_stale(self):
+        """The copies take their parents' current values. By name: a NumPy one-instance group's
+        derived values are Python floats, rebound each pass; the numba backend may alias arrays."""
+        V = self.V
+        for a, b in self._stale:
+            V[b][...] = V[a]
 
     def _init_kinetic(self):
         """Start every kinetic scheme with all occupancy in its first state, as jLEMS does;
