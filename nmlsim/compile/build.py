@@ -138,6 +138,18 @@ def _param_values(model, comp) -> dict:
     return {probe.root.key(p): v for p, v in probe.root.params.items() if v is not None}
 
 
+def _vary(g: Group, model, comps, sizes) -> None:
+    """Members of a fused group (components of one type, ``sizes[k]`` instances of
+    ``comps[k]``): the parameters whose values differ become per-instance arrays."""
+    if all(c is comps[0] for c in comps):
+        return
+    values = [_param_values(model, c) for c in comps]
+    for key in values[0]:
+        col = [v[key] for v in values]
+        if any(x != col[0] for x in col):
+            g.per_instance[key] = np.repeat(np.asarray(col, dtype=float), sizes)
+
+
 def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bool = True) -> Built:
     model = net.model
     b = Built(net)
@@ -202,13 +214,7 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
             continue
         g = new_group("+".join(pids), comp, sum(sizes))
         g.parent = Link(root, net_node, None)
-        comps = [net.populations[p].component for p in pids]
-        if any(c is not comp for c in comps):
-            values = [_param_values(model, c) for c in comps]
-            for key in values[0]:
-                col = [v[key] for v in values]
-                if any(x != col[0] for x in col):
-                    g.per_instance[key] = np.repeat(np.asarray(col, dtype=float), sizes)
+        _vary(g, model, [net.populations[p].component for p in pids], sizes)
         offset = 0
         for pid in pids:
             b.pop_groups[pid] = g
@@ -263,12 +269,27 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
         weights(g, proj.weight)
         b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), pre_idx,
                                    np.arange(len(proj.post_idx)), proj.delay))
+    # Input lists whose components fuse (one type, parameter values apart) on one host
+    # group are one group: a SONATA config with one current clamp per cell, or a NeuroML
+    # network with a pulse generator per cell, is one group of n instances, not n groups.
+    in_buckets = {}
     for inp in net.inputs:
         host = b.pop_groups[inp.population]
-        g = new_group(f"{inp.id}:{inp.component.id}", inp.component, len(inp.target_idx))
+        key = (host.gid, _fusion_key(model, inp.component) if fuse_populations else id(inp))
+        in_buckets.setdefault(key, []).append(inp)
+    for inps in in_buckets.values():
+        inp = inps[0]
+        host = b.pop_groups[inp.population]
+        sizes = [len(i.target_idx) for i in inps]
+        name = f"{inp.id}:{inp.component.id}" + (f"(+{len(inps) - 1})" if len(inps) > 1 else "")
+        g = new_group(name, inp.component, sum(sizes))
         g.host_pop = inp.population
-        attach(g, host, off(inp.population, inp.target_idx, inp.seg, inp.frac))
-        weights(g, inp.weight)
+        g.member_ids = None if len(inps) == 1 else np.repeat(
+            np.array([i.component.id for i in inps], dtype=object), sizes)
+        attach(g, host, np.concatenate([off(i.population, i.target_idx, i.seg, i.frac) for i in inps]))
+        weights(g, np.concatenate([np.ones(len(i.target_idx)) if i.weight is None else np.asarray(i.weight, float)
+                                   for i in inps]))
+        _vary(g, model, [i.component for i in inps], sizes)
     def tunnel(pid, pre_comp, post_comp, pre, post, pre_idx, post_idx, w, loc):
         """Both ends of gap junctions / graded connections, each the other's ``peer``."""
         m = len(pre_idx)

@@ -420,22 +420,34 @@ class Program:
                     parts.append(f"_bc({sp}, {g.n}).copy()")
                     continue
                 cname = f"I{len(self.consts)}"
-                self.consts[cname] = np.asarray(idx if idx is not None else np.zeros(ag.n, dtype=np.int64),
-                                                dtype=np.int64)
+                ix = np.asarray(idx if idx is not None else np.zeros(ag.n, dtype=np.int64), dtype=np.int64)
+                self.consts[cname] = ix
                 fn = "_scatter_mul" if d.op == "multiply" else "_scatter_add"
+                if parts and d.op != "multiply" and len(np.unique(ix)) < len(ix):
+                    # several instances on one host (fused input lists), after other terms:
+                    # added one by one into the sum, in the compiled backend's order
+                    parts.append(("at", cname, sp, ag.n))
+                    continue
                 parts.append(f"{fn}(C[{cname!r}], {sp}, {ag.n}, {g.n})")
             if not parts:
                 return [f"    {me} = 0.0" if self._fast(g) else f"    {me} = _np.zeros({g.n})"]
             if self._fast(g):
                 op = " * " if d.op == "multiply" else " + "
                 return [f"    {me} = {op.join(parts)}"]
-            arrays = [p for p in parts if isinstance(p, str)]
-            ones = [p for p in parts if not isinstance(p, str)]
             op = " * " if d.op == "multiply" else " + "
-            # bincount results are fresh arrays, so the single-instance terms can be added in place
-            lines = [f"    {me} = {op.join(arrays)}" if arrays else f"    {me} = _np.zeros({g.n})"]
-            for _, i0, sp in ones:
-                lines.append(f"    {me}[{i0}] += _at({sp}, 0)")
+            # terms in order: array sums while they come, then element-wise additions in place
+            # (bincount results are fresh arrays)
+            lines = []
+            for p in parts:
+                if isinstance(p, str) and (not lines or lines[-1].startswith(f"    {me} = ")):
+                    lines = [f"{lines[0]}{op}{p}"] if lines else [f"    {me} = {p}"]
+                elif isinstance(p, str):
+                    lines.append(f"    {me} += {p}")
+                elif p[0] == "one":
+                    lines = lines or [f"    {me} = _np.zeros({g.n})"]
+                    lines.append(f"    {me}[{p[1]}] += _at({p[2]}, 0)")
+                else:
+                    lines.append(f"    _np.add.at({me}, C[{p[1]!r}], _bc({p[2]}, {p[3]}))")
             return lines
         raise ValueError(d.kind)
 

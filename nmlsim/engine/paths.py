@@ -89,9 +89,12 @@ def _attachment(built: Built, host: Group, idx: int, seg: str):
         slot, cid, k = "synapses", seg, 0
     hits = []
     for g in host.attached.get(("", slot), []):
-        if g.root.comp.id != cid:
-            continue
-        inst = np.nonzero(g.parent.idx == idx)[0]
+        if g.member_ids is None:
+            if g.root.comp.id != cid:
+                continue
+            inst = np.nonzero(g.parent.idx == idx)[0]
+        else:  # input lists fused into one group
+            inst = np.nonzero((g.parent.idx == idx) & (g.member_ids == cid))[0]
         hits.extend((g, int(i)) for i in inst)
     if len(hits) > k:
         return hits[k]

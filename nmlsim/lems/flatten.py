@@ -181,6 +181,8 @@ class Group:
         self.kinetic_init: List[KineticScheme] = []
         self.has_random = False
         self.merged = False  # one instance per host carries the sum of several connections
+        #: fused input lists: the component id of each instance (None: all are ``comp``'s)
+        self.member_ids: Optional[np.ndarray] = None
         self._syn = 0
         self.root = self._build(comp, tname or model.type_of(comp), None, "", aliases)
 
