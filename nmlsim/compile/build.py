@@ -138,6 +138,10 @@ def _param_values(model, comp) -> dict:
     return {probe.root.key(p): v for p, v in probe.root.params.items() if v is not None}
 
 
+#: input lists of fewer instances fuse with others of their type on the same cells
+FUSE_INPUT_LISTS_BELOW = 64
+
+
 def _vary(g: Group, model, comps, sizes) -> None:
     """Members of a fused group (components of one type, ``sizes[k]`` instances of
     ``comps[k]``): the parameters whose values differ become per-instance arrays."""
@@ -269,13 +273,16 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
         weights(g, proj.weight)
         b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), pre_idx,
                                    np.arange(len(proj.post_idx)), proj.delay))
-    # Input lists whose components fuse (one type, parameter values apart) on one host
+    # Small input lists whose components fuse (one type, parameter values apart) on one host
     # group are one group: a SONATA config with one current clamp per cell, or a NeuroML
     # network with a pulse generator per cell, is one group of n instances, not n groups.
+    # A large list keeps its own group, where its parameters stay literals (a pulse's timing
+    # tested once per step for all its instances, not per instance).
     in_buckets = {}
     for inp in net.inputs:
         host = b.pop_groups[inp.population]
-        key = (host.gid, _fusion_key(model, inp.component) if fuse_populations else id(inp))
+        fuse = fuse_populations and len(inp.target_idx) < FUSE_INPUT_LISTS_BELOW
+        key = (host.gid, _fusion_key(model, inp.component) if fuse else id(inp))
         in_buckets.setdefault(key, []).append(inp)
     for inps in in_buckets.values():
         inp = inps[0]

@@ -295,6 +295,52 @@ def _load_module(source: str):
     return mod
 
 
+#: literals left in the kernels' source: the generator's own constants (accumulators, selects),
+#: which LLVM folds; any other value is read from the literal table
+KEPT_LITERALS = frozenset({"0.0", "1.0", "-0.0"})
+_FLOAT = re.compile(r"(?<![\w.])(?:\d+\.\d*(?:e[-+]?\d+)?|\d+e[-+]?\d+)(?![\w.])")
+
+
+def hoist_literals(src: List[str], table: str, direct: bool = True) -> Tuple[List[str], np.ndarray]:
+    """The kernels' source with every floating-point literal (parameter values folded by the
+    code generator, the time step, derived constants) read from the array argument ``table``,
+    and that array's values.  Kernels are then keyed by a model's structure, not its numbers:
+    a changed conductance, time constant or time step loads the cached machine code and runs
+    it with another table; the arithmetic is the literal's, bit for bit.  ``direct``: each use
+    reads the table (``x7[3]``; the arguments are ``noalias``, so LLVM hoists the loads out of
+    loops); otherwise each function first copies the values it uses into locals (``_K3 =
+    x7[3]``: kernels reading their arrays from an address table make LLVM no promise that
+    the table is not written)."""
+    slots: Dict[str, int] = {}
+    out: List[str] = []
+    head = None  # index in out of the current function's def line
+    used: Set[int] = set()
+
+    def close():
+        if head is not None and used and not direct:
+            out[head + 1:head + 1] = [f"    _K{j} = {table}[{j}]" for j in sorted(used)]
+
+    def sub(m):
+        tok = m.group(0)
+        if tok in KEPT_LITERALS:
+            return tok
+        j = slots.setdefault(tok, len(slots))
+        used.add(j)
+        return f"{table}[{j}]" if direct else f"_K{j}"
+    for ln in src:
+        if ln.startswith("def "):
+            close()
+            head, used = len(out), set()
+            out.append(ln)
+        elif ln.startswith(" ") and head is not None:
+            out.append(_FLOAT.sub(sub, ln))
+        else:
+            out.append(ln)
+    close()
+    values = np.array([float(t) for t in slots] or [0.0], dtype=float)
+    return out, values
+
+
 def _derived_aliases(prog) -> Dict[str, str]:
     """V name -> V name of derived variables that equal another derived variable of their
     group at all times (``x``, ``1.0 * x``: exact in IEEE arithmetic)."""
@@ -501,6 +547,8 @@ class NumbaKernels:
             # (without the compiled loop, NumPy event handlers read the arrays)
             lines_d = self._localize(lines_d, lines_s + (lines_r if method == "rk4" else []) + lines_e, keep)
         self._names = sorted(self.arrays, key=self.arrays.get)  # V names in argument order
+        kslot = len(self.extras)
+        self._extra(np.zeros(1))  # the literal table (filled below)
         names = ([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
                  + [f"x{i}" for i in range(len(self.extras))])
         plain = "P" if self.table else ", ".join(names)
@@ -539,6 +587,7 @@ class NumbaKernels:
                 src += RUN_TEMPLATE.format(args=plain, random_checks=checks, pre=pre,
                                            update="_dstep" if fused else "_step",
                                            finite="\n".join(finite) or "            pass").splitlines()
+        src, self.extras[kslot] = hoist_literals(src, f"x{kslot}", direct=not self.table)
         if self.table:
             src = self._table_prologues(src, names)
         self.source = _libm_if_large("\n".join(src) + "\n")

@@ -63,3 +63,16 @@ def test_fused_inputs_give_the_unfused_traces(lems_file, monkeypatch, backend, m
     assert np.allclose(fused[(t > 0.0101) & (t < 0.0599), 4], 0.2e-9)
     assert np.allclose(fused[(t > 0.0151) & (t < 0.0199), 5], 0.5 * 0.35e-9)
     assert np.all(fused[t > 0.0201, 5] == 0)
+
+
+def test_large_input_lists_keep_their_own_group():
+    """Lists of FUSE_INPUT_LISTS_BELOW instances or more stay apart (their pulse timing then
+    stays one literal test per step); the small ones on the same cells still fuse."""
+    from nmlsim.compile.build import FUSE_INPUT_LISTS_BELOW
+    from nmlsim.library import build
+    net = build("coba_lif", size=5 * FUSE_INPUT_LISTS_BELOW, seed=1)  # 20 % I cells
+    groups = [g for g in build_groups(net).groups if g.root.tname == "pulseGenerator"]
+    assert all(g.member_ids is None and not set(g.per_instance) - {"weight"} for g in groups)
+    small = build("coba_lif", size=20, seed=1)
+    groups = [g for g in build_groups(small).groups if g.root.tname == "pulseGenerator"]
+    assert len(groups) == 1 and groups[0].n == 40

@@ -392,3 +392,38 @@ def test_kinetic_scheme_on_a_segment_group_same_on_both_backends(tmp_path):
     np.testing.assert_allclose(out["numba"], out["numpy"], rtol=0, atol=1e-9)
     spikes = np.loadtxt(tmp_path / "numba" / "results" / "ks.spikes", ndmin=2)
     assert spikes.shape[0] == 1 and spikes[0, 0] > 0.02  # only after the pulse starts at 20 ms
+
+
+def test_changed_parameters_and_step_reuse_the_compiled_kernels(tmp_path, monkeypatch):
+    """Kernels are keyed by structure: parameter values and the time step come from a table
+    at run time, so a sweep compiles once; each run still equals the NumPy backend's."""
+    import nmlsim.compile.numba_backend as nb
+    monkeypatch.setenv("NMLSIM_CACHE_DIR", str(tmp_path / "cache"))
+    compiled = []
+    monkeypatch.setattr(nb, "COMPILE_NOTICE", lambda: compiled.append(1))
+    counts = []
+    for gbase, dt in (("6nS", 1e-4), ("9nS", 1e-4), ("9nS", 5e-5)):
+        net = build("ei_hh", size=80, seed=3)
+        for proj in net.projections:
+            if proj.synapse.id == "syn_e":
+                proj.synapse.attrs["gbase"] = gbase
+        runs = {b: api.simulate_network(net, 0.03, dt, seed=3, backend=b)[0] for b in ("numpy", "numba")}
+        for pop in runs["numpy"]:
+            assert np.array_equal(runs["numpy"][pop][0], runs["numba"][pop][0])
+            assert np.array_equal(runs["numpy"][pop][1], runs["numba"][pop][1])
+        counts.append(sum(len(i) for i, _ in runs["numba"].values()))
+    assert len(compiled) == 1 and len(list((tmp_path / "cache").glob("k_*.py"))) == 1
+    assert counts[1] > counts[0]  # the stronger excitation was used, not the cached value
+
+
+def test_hoisted_literals_keep_the_generators_constants():
+    from nmlsim.compile.numba_backend import hoist_literals
+    src = ["def f(t, a0, x1):", "    for i in range(40):", "        a0[i] = (a0[i] * 0.25) + 1.0 - 2.5e-05 * 0.25",
+           "def g(t, a0, x1):", "    a0[3] = -0.065 + 0.0"]
+    out, vals = hoist_literals(src, "x1", direct=False)
+    assert out[1] == "    _K0 = x1[0]" and out[2] == "    _K1 = x1[1]"
+    assert out[4] == "        a0[i] = (a0[i] * _K0) + 1.0 - _K1 * _K0" and "range(40)" in out[3]
+    assert out[6] == "    _K2 = x1[2]" and out[7] == "    a0[3] = -_K2 + 0.0"
+    assert list(vals) == [0.25, 2.5e-05, 0.065]
+    direct, _ = hoist_literals(src, "x1")
+    assert direct[2] == "        a0[i] = (a0[i] * x1[0]) + 1.0 - x1[1] * x1[0]"
