@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections import defaultdict
 import sys
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -371,6 +372,35 @@ def _offset(idx):
 
 #: kernels with more arrays than this take one table of addresses (see NumbaKernels)
 TABLE_ABOVE = 256
+#: lines per part of a table-mode kernel (whole top-level loops; a longer loop is one part)
+PART_LINES = 50
+
+
+def _split_body(lines: List[str], limit: int) -> List[List[str]]:
+    """A kernel body cut between top-level statements into pieces of at most ``limit`` lines
+    (each piece runs after the one before: the statements keep their order)."""
+    pieces: List[List[str]] = [[]]
+    for head, body in _blocks(lines):
+        block = [head] + body
+        if pieces[-1] and len(pieces[-1]) + len(block) > limit:
+            pieces.append([])
+        pieces[-1] += block
+    return pieces
+
+
+class _Parts:
+    """A kernel compiled as several functions of the same arguments, called in order."""
+
+    def __init__(self, fns):
+        self.fns = fns
+
+    def __call__(self, *args):
+        for f in self.fns:
+            f(*args)
+
+    def compile(self, sig):
+        for f in self.fns:
+            f.compile(sig)
 
 
 def _allow_noalias():
@@ -554,12 +584,22 @@ class NumbaKernels:
         plain = "P" if self.table else ", ".join(names)
         args = "t, " + plain
         rargs = ", ".join(f"r{j}" for j in range(len(prog.rate_keys)))
-        src = [f"def _derived({args}):"] + (lines_d or ["    pass"])
-        src += [f"def _step({args}):"] + ([ln.replace("{ARGS}", plain) for ln in lines_s] or ["    pass"])
+        lines_s = [ln.replace("{ARGS}", plain) for ln in lines_s]
+        # table mode: the kernels the engine calls step by step are split into parts of
+        # about PART_LINES lines (LLVM's time grows faster than the size of a function: the
+        # thalamus's derived pass compiles in 88 s as one function, ~30 s in parts); a kernel
+        # another one calls by name (RK4's stages call _derived) stays whole
+        calls = "\n".join(lines_s)
+        self._parts: Dict[str, List[str]] = {}
+        src = []
+        for kname, body in (("_derived", lines_d), ("_step", lines_s), ("_step2", lines_s2), ("_derived2", lines_d2)):
+            if body is None:
+                continue
+            pieces = (_split_body(body, PART_LINES) if self.table and f"{kname}(" not in calls else [body])
+            self._parts[kname] = [kname] if len(pieces) == 1 else [f"{kname}__{k}" for k in range(len(pieces))]
+            for fname, piece in zip(self._parts[kname], pieces):
+                src += [f"def {fname}({args}):"] + (piece or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
-        if lines_s2 is not None:
-            src += [f"def _step2({args}):"] + (lines_s2 or ["    pass"])
-            src += [f"def _derived2({args}):"] + (lines_d2 or ["    pass"])
         if self.loop is not None:
             from .numba_loop import RUN_TEMPLATE
             src += [ln.replace("{ARGS}", plain) for ln in lines_e]
@@ -610,10 +650,14 @@ class NumbaKernels:
             f = f if hasattr(f, "py_func") else numba.njit(noalias=name != "_run", **opts)(f)
             ns[name] = f  # the compiled loop calls the others through the module's globals
             return f
+        def kernel(kname):
+            names = self._parts.get(kname)
+            if names is None:
+                return None
+            return jit(kname) if names == [kname] else _Parts([jit(n) for n in names])
         self._r = jit("_rates") if method == "rk4" else None
-        self._d, self._s = jit("_derived"), jit("_step")
-        self._s2 = jit("_step2") if lines_s2 is not None else None
-        self._d2 = jit("_derived2") if lines_s2 is not None else None
+        self._d, self._s = kernel("_derived"), kernel("_step")
+        self._s2, self._d2 = kernel("_step2"), kernel("_derived2")
         self._run = None
         if self.loop is not None:
             self._events = jit("_events")
@@ -877,6 +921,9 @@ class NumbaKernels:
         dt = self.dt
         per_group: Dict[Tuple[int, int], Tuple[List[str], List[str]]] = {}
         heads = {}
+        keys_of: Dict[Tuple[int, int], List[int]] = {}
+        calc_of: Dict[int, List[str]] = defaultdict(list)
+        write_of: Dict[int, List[str]] = defaultdict(list)
         for j, (gid, key) in enumerate(prog.rate_keys):
             if keys is not None and (gid, key) not in keys:
                 continue
@@ -884,7 +931,9 @@ class NumbaKernels:
             dom = self.domains.get((gid, key))
             slot = (gid, -1 if dom is None else id(dom))
             heads.setdefault(slot, self._loop_head(g, key))
-            calc, write = per_group.setdefault(slot, ([], []))
+            per_group.setdefault(slot, ([], []))
+            keys_of.setdefault(slot, []).append(j)
+            calc, write = calc_of[j], write_of[j]
             x = self._arr(prog.py(gid, key))
             fa = prog.rate_ast(g, key)
             rate = self._expr(g, fa)
@@ -912,10 +961,44 @@ class NumbaKernels:
             else:
                 calc.append(f"        r{j} = {rate}")
             write.append(f"        {x}[i] += {inc}")
+        # one loop per set of states that read each other (a kinetic scheme, a gate and
+        # the pool it feeds...), in rate-key order: no loop reads a state an earlier one moved,
+        # so the split is exact; the compiled loop fuses them again, and table-mode kernels
+        # split between them (one loop over every state of a 50-state cell compiles for minutes)
         out = []
         for slot, (calc, write) in per_group.items():
-            out += heads[slot] + calc + write
+            sets = self._state_sets(slot[0], [k for k in keys_of[slot]])
+            for members in sets:
+                out += heads[slot] + [ln for m in members for ln in calc_of[m]] + \
+                    [ln for m in members for ln in write_of[m]]
         return out
+
+    def _state_sets(self, gid: int, js: List[int]) -> List[List[int]]:
+        """Rate indices ``js`` of one group's loop, grouped so that the rate of each reads
+        (directly, in its rate or exponential-Euler coefficient) only states of its own set."""
+        prog = self.prog
+        g = prog.by_gid[gid]
+        parent = {j: j for j in js}
+        by_key = {prog.rate_keys[j][1]: j for j in js}
+        moved = {k for gg, k in prog.rate_keys if gg == gid}
+
+        def find(j):
+            while parent[j] != j:
+                parent[j] = parent[parent[j]]
+                j = parent[j]
+            return j
+        for j in js:
+            key = prog.rate_keys[j][1]
+            names = set(E.names(prog.rate_ast(g, key)))
+            for n in names:
+                if n in by_key:
+                    parent[find(j)] = find(by_key[n])
+                elif n in moved:
+                    return [js]  # reads a state another loop moves: keep one loop
+        sets: Dict[int, List[int]] = {}
+        for j in js:
+            sets.setdefault(find(j), []).append(j)
+        return list(sets.values())
 
     def _phi_code(self, g, b) -> str:
         """expm1(b dt)/(b dt) for exponential Euler: a literal where ``b`` is a constant
