@@ -33,12 +33,17 @@ def jnml_cmd():
 
 
 def timed(cmd, cwd):
+    """(wall s, peak MB) of one process: its own rusage, read with wait4."""
     t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr[-300:]}")
-    return dt
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        dt = time.perf_counter() - t
+        if p.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed: {err.read()[-300:].decode(errors='replace')}")
+    return dt, usage.ru_maxrss / 1024
 
 
 def main():
@@ -51,7 +56,8 @@ def main():
     corpus = Path(a.shared) / "conformance" / "neuroml"
     manifest = json.loads((corpus / "manifest.json").read_text())
     jn = jnml_cmd()
-    print(f"{'case':28s} {'steps':>8s} {'nmlsim s':>9s} {'jnml s':>8s} {'ratio':>6s}")
+    print(f"{'case':28s} {'steps':>8s} {'nmlsim s':>9s} {'nmlsim MB':>9s} {'jnml s':>8s} {'jnml MB':>8s} "
+          f"{'ratio':>6s}")
     for name in a.cases.split(","):
         c = next(x for x in manifest["cases"] if x["case"] == name)
         steps = int(round(c["sim"]["length_s"] / c["sim"]["step_s"]))
@@ -61,11 +67,13 @@ def main():
             run_dir = work / c["run_dir"]
             lems = os.path.relpath(work / c["lems"], run_dir)
             (run_dir / "results").mkdir(exist_ok=True)
-            ours = min(timed([sys.executable, "-m", "nmlsim.cli", "run", lems, "--method", a.method, "-q",
-                              "--include-root", str(work)], run_dir) for _ in range(a.repeat))
-            theirs = min(timed(jn + [lems, "-nogui"], run_dir) for _ in range(a.repeat)) if jn else None
+            ours, our_mb = min(timed([sys.executable, "-m", "nmlsim.cli", "run", lems, "--method", a.method, "-q",
+                                      "--include-root", str(work)], run_dir) for _ in range(a.repeat))
+            theirs, their_mb = (min(timed(jn + [lems, "-nogui"], run_dir) for _ in range(a.repeat)) if jn
+                                else (None, float("nan")))
         ratio = f"{ours / theirs:6.2f}" if theirs else "   n/a"
-        print(f"{name:28s} {steps:8d} {ours:9.2f} {theirs if theirs else float('nan'):8.2f} {ratio}", flush=True)
+        print(f"{name:28s} {steps:8d} {ours:9.2f} {our_mb:9.0f} {theirs if theirs else float('nan'):8.2f} "
+              f"{their_mb:8.0f} {ratio}", flush=True)
     if jn is None:
         print("jnml not available (pip install pyNeuroML==1.3.22 and a Java runtime): nmlsim times only")
 

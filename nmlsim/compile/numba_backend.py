@@ -669,7 +669,8 @@ class NumbaKernels:
         # compile now (not on the first step), so that run times are run times
         sig = tuple(numba.typeof(x) for x in (0.0,) + self._args(prog.V))
         self._d.compile(sig)
-        self._s.compile(sig)
+        if not self.fused:  # (fused: _run steps with _dstep; _step compiles if something calls it)
+            self._s.compile(sig)
         if self._s2 is not None:
             self._s2.compile(sig)
         if self._r is not None:

@@ -75,7 +75,7 @@ def test_kernels_cached_on_disk(tmp_path, monkeypatch):
     net = build("ei_hh", size=60, seed=3)
     runs = [api.simulate_network(net, 0.01, 1e-4, seed=3, backend="numba")[0] for _ in range(2)]
     assert len(list((tmp_path / "cache").glob("k_*.py"))) == 1
-    assert list((tmp_path / "cache" / "__pycache__").glob("*_step*.nbi"))
+    assert list((tmp_path / "cache" / "__pycache__").glob("*_derived*.nbi"))
     for pop in runs[0]:
         assert np.array_equal(runs[0][pop][1], runs[1][pop][1])
     (tmp_path / "ro").write_text("a file, not a folder")
