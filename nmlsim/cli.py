@@ -41,10 +41,41 @@ def _progress_bar(enabled: bool):
     return cb
 
 
+def _time_arg(text: str) -> float:
+    """--duration / --dt: seconds, or a time with its unit (``100ms``, ``0.025ms``, ``2s``)."""
+    from .units import parse_quantity
+    from .errors import UnitError
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = parse_quantity(text.replace(" ", ""), "time")
+        except UnitError as e:
+            raise argparse.ArgumentTypeError(f"{e.message} (a time: 0.1, 100ms, 2s)") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive time")
+    return value
+
+
+def _note_bare_seconds(args) -> None:
+    """jnml and LEMS files speak milliseconds: a bare --duration of 10 or more is most likely
+    meant as ms, so say how it is read."""
+    raw = getattr(args, "duration_text", None)
+    if raw is not None and not args.quiet and args.duration >= 10:
+        print(f"nmlsim: note: --duration {raw} is read as {args.duration:g} s of biological time "
+              f"(write {raw}ms for milliseconds)", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
     from . import api
     t0 = time.time()
     path = Path(args.file)
+    _note_bare_seconds(args)
+    if args.backend == "numba" and not args.quiet:
+        from .compile import numba_backend
+        numba_backend.COMPILE_NOTICE = lambda: print(
+            "nmlsim: compiling this model's kernels (its first run on the numba backend; later runs "
+            "load them from the cache)...", file=sys.stderr, flush=True)
     if path.suffix == ".json":
         try:
             show = not args.quiet and sys.stderr.isatty()
@@ -60,11 +91,6 @@ def cmd_run(args) -> int:
             print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s")
         return 0
     sim = api.load(path, include_root=args.include_root)
-    if args.backend == "numba" and not args.quiet:
-        from .compile import numba_backend
-        numba_backend.COMPILE_NOTICE = lambda: print(
-            "nmlsim: compiling this model's kernels (its first run on the numba backend; later runs "
-            "load them from the cache)...", file=sys.stderr, flush=True)
     nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
     show = not args.quiet and sys.stderr.isatty() and nsteps > 20000
     try:
@@ -158,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version="nmlsim " + __import__("nmlsim").__version__)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="simulate a LEMS file (writing its OutputFiles like jnml) or a SONATA simulation config")
-    r.add_argument("file")
+    r.add_argument("file", help="LEMS simulation file (LEMS_*.xml) or SONATA simulation config (.json)")
     r.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4", "neuron"),
                    help="integrator (default: neuron for models with multi-compartment cells, otherwise "
                         "exp_euler; euler is what jLEMS does; neuron is NEURON's fixed step as jNeuroML's "
@@ -170,8 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
                    help="numpy (default) or numba: the whole time loop compiled by Numba (needs the numba "
                         "package; compiled kernels are cached in ~/.cache/nmlsim/numba)")
-    r.add_argument("--dt", type=float, default=None, help="time step in seconds (default: the Simulation step)")
-    r.add_argument("--duration", type=float, default=None, help="simulated time in seconds (default: length)")
+    r.add_argument("--dt", type=_time_arg, default=None,
+                   help="time step: seconds, or with a unit (0.01ms) (default: the Simulation's step)")
+    r.add_argument("--duration", type=_time_arg, default=None,
+                   help="simulated time: seconds, or with a unit (300ms) (default: the Simulation's length)")
     r.add_argument("--seed", type=int, default=None, help="seed for every random element")
     r.add_argument("--outdir", default=None, help="resolve output file names here (default: working directory)")
     r.add_argument("--include-root", default=None,
@@ -179,29 +207,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
     r.add_argument("--sonata-spikes", default=None, metavar="FILE",
                    help="also write every population's spikes to a SONATA spikes.h5 (relative to --outdir)")
-    r.add_argument("-q", "--quiet", action="store_true")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors (no progress bar, compile notice or list of written files)")
     r.add_argument("-nogui", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(fn=cmd_run)
     i = sub.add_parser("info", help="summarise a model: populations, sizes, types, connections")
-    i.add_argument("file")
-    i.add_argument("--include-root", default=None)
+    i.add_argument("file", help="LEMS simulation file or SONATA simulation config (.json)")
+    i.add_argument("--include-root", default=None, help="folder that includes may not leave (default: three levels above the file)")
     i.set_defaults(fn=cmd_info)
     v = sub.add_parser("validate", help="check a NeuroML/LEMS file against the XSD and semantically")
-    v.add_argument("file")
-    v.add_argument("--include-root", default=None)
+    v.add_argument("file", help="NeuroML (.nml) or LEMS (.xml) file")
+    v.add_argument("--include-root", default=None, help="folder that includes may not leave (default: three levels above the file)")
     v.set_defaults(fn=cmd_validate)
     cv = sub.add_parser("convert", help="convert a LEMS/NeuroML network to SONATA, or a SONATA circuit to NeuroML+LEMS")
     cv.add_argument("input", help="LEMS simulation file, or SONATA simulation/circuit config (.json)")
-    cv.add_argument("outdir")
-    cv.add_argument("--to", required=True, choices=("sonata", "neuroml", "neuroml-h5"))
-    cv.add_argument("--include-root", default=None)
+    cv.add_argument("outdir", help="folder to write the converted model into (created if missing)")
+    cv.add_argument("--to", required=True, choices=("sonata", "neuroml", "neuroml-h5"),
+                    help="target format: sonata (circuit + simulation configs, nodes/edges HDF5), neuroml "
+                         "(NeuroML2 + LEMS XML), neuroml-h5 (the network structure in NeuroML HDF5)")
+    cv.add_argument("--include-root", default=None, help="folder that includes may not leave (default: three levels above the file)")
     cv.set_defaults(fn=cmd_convert)
     ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif, thalamus: all four states) as NeuroML2 + LEMS and/or SONATA")
-    ex.add_argument("model")
-    ex.add_argument("outdir")
+    ex.add_argument("model", choices=("ei_hh", "coba_lif", "thalamus"),
+                    help="ei_hh (COBAHH), coba_lif (Vogels-Abbott COBA) or thalamus (Li et al. 2017, four states)")
+    ex.add_argument("outdir", help="folder to write the model into (created if missing)")
     ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml, neuroml-h5 (network structure in NeuroML HDF5), sonata")
     ex.add_argument("--size", type=int, default=None, help="number of cells (default 4000; in-degree kept)")
-    ex.add_argument("--seed", type=int, default=1)
+    ex.add_argument("--seed", type=int, default=1, help="seed of the connectivity and initial conditions")
     ex.add_argument("--duration", type=float, default=None, help="simulated time in the LEMS file, seconds")
     ex.add_argument("--dt", type=float, default=None, help="time step in the LEMS file, seconds (default 1e-4)")
     ex.add_argument("--tc-gap-junctions", action="store_true",
@@ -210,10 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="thalamus: short-term depression scales release (the original model; a no-op in the seed)")
     ex.set_defaults(fn=cmd_export)
     pl = sub.add_parser("plot", help="plot .dat trace files to a PNG")
-    pl.add_argument("files", nargs="+")
-    pl.add_argument("-o", "--output", default="nmlsim_plot.png")
+    pl.add_argument("files", nargs="+", help=".dat trace files (time, then one column per quantity)")
+    pl.add_argument("-o", "--output", default="nmlsim_plot.png", help="PNG to write")
     pl.set_defaults(fn=cmd_plot)
     return p
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def main(argv=None) -> int:
@@ -222,7 +262,15 @@ def main(argv=None) -> int:
     if argv and argv[0] not in ("run", "info", "validate", "plot", "convert", "export", "-h", "--help", "--version") \
             and argv[0].endswith((".xml", ".json")):
         argv = ["run"] + argv
+    if argv and argv[0] == "-validate":  # jnml -validate f1.nml f2.nml ...
+        if len(argv) == 1:
+            print("nmlsim: error: -validate needs the files to check", file=sys.stderr)
+            return 2
+        return 3 if sum(main(["validate", f]) != 0 for f in argv[1:]) else 0
     args = build_parser().parse_args(argv)
+    if getattr(args, "duration", None) is not None and args.command == "run":
+        raw = argv[argv.index("--duration") + 1] if "--duration" in argv else None
+        args.duration_text = raw if raw is not None and _is_number(raw) else None
     try:
         return args.fn(args)
     except NmlsimError as e:
