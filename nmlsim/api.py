@@ -51,6 +51,14 @@ class RunResult:
     simulator: Optional[Simulator] = None
 
 
+def _check_run(duration: float, dt: float, seed) -> None:
+    """The run's times and seed as given (file values are checked where they are read)."""
+    from .units import check_run_times, check_seed
+    bad = check_run_times(duration, dt) or check_seed(seed)
+    if bad:
+        raise ModelError(f"cannot run: {bad}")
+
+
 def default_method(built) -> str:
     """``neuron`` (NEURON's fixed step as jNeuroML's NEURON export runs it) for models with
     multi-compartment cells — NEURON is their reference simulator, jLEMS cannot run them —
@@ -70,6 +78,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     dt = float(dt) if dt else spec.step
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
+    _check_run(duration, dt, seed)
     built = build_groups(sim.network, merge_synapses=merge_synapses)
     method = method or default_method(built)
     result = RunResult()
@@ -177,6 +186,7 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
     dt = dt or r.dt_s
     duration = duration if duration is not None else r.tstop_s
     seed = seed if seed is not None else r.seed
+    _check_run(duration, dt, seed)
     out = r.spikes_file
     reports = r.reports
     if output_dir is not None:

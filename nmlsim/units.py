@@ -15,6 +15,8 @@ known unit symbol — nothing is guessed.
 """
 from __future__ import annotations
 
+import math
+
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -142,3 +144,32 @@ def default_registry() -> UnitRegistry:
 def parse_quantity(text: str, dimension: Optional[str] = None) -> float:
     """Parse a NeuroML quantity string into an SI float with the core unit table."""
     return default_registry().parse(text, dimension)
+
+
+#: more steps than this is a unit slip (a step of 1e-300 ms), not a simulation
+MAX_STEPS = 10 ** 10
+
+
+def check_run_times(length_s: float, step_s: float) -> Optional[str]:
+    """What is wrong with a run of ``length_s`` seconds at steps of ``step_s`` (None: fine)."""
+    if not (math.isfinite(step_s) and step_s > 0):
+        return f"the time step must be a positive time (got {step_s!r} s)"
+    if not (math.isfinite(length_s) and length_s > 0):
+        return f"the simulated time must be positive (got {length_s!r} s)"
+    if length_s / step_s > MAX_STEPS:
+        return (f"{length_s:g} s in steps of {step_s:g} s is {length_s / step_s:.3g} steps "
+                f"(more than {MAX_STEPS:.0e}: check the units of the length and step)")
+    return None
+
+
+def check_seed(raw) -> Optional[str]:
+    """What is wrong with a seed value (None: absent, or an integer from 0 to 2**63 - 1)."""
+    if raw is None:
+        return None
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, str) and re.fullmatch(r"\s*\d+\s*", raw):
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 2 ** 63:
+        return f"seed {raw!r} is not an integer from 0 to 2^63 - 1"
+    return None

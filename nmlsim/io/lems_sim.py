@@ -6,6 +6,7 @@ from typing import List, Optional
 
 from ..errors import ModelError
 from ..lems.model import Component, LemsModel
+from ..units import check_run_times, check_seed
 
 
 @dataclass
@@ -72,8 +73,9 @@ def read_simulation(model: LemsModel) -> SimulationSpec:
         target = sim.attrs["target"]
     except KeyError as e:
         raise ModelError(f"Simulation needs the attribute {e.args[0]}", **w) from None
-    if not (step > 0 and length >= 0):
-        raise ModelError(f"Simulation step must be > 0 and length >= 0 (got {step}, {length})", **w)
+    bad = check_run_times(length, step) or check_seed(sim.attrs.get("seed"))
+    if bad:
+        raise ModelError(f"Simulation: {bad}", **w)
     seed = sim.attrs.get("seed")
     spec = SimulationSpec(sim.id, length, step, target, int(seed) if seed is not None else None, component=sim)
     for c in sim.children:

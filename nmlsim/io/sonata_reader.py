@@ -36,6 +36,7 @@ from ..errors import FormatError, ModelError, NmlsimError, UnsupportedFeature
 from ..graph.network import (ContinuousProjection, ElectricalProjection, InputList, Network, Population,
                              Projection, SpikeSourcePopulation)
 from ..lems.model import Component
+from ..units import check_run_times, check_seed
 from . import nest_models
 from .hdf5 import open_h5
 from .xmlsafe import confined
@@ -369,8 +370,9 @@ class SonataReader:
             tstart = float(run.get("tstart", 0.0))
         except (KeyError, TypeError, ValueError):
             raise FormatError("'run' needs numeric tstop (and dt) in ms", file=sim_path) from None
-        if dt <= 0 or tstop < tstart:
-            raise FormatError(f"bad run times: tstop {tstop}, dt {dt}", file=sim_path)
+        bad = check_run_times((tstop - tstart) * 1e-3, dt * 1e-3) if tstart >= 0 else "tstart is negative"
+        if bad:
+            raise FormatError(f"run: {bad} (tstop {tstop} ms, tstart {tstart} ms, dt {dt} ms)", file=sim_path)
         self.dt_ms = dt
         self.circ_path = circ_path
         self.morphologies: Dict[tuple, Component] = {}
@@ -447,6 +449,9 @@ class SonataReader:
             except NmlsimError as e:
                 raise e.located(file=sim_path, element=f"report '{name}'")
         seed = run.get("seed", sim.get("seed"))
+        if check_seed(seed):
+            raise FormatError(f"run: {check_seed(seed)}", file=sim_path)
+        seed = None if seed is None else int(seed)
         flavour = (sim.get("nmlsim") or {}).get("mechanisms")
         if flavour not in (None, "nmodl", "lems"):
             raise FormatError(f"nmlsim.mechanisms '{flavour}' must be 'nmodl' (NEURON's own mod files, as bmtk "

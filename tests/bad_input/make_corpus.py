@@ -86,6 +86,14 @@ LEMS_CASES = {
                           "recording a cell that does not exist"),
     "absurd_size": (lems(GOOD_CELL + net().replace('size="1"', 'size="1e12"')), "outside 0..", 3,
                     "population of 10^12 cells (refused before allocating)"),
+    "seed_negative": (lems(GOOD_CELL + net()).replace('target="net">', 'target="net" seed="-1">'),
+                      "seed '-1' is not an integer", 3, "Simulation seed -1"),
+    "seed_text": (lems(GOOD_CELL + net()).replace('target="net">', 'target="net" seed="abc">'),
+                  "seed 'abc' is not an integer", 3, "Simulation seed that is not a number"),
+    "step_absurd": (lems(GOOD_CELL + net()).replace('step="0.1ms"', 'step="1e-300ms"'),
+                    "check the units of the length and step", 3, "10^298 steps (refused, not run forever)"),
+    "length_zero": (lems(GOOD_CELL + net()).replace('length="10ms"', 'length="0ms"'),
+                    "simulated time must be positive", 3, "Simulation of length 0"),
     "not_xml": ("this is not xml at all", "not an XML file", 2, "not XML"),
     "wrong_root": ('<html><body/></html>', "neither <Lems> nor <neuroml>", 2, "wrong root element"),
 }
@@ -202,6 +210,12 @@ SONATA_CASES = {
     "sonata_bad_types_row": (lambda d: (d / "network" / "cells_types.csv").write_text(
         (d / "network" / "cells_types.csv").read_text() + "11 point_neuron\n"), "2 columns, header has 4", 2,
         "short row in a types CSV"),
+    "sonata_seed_negative": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["run"]
+                                                  .__setitem__("seed", -1)),
+                             "seed -1 is not an integer", 2, "run.seed -1"),
+    "sonata_dt_absurd": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["run"]
+                                              .__setitem__("dt", 1e-300)),
+                         "check the units", 2, "run.dt 1e-300 ms (10^300 steps)"),
 }
 
 
