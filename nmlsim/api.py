@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from .compile.build import build_groups
-from .engine.paths import resolve_cell, resolve_quantity, _split
+from .engine.paths import resolve_outputs, resolve_quantity
 from .engine.record import EventRecorder, TraceRecorder
 from .engine.simulator import Simulator, observed_by
 from .errors import ModelError
@@ -16,7 +16,7 @@ from .graph.network import Network
 from .io.lems_reader import load_model
 from .io.lems_sim import SimulationSpec, read_simulation
 from .io.neuroml import build_network
-from .io.results import write_dat, write_events, write_sonata_report, write_sonata_spikes
+from .io.results import partial_name, write_dat, write_events, write_sonata_report, write_sonata_spikes
 from .lems.model import LemsModel
 
 
@@ -91,7 +91,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
             if write:
                 p = base / of.file_name
                 write_dat(p, data, complete)
-                result.files.append(str(p))
+                result.files.append(str(p if complete else partial_name(p)))
         return sink
 
     def event_sink(ef):
@@ -101,29 +101,12 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
             if write:
                 p = base / ef.file_name
                 write_events(p, events, ef.format, complete)
-                result.files.append(str(p))
+                result.files.append(str(p if complete else partial_name(p)))
         return sink
 
-    recorders = []
-    for of in spec.outputs:
-        cols = []
-        for c in of.columns:
-            try:
-                cols.append(resolve_quantity(built, c.quantity))
-            except ModelError as e:
-                raise e.located(file=sim.path, element=f"OutputColumn id='{c.id}'") from None
-        recorders.append(TraceRecorder(of.id, cols, trace_sink(of)))
-    for ef in spec.event_outputs:
-        sels = []
-        for s in ef.selections:
-            try:
-                g, idx, rest = resolve_cell(built, _split(s.select), s.select)
-            except ModelError as e:
-                raise e.located(file=sim.path, element=f"EventSelection id='{s.id}'") from None
-            if rest:
-                raise ModelError(f"EventSelection '{s.select}' must name a cell", file=sim.path)
-            sels.append((s.id, g, s.port, idx))
-        recorders.append(EventRecorder(ef.id, sels, event_sink(ef)))
+    traces, events = resolve_outputs(built, spec, sim.path)
+    recorders = [TraceRecorder(of.id, cols, trace_sink(of)) for of, cols in traces]
+    recorders += [EventRecorder(ef.id, sels, event_sink(ef)) for ef, sels in events]
     if sonata_spikes:
         from .compile.build import spiking_groups
         from .engine.record import SpikeRecorder
@@ -132,7 +115,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         def spikes_sink(spikes, complete):
             if write:
                 write_sonata_spikes(path_h5, spikes, complete)
-                result.files.append(str(path_h5))
+                result.files.append(str(path_h5 if complete else partial_name(path_h5)))
         spike_rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink, state_time=True)
         recorders.append(spike_rec)
     if extra_quantities:

@@ -84,7 +84,7 @@ def cmd_run(args) -> int:
                                          output_dir=args.outdir, progress=_progress_bar(show),
                                          backend=args.backend, crank_nicolson=args.crank_nicolson)
         except KeyboardInterrupt:
-            print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
+            print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
             return EXIT_INTERRUPTED
         if not args.quiet:
             n = sum(len(i) for i, _ in spikes.values())
@@ -100,7 +100,7 @@ def cmd_run(args) -> int:
                       outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes,
                       backend=args.backend, crank_nicolson=args.crank_nicolson)
     except KeyboardInterrupt:
-        print("nmlsim: interrupted; partial outputs written and marked *.partial", file=sys.stderr)
+        print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.quiet:
         for f in res.files:

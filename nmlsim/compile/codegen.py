@@ -229,7 +229,12 @@ class Program:
             try:
                 return fast(*a)
             except errors:
-                out = slow(*a)
+                try:
+                    out = slow(*a)
+                except ZeroDivisionError:  # a literal divided by a literal zero: no array to give inf
+                    raise SimulationError(
+                        f"the model's equations divide by zero at t = {a[1]:g} s (a parameter of zero that "
+                        "divides: a capacitance, a time constant, a cell without membrane properties?)") from None
                 if after is not None:
                     after()
                 return out

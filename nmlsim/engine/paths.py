@@ -99,3 +99,31 @@ def _attachment(built: Built, host: Group, idx: int, seg: str):
     if len(hits) > k:
         return hits[k]
     return None
+
+
+def resolve_outputs(built: Built, spec, path):
+    """The recorded columns of a Simulation's OutputFiles and the cells of its EventOutputFiles:
+    ([(OutputFile, [(group, key, instance)...])...], [(EventOutputFile, [(id, group, port,
+    instance)...])...]); errors name ``path`` and the element."""
+    traces, events = [], []
+    for of in spec.outputs:
+        cols = []
+        for c in of.columns:
+            try:
+                cols.append(resolve_quantity(built, c.quantity))
+            except ModelError as e:
+                raise e.located(file=path, element=f"OutputColumn id='{c.id}'") from None
+        traces.append((of, cols))
+    for ef in spec.event_outputs:
+        sels = []
+        for s in ef.selections:
+            try:
+                g, idx, rest = resolve_cell(built, _split(s.select or ""), s.select)
+            except ModelError as e:
+                raise e.located(file=path, element=f"EventSelection id='{s.id}'") from None
+            if rest:
+                raise ModelError(f"EventSelection '{s.select}' must name a cell", file=path,
+                                 element=f"EventSelection id='{s.id}'")
+            sels.append((s.id, g, s.port, idx))
+        events.append((ef, sels))
+    return traces, events

@@ -628,6 +628,8 @@ class Simulator:
                     self._run_compiled(nsteps, recorders, progress, check_every)
                 else:
                     self._run_python(nsteps, recorders, progress, check_every)
+                if check_every:  # runs shorter than check_every steps are checked too
+                    self._check_finite(nsteps * self.dt)
             complete = True
         except KeyboardInterrupt:
             self.interrupted = True

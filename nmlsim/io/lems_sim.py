@@ -1,7 +1,9 @@
 """LEMS <Simulation> elements -> run settings and a record specification."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import List, Optional
 
 from ..errors import ModelError
@@ -63,6 +65,18 @@ def find_simulation(model: LemsModel) -> Component:
                      "several <Simulation>s and no <Target> saying which to run")
 
 
+def _check_file_name(spec: SimulationSpec, c: Component) -> None:
+    """An output's fileName names a file, and no other output of the Simulation writes it."""
+    name = (spec.outputs + spec.event_outputs)[-1].file_name
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not parts or name.endswith(("/", "\\")) or parts[-1] in (".", ".."):
+        raise ModelError(f"fileName '{name}' does not name a file", **c.where())
+    norm = os.path.normpath(name)
+    others = [o.file_name for o in (spec.outputs + spec.event_outputs)[:-1]]
+    if any(os.path.normpath(o) == norm for o in others):
+        raise ModelError(f"two outputs write the file '{name}' (one would overwrite the other)", **c.where())
+
+
 def read_simulation(model: LemsModel) -> SimulationSpec:
     sim = find_simulation(model)
     w = sim.where()
@@ -83,8 +97,8 @@ def read_simulation(model: LemsModel) -> SimulationSpec:
             of = OutputFile(c.id, c.attrs.get("fileName") or f"{c.id}.dat")
             for col in c.children:
                 if col.tag == "OutputColumn":
-                    if "quantity" not in col.attrs:
-                        raise ModelError("OutputColumn without quantity", **col.where())
+                    if not (col.attrs.get("quantity") or "").strip():
+                        raise ModelError("OutputColumn without a quantity", **col.where())
                     of.columns.append(OutputColumn(col.id, col.attrs["quantity"]))
             spec.outputs.append(of)
         elif c.tag == "EventOutputFile":
@@ -97,6 +111,8 @@ def read_simulation(model: LemsModel) -> SimulationSpec:
                     ef.selections.append(EventSelection(sel.id, sel.attrs.get("select"),
                                                         sel.attrs.get("eventPort", "spike")))
             spec.event_outputs.append(ef)
+        if c.tag in ("OutputFile", "EventOutputFile"):
+            _check_file_name(spec, c)
         elif c.tag == "Display":
             for line in c.children:
                 if line.tag == "Line" and "quantity" in line.attrs:

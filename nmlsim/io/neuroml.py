@@ -72,9 +72,14 @@ def build_network(model: LemsModel, target: Component) -> Network:
         t = model.type_of(c)
         if model.is_a(t, "basePopulation"):
             _population(model, net, c, t)
+    seen = {}
     for c in netc.children:
         t = model.type_of(c)
         w = c.where()
+        if c.id and not model.is_a(t, "basePopulation"):
+            if (c.tag, c.id) in seen:  # two projections or input lists of one id: which would a path mean?
+                raise ModelError(f"network '{netc.id}' has two <{c.tag}> elements with the id '{c.id}'", **w)
+            seen[(c.tag, c.id)] = True
         if model.is_a(t, "basePopulation"):
             continue
         if model.is_a(t, "projection") or t == "projection":
@@ -119,9 +124,12 @@ def _population(model: LemsModel, net: Network, c: Component, t: str) -> None:
         if raw is None:
             raise ModelError(f"population '{c.id}' has neither size nor instances", **w)
         try:
-            size = int(float(raw))
+            v = float(raw)
         except ValueError:
             raise ModelError(f"population size '{raw}' is not a number", **w) from None
+        if math.isfinite(v) and v != int(v):
+            raise ModelError(f"population size '{raw}' is not a whole number", **w)
+        size = int(v) if math.isfinite(v) else MAX_CELLS + 1
         ids, pos = None, None
     if size < 0 or size > MAX_CELLS:
         raise ModelError(f"population '{c.id}' size {size} is outside 0..{MAX_CELLS}", **w)

@@ -2,7 +2,9 @@
 
 Every file is written under a temporary name in the same folder and renamed when
 complete.  A run that stops early (Ctrl-C, SIGTERM, a blow-up) still writes what it
-recorded, and marks each such file with a sidecar ``<file>.partial`` that says so.
+recorded, under ``<file>.partial`` (so nothing that looks complete holds partial data), and
+removes an older ``<file>`` an earlier run left there: after a run, ``<file>`` exists exactly
+when this run completed.
 """
 from __future__ import annotations
 
@@ -46,14 +48,22 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _mark(path: Path, complete: bool, rows: int) -> None:
-    marker = Path(str(path) + ".partial")
-    if complete:
-        if marker.exists():
-            marker.unlink()
-    else:
-        _atomic_write(marker, lambda fh: fh.write(
-            f"{path.name} is PARTIAL: the run stopped early; it holds {rows} rows/events.\n"))
+def partial_name(path) -> Path:
+    """Where an output of a run that stopped early is written."""
+    return Path(str(path) + ".partial")
+
+
+def _target(path, complete: bool) -> Path:
+    """The name to write ``path``'s data under; the other name (a complete file of an
+    earlier run, or an earlier run's partial file) is removed."""
+    path = Path(path)
+    keep, drop = (path, partial_name(path)) if complete else (partial_name(path), path)
+    try:
+        if drop.is_file() or drop.is_symlink():
+            drop.unlink()
+    except OSError as e:
+        raise FormatError(f"cannot remove the stale output: {e.strerror}", file=drop) from None
+    return keep
 
 
 def write_dat(path, data: np.ndarray, complete: bool = True) -> None:
@@ -61,8 +71,7 @@ def write_dat(path, data: np.ndarray, complete: bool = True) -> None:
     def w(fh):
         if len(data):
             np.savetxt(fh, data, fmt="%.10g", delimiter="\t")
-    _atomic_write(Path(path), w)
-    _mark(Path(path), complete, len(data))
+    _atomic_write(_target(path, complete), w)
 
 
 def write_events(path, events: Iterable[Tuple[str, float]], fmt: str = "ID_TIME", complete: bool = True) -> None:
@@ -71,8 +80,7 @@ def write_events(path, events: Iterable[Tuple[str, float]], fmt: str = "ID_TIME"
     def w(fh):
         for sid, t in events:
             fh.write(f"{sid}\t{t:.10g}\n" if fmt == "ID_TIME" else f"{t:.10g}\t{sid}\n")
-    _atomic_write(Path(path), w)
-    _mark(Path(path), complete, len(events))
+    _atomic_write(_target(path, complete), w)
 
 
 def read_dat(path) -> np.ndarray:
@@ -138,8 +146,7 @@ def write_sonata_spikes(path, spikes, complete: bool = True, sort: str = "time")
             ts = g.create_dataset("timestamps", data=times[order])
             ts.attrs["units"] = "ms"
             g.create_dataset("node_ids", data=ids[order])
-    _atomic_h5(path, fill, "spikes")
-    _mark(Path(path), complete, sum(len(v[0]) for v in spikes.values()))
+    _atomic_h5(_target(path, complete), fill, "spikes")
 
 
 def write_sonata_report(path, reports, complete: bool = True, dtype: str = "float64") -> None:
@@ -164,5 +171,4 @@ def write_sonata_report(path, reports, complete: bool = True, dtype: str = "floa
             m.create_dataset("element_pos", data=np.full(n, 0.5))
             tm = m.create_dataset("time", data=np.array([t0, t1, dt], dtype=float))
             tm.attrs["units"] = "ms"  # libsonata reads it
-    _atomic_h5(path, fill, "report")
-    _mark(Path(path), complete, max((len(v[1]) for v in reports.values()), default=0))
+    _atomic_h5(_target(path, complete), fill, "report")

@@ -53,6 +53,8 @@ def xsd_problems(path) -> List[str]:
 def validate_file(path, include_root=None) -> List[str]:
     """All problems found in ``path`` and the NeuroML files it includes (empty: valid)."""
     from ..compile.build import build_groups
+    from ..compile.codegen import Program
+    from ..engine.paths import resolve_outputs
     from .lems_reader import load_model
     from .lems_sim import read_simulation
     from .neuroml import build_network
@@ -78,7 +80,11 @@ def validate_file(path, include_root=None) -> List[str]:
         if sims or model.targets:
             spec = read_simulation(model)
             net = build_network(model, model.component(spec.target, where=spec.component.where()))
-            build_groups(net)
+            # what `run` resolves before it steps: the equations' order (a circle of derived
+            # variables), every recorded quantity and selected cell
+            built = build_groups(net)
+            Program(built.groups)
+            resolve_outputs(built, spec, path)
         else:
             for c in model.components.values():
                 try:
@@ -97,11 +103,12 @@ def sonata_problems(path, include_root=None) -> List[str]:
     (SWC morphologies included) lowered and every group compiled, without simulating; the
     NeuroML templates it loads are checked against the schema too."""
     from ..compile.build import build_groups
+    from ..compile.codegen import Program
     from .sonata_reader import SonataReader
     try:
         reader = SonataReader(path, include_root=include_root)
         run = reader.read()
-        build_groups(run.network)
+        Program(build_groups(run.network).groups)
     except NmlsimError as e:
         return [str(e)]
     problems: List[str] = []

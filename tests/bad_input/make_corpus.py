@@ -94,6 +94,23 @@ LEMS_CASES = {
                     "check the units of the length and step", 3, "10^298 steps (refused, not run forever)"),
     "length_zero": (lems(GOOD_CELL + net()).replace('length="10ms"', 'length="0ms"'),
                     "simulated time must be positive", 3, "Simulation of length 0"),
+    "duplicate_output_file": (lems(GOOD_CELL + net()).replace(
+        "</OutputFile>", '</OutputFile><OutputFile id="of2" fileName="v.dat"><OutputColumn id="v" '
+        'quantity="p[0]/v"/></OutputFile>'), "two outputs write the file 'v.dat'", 3,
+        "two OutputFiles of one file name (one would be lost)"),
+    "output_not_a_file": (lems(GOOD_CELL + net()).replace('fileName="v.dat"', 'fileName="."'),
+                          "does not name a file", 3, "OutputFile fileName '.'"),
+    "empty_quantity": (lems(GOOD_CELL + net()).replace('quantity="p[0]/v"', 'quantity=""'),
+                       "without a quantity", 3, "OutputColumn quantity ''"),
+    "spaced_quantity": (lems(GOOD_CELL + net()).replace('quantity="p[0]/v"', 'quantity="p[ 0 ]/v"'),
+                        "cannot record 'p[ 0 ]/v'", 3, "a quantity path run cannot resolve (validate rejects it too)"),
+    "fractional_size": (lems(GOOD_CELL + net().replace('size="1"', 'size="1.5"')), "not a whole number", 3,
+                        "population size 1.5"),
+    "duplicate_projection": (lems(GOOD_CELL + '<expOneSynapse id="s" gbase="1nS" erev="0mV" tauDecay="2ms"/>'
+                                  + net().replace("</network>", "".join(
+                                      '<projection id="pr" presynapticPopulation="p" postsynapticPopulation="p" '
+                                      'synapse="s"/>' for _ in range(2)) + "</network>")),
+                             "two <projection> elements with the id 'pr'", 3, "two projections of one id"),
     "not_xml": ("this is not xml at all", "not an XML file", 2, "not XML"),
     "wrong_root": ('<html><body/></html>', "neither <Lems> nor <neuroml>", 2, "wrong root element"),
 }

@@ -123,7 +123,7 @@ def test_nan_blowup_stops_with_partial_outputs(tmp_path):
     assert p.returncode == 5, p.stderr
     line = p.stderr.strip()
     assert len(line.splitlines()) == 1 and "'v' of cell 0 in 'p'" in line and "t = " in line, line
-    assert (tmp_path / "v.dat").exists() and (tmp_path / "v.dat.partial").exists()
+    assert (tmp_path / "v.dat.partial").exists() and not (tmp_path / "v.dat").exists()
 
 
 def test_unwritable_output_folder(tmp_path):

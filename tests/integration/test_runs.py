@@ -52,8 +52,8 @@ def test_interrupted_run_leaves_marked_partial_outputs(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    v = tmp_path / "results" / "coba_lif_v.dat"
-    assert v.exists() and (tmp_path / "results" / "coba_lif_v.dat.partial").exists()
+    v = tmp_path / "results" / "coba_lif_v.dat.partial"  # the data under a name that says it is partial
+    assert v.exists() and not (tmp_path / "results" / "coba_lif_v.dat").exists()
     rows = [line.split() for line in v.read_text().splitlines()]
     assert len(rows) > 1 and all(len(r) == len(rows[0]) for r in rows)  # complete rows only
     assert float(rows[-1][0]) < 30.0
@@ -70,8 +70,8 @@ def test_interrupted_sonata_run_keeps_marked_spikes(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    spikes = tmp_path / "sonata" / "output" / "spikes.h5"
-    assert spikes.exists() and Path(str(spikes) + ".partial").exists()
+    spikes = tmp_path / "sonata" / "output" / "spikes.h5.partial"
+    assert spikes.exists() and not (tmp_path / "sonata" / "output" / "spikes.h5").exists()
     import h5py
     with h5py.File(spikes) as f:
         assert len(f["spikes/E/timestamps"]) > 0
