@@ -48,15 +48,31 @@ _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 # ------------------------------------------------------------------------------ configs
-def load_json(path: Path) -> dict:
+def read_text(path: Path, what: str = "file") -> str:
+    """A text file's contents; a missing file, a folder, a FIFO or device (which would block or
+    never end), or bytes that are not UTF-8 are one-line errors naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"{what} not found", file=path)
+    if path.is_dir():
+        raise FormatError(f"{what} is a folder, not a file", file=path)
+    if not path.is_file():
+        raise FormatError(f"{what} is not a regular file (a pipe or device?)", file=path)
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FormatError("file not found", file=path) from None
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"not a UTF-8 text file (byte {e.object[e.start]:#04x} at offset {e.start})",
+                          file=path) from None
+    except OSError as e:
+        raise FormatError(f"cannot read {what}: {e.strerror}", file=path) from None
+
+
+def load_json(path: Path) -> dict:
+    text = read_text(path)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise FormatError(f"malformed JSON: {e.msg}", file=path, line=e.lineno) from None
-    except UnicodeDecodeError:
-        raise FormatError("not a UTF-8 text file", file=path) from None
 
 
 def _expand(obj, variables: Dict[str, str]):
@@ -104,10 +120,7 @@ class Paths:
 
 def read_types(path: Path) -> Dict[int, dict]:
     """node_types.csv / edge_types.csv: space separated, quoted, first line header."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FormatError("types file not found", file=path) from None
+    text = read_text(path, "types file")
     rows = list(csv.reader(text.splitlines(), delimiter=" ", skipinitialspace=True))
     rows = [[c for c in r if c != ""] for r in rows]
     if not rows:
@@ -124,9 +137,12 @@ def read_types(path: Path) -> Dict[int, dict]:
             raise FormatError(f"{len(r)} columns, header has {len(header)}", file=path, line=ln)
         d = {k: (None if v in _NULL else v) for k, v in zip(header, r)}
         try:
-            out[int(d[key])] = d
+            tid = int(d[key])
         except (TypeError, ValueError):
             raise FormatError(f"{key} '{d[key]}' is not an integer", file=path, line=ln) from None
+        if tid in out:
+            raise FormatError(f"{key} {tid} is defined twice", file=path, line=ln)
+        out[tid] = d
     return out
 
 
@@ -226,6 +242,11 @@ def _read_node_population(name, g, nfile, types) -> NodePopulation:
             continue
         grp = g[grp_name]
         index = gidx[rows] if gidx is not None else np.arange(len(rows))
+        # rows of a group without datasets: one per node of the group, as bmtk and libsonata read it
+        if not any(hasattr(o, "dtype") for o in grp.values()) and len(index) and (
+                int(index.max()) >= len(rows) or int(index.min()) < 0):
+            raise FormatError(f"node_group_index {int(index.max())} out of range for group {grp_name} of "
+                              f"population '{name}' ({len(rows)} nodes)", file=nfile)
         for col, obj in grp.items():
             if col == "dynamics_params" and hasattr(obj, "keys"):
                 for p, d in obj.items():
@@ -437,6 +458,9 @@ class SonataReader:
         out_dir = Path(out.get("output_dir") or (sim_path.parent / "output"))
         if not out_dir.is_absolute():
             out_dir = sim_path.parent / out_dir
+        for key in ("output_dir", "spikes_file"):
+            if out.get(key) is not None and not (isinstance(out[key], str) and out[key]):
+                raise FormatError(f"output.{key}: expected a path, got {out[key]!r}", file=sim_path)
         spikes_file = Path(out.get("spikes_file") or "spikes.h5")
         if not spikes_file.is_absolute():
             spikes_file = out_dir / spikes_file
@@ -674,6 +698,14 @@ class SonataReader:
         csv_num = {}
         for key in ("syn_weight", "delay", "nsyns"):
             csv_num[key] = np.array([_float(etypes[int(t)].get(key), key, efile) for t in etid]) if n else np.zeros(0)
+        for key in ("syn_weight", "delay", "nsyns"):
+            # a value the edges file gives must be a number; NaN in the types CSV means "not set"
+            vals = cols.get(key)
+            bad = ~np.isfinite(vals) if vals is not None else np.isinf(csv_num[key])
+            if bad.any():
+                i = int(np.nonzero(bad)[0][0])
+                val = (vals if vals is not None else csv_num[key])[i]
+                raise FormatError(f"edges '{epop}': {key} of edge {i} is {val} (not a finite number)", file=efile)
         weight = cols.get("syn_weight", csv_num["syn_weight"])
         weight = np.where(np.isnan(weight), 1.0, weight)
         nsyns = cols.get("nsyns", csv_num["nsyns"])
@@ -685,6 +717,9 @@ class SonataReader:
         weight = weight * np.where(np.isnan(nsyns) | on_biophys, 1.0, nsyns)
         delay = cols.get("delay", csv_num["delay"])
         delay = np.where(np.isnan(delay), DEFAULT_DELAY_MS, delay)
+        if (delay < 0).any():
+            i = int(np.nonzero(delay < 0)[0][0])
+            raise FormatError(f"edges '{epop}': delay of edge {i} is {delay[i]} ms (negative)", file=efile)
         for t in np.unique(etid):
             wf = etypes[int(t)].get("weight_function")
             if wf:
@@ -1237,10 +1272,7 @@ def _num_eq(a, b) -> bool:
 
 def _spikes_csv(f: Path):
     """bmtk's spike CSV: space-separated ``timestamps population node_ids`` with a header."""
-    try:
-        rows = list(csv.reader(f.read_text().splitlines(), delimiter=" ", skipinitialspace=True))
-    except FileNotFoundError:
-        raise FormatError("file not found", file=f) from None
+    rows = list(csv.reader(read_text(f).splitlines(), delimiter=" ", skipinitialspace=True))
     if not rows:
         raise FormatError("empty spike file", file=f)
     head = rows[0]
@@ -1264,10 +1296,7 @@ def _spikes_csv(f: Path):
 
 def _clamp_csv(f: Path):
     """``timestamps amps`` table: the amplitude steps to each value at each time."""
-    try:
-        rows = list(csv.reader(f.read_text().splitlines(), delimiter=" ", skipinitialspace=True))
-    except FileNotFoundError:
-        raise FormatError("file not found", file=f) from None
+    rows = list(csv.reader(read_text(f).splitlines(), delimiter=" ", skipinitialspace=True))
     rows = [[c for c in r if c] for r in rows if r]
     if not rows or "timestamps" not in rows[0] or "amps" not in rows[0]:
         raise FormatError("a current clamp table needs 'timestamps' and 'amps' columns", file=f, line=1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from lxml import etree
@@ -24,7 +25,12 @@ def parse_xml(path) -> etree._Element:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise FormatError("is a folder, not a file", file=path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise FormatError("not a regular file (a pipe or device?)", file=path)
+        size = st.st_size
         if size > MAX_XML_BYTES:
             raise FormatError(f"file is {size} bytes, larger than the {MAX_XML_BYTES} byte limit", file=path)
         data = path.read_bytes()

@@ -10,6 +10,7 @@ the exit code nmlsim must give and a phrase its one-line error must contain.
 tests/integration/test_bad_corpus.py runs every case.
 """
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -227,6 +228,30 @@ SONATA_CASES = {
     "sonata_bad_types_row": (lambda d: (d / "network" / "cells_types.csv").write_text(
         (d / "network" / "cells_types.csv").read_text() + "11 point_neuron\n"), "2 columns, header has 4", 2,
         "short row in a types CSV"),
+    "sonata_weight_nan": (lambda d: _h5_edit(d / "network" / "edges.h5", lambda f: _replace_ds(
+        f["edges/ext_to_cells/0"], "syn_weight", np.full(len(f["edges/ext_to_cells/0/syn_weight"]), np.nan))),
+        "syn_weight of edge 0 is nan", 2, "NaN synaptic weights"),
+    "sonata_delay_negative": (lambda d: (d / "network" / "edge_types.csv").write_text(
+        (d / "network" / "edge_types.csv").read_text().replace(" 1.5", " -1.5")), "(negative)", 2,
+        "a negative delay"),
+    "sonata_types_not_utf8": (lambda d: (d / "network" / "cells_types.csv").write_bytes(
+        (d / "network" / "cells_types.csv").read_bytes() + b"\xff\xfe\n"), "not a UTF-8 text file", 2,
+        "a non-UTF-8 byte in a types CSV (names that file)"),
+    "sonata_types_fifo": (lambda d: ((d / "network" / "cells_types.csv").unlink(),
+                                     os.mkfifo(d / "network" / "cells_types.csv")),
+                          "not a regular file", 2, "a FIFO as types file (would block forever)"),
+    "sonata_types_folder": (lambda d: _json_edit(d / "circuit_config.json", lambda c: c["networks"]["nodes"][0]
+                                                 .__setitem__("node_types_file", "${configdir")),
+                            "is a folder, not a file", 2, "node_types_file '${configdir' (a folder)"),
+    "sonata_spikes_file_bool": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["output"]
+                                                     .__setitem__("spikes_file", True)),
+                                "output.spikes_file: expected a path", 2, "spikes_file: true"),
+    "sonata_duplicate_edge_type": (lambda d: (d / "network" / "edge_types.csv").write_text(
+        (d / "network" / "edge_types.csv").read_text() + "5 static_synapse syn.json 2.5\n"),
+        "edge_type_id 5 is defined twice", 2, "two rows of one edge type"),
+    "sonata_group_index_huge": (lambda d: _h5_edit(d / "network" / "cells_nodes.h5", lambda f: _replace_ds(
+        f["nodes/cells"], "node_group_index", np.array([0, 1, 2 ** 40], dtype=np.uint64))),
+        "node_group_index 1099511627776 out of range", 2, "node_group_index 2^40"),
     "sonata_seed_negative": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["run"]
                                                   .__setitem__("seed", -1)),
                              "seed -1 is not an integer", 2, "run.seed -1"),

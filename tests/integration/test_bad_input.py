@@ -163,3 +163,15 @@ def test_duplicate_ids_do_not_crash(tmp_path):
     f.write_text(lems(GOOD_CELL + GOOD_CELL + net()))
     p = run_cli(["run", f, "-q"], cwd=tmp_path)
     assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "info", "convert"])
+def test_include_of_a_fifo_is_refused_not_waited_on(tmp_path, command):
+    """A FIFO (or device) named by an <Include> would block every command forever."""
+    import os
+    os.mkfifo(tmp_path / "pipe.nml")
+    f = tmp_path / "LEMS_f.xml"
+    f.write_text(lems('<Include file="pipe.nml"/>' + GOOD_CELL + net()))
+    args = [command, f] + ([tmp_path / "out", "--to", "sonata"] if command == "convert" else [])
+    p = run_cli(args, cwd=tmp_path, timeout=60)
+    assert p.returncode != 0 and "not a regular file" in p.stdout + p.stderr
