@@ -1,6 +1,7 @@
 """The public Python API: load a model, build a simulator, run it, write results."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -51,6 +52,21 @@ class RunResult:
     simulator: Optional[Simulator] = None
 
 
+def confine_outputs(paths, base: Path, source, allow: bool) -> None:
+    """Refuse output paths a model file names outside ``base`` (the working directory or
+    --outdir of a LEMS run, the config's folder of a SONATA run): a downloaded model must not
+    overwrite the user's files. ``allow`` (--allow-outputs-anywhere) lifts this."""
+    if allow:
+        return
+    from .errors import SecurityError
+    root = Path(os.path.realpath(base))
+    for p in paths:
+        rp = Path(os.path.realpath(p))
+        if rp != root and root not in rp.parents:
+            raise SecurityError(f"output '{p}' lies outside '{root}' (a model's outputs stay in the run folder; "
+                                "--outdir moves them, --allow-outputs-anywhere lifts this)", file=source)
+
+
 def _check_run(duration: float, dt: float, seed) -> None:
     """The run's times and seed as given (file values are checked where they are read)."""
     from .units import check_run_times, check_seed
@@ -69,7 +85,8 @@ def default_method(built) -> str:
 def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
-        sonata_spikes=None, backend: str = "numpy", crank_nicolson: bool = False) -> RunResult:
+        sonata_spikes=None, backend: str = "numpy", crank_nicolson: bool = False,
+        allow_outputs_anywhere: bool = False) -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
@@ -83,6 +100,9 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     method = method or default_method(built)
     result = RunResult()
     base = Path(outdir) if outdir else Path.cwd()
+    if write:
+        confine_outputs([base / o.file_name for o in spec.outputs + spec.event_outputs], base, sim.path,
+                        allow_outputs_anywhere)
 
     def trace_sink(of):
         def sink(name, data, complete):
@@ -154,7 +174,8 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
 
 def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = None, duration: Optional[float] = None,
                seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None,
-               output_dir=None, backend: str = "numpy", crank_nicolson: bool = False):
+               output_dir=None, backend: str = "numpy", crank_nicolson: bool = False,
+               allow_outputs_anywhere: bool = False):
     """Simulate a SONATA simulation config; writes its spike file and reports.
 
     Spikes and reports use the SONATA population names and node ids (a population split
@@ -176,6 +197,9 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
         out = Path(output_dir) / out.name
         for rep in reports:
             rep.file = Path(output_dir) / rep.file.name
+    else:
+        confine_outputs([out] + [rep.file for rep in reports], Path(config).resolve().parent, config,
+                        allow_outputs_anywhere)
     built = build_groups(net)
     if method is None:  # the reader's choice (NEST cells: RK4; bmtk biophysical cells: NEURON's
         # step); otherwise what a LEMS run of the same cells defaults to (multi-compartment: neuron)

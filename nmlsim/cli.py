@@ -82,7 +82,8 @@ def cmd_run(args) -> int:
             spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration,
                                          seed=args.seed, include_root=args.include_root,
                                          output_dir=args.outdir, progress=_progress_bar(show),
-                                         backend=args.backend, crank_nicolson=args.crank_nicolson)
+                                         backend=args.backend, crank_nicolson=args.crank_nicolson,
+                                         allow_outputs_anywhere=args.allow_outputs_anywhere)
         except KeyboardInterrupt:
             print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -98,7 +99,8 @@ def cmd_run(args) -> int:
         res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
                       extra_quantities=displays,
                       outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes,
-                      backend=args.backend, crank_nicolson=args.crank_nicolson)
+                      backend=args.backend, crank_nicolson=args.crank_nicolson,
+                      allow_outputs_anywhere=args.allow_outputs_anywhere)
     except KeyboardInterrupt:
         print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -204,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--outdir", default=None, help="resolve output file names here (default: working directory)")
     r.add_argument("--include-root", default=None,
                    help="folder that includes may not leave (default: three levels above the file)")
+    r.add_argument("--allow-outputs-anywhere", action="store_true",
+                   help="let the model's output file names point outside the run folder (absolute paths, '..'); "
+                        "by default they must stay in the working directory / --outdir (LEMS) or the config's "
+                        "folder (SONATA), so that a downloaded model cannot overwrite other files")
     r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
     r.add_argument("--sonata-spikes", default=None, metavar="FILE",
                    help="also write every population's spikes to a SONATA spikes.h5 (relative to --outdir)")

@@ -112,6 +112,10 @@ LEMS_CASES = {
                                       '<projection id="pr" presynapticPopulation="p" postsynapticPopulation="p" '
                                       'synapse="s"/>' for _ in range(2)) + "</network>")),
                              "two <projection> elements with the id 'pr'", 3, "two projections of one id"),
+    "output_escape": (lems(GOOD_CELL + net()).replace('fileName="v.dat"', 'fileName="../../../escaped.dat"'),
+                      "lies outside", 2, "OutputFile fileName leaving the run folder (not written)"),
+    "output_absolute": (lems(GOOD_CELL + net()).replace('fileName="v.dat"', 'fileName="/tmp/nmlsim_escaped.dat"'),
+                        "lies outside", 2, "OutputFile fileName absolute (not written)"),
     "not_xml": ("this is not xml at all", "not an XML file", 2, "not XML"),
     "wrong_root": ('<html><body/></html>', "neither <Lems> nor <neuroml>", 2, "wrong root element"),
 }
@@ -252,6 +256,9 @@ SONATA_CASES = {
     "sonata_group_index_huge": (lambda d: _h5_edit(d / "network" / "cells_nodes.h5", lambda f: _replace_ds(
         f["nodes/cells"], "node_group_index", np.array([0, 1, 2 ** 40], dtype=np.uint64))),
         "node_group_index 1099511627776 out of range", 2, "node_group_index 2^40"),
+    "sonata_output_outside": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["output"]
+                                                   .__setitem__("spikes_file", "../../../escaped.h5")),
+                              "lies outside", 2, "spikes_file leaving the config's folder (not written)"),
     "sonata_seed_negative": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["run"]
                                                   .__setitem__("seed", -1)),
                              "seed -1 is not an integer", 2, "run.seed -1"),
