@@ -351,4 +351,9 @@ def write_lems_simulation(path, *, sim_id: str, target: str, includes: Sequence[
             fh.write("        </EventOutputFile>\n")
         fh.write("    </Simulation>\n</Lems>\n")
     _atomic_write(Path(path), write)
+    # the folders the outputs go to (results/): jnml writes into them but does not create them
+    for fname in list(traces or {}) + list(event_outputs or {}):
+        folder = (Path(path).parent / fname).parent
+        if folder.resolve().is_relative_to(Path(path).parent.resolve()):
+            folder.mkdir(parents=True, exist_ok=True)
     return Path(path)

@@ -62,3 +62,10 @@ def test_every_argument_has_help():
     missing = [f"{name} {a.dest}" for name, p in sub.choices.items() for a in p._actions
                if a.help is None and not isinstance(a, argparse._HelpAction)]
     assert not missing, missing
+
+
+def test_exported_models_have_their_results_folder(tmp_path):
+    """jnml writes into results/ but does not create it: an export makes it."""
+    r = run_cli(["export", "coba_lif", tmp_path / "m", "--size", "40"])
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m" / "results").is_dir()
