@@ -85,11 +85,9 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
         if p.component.id not in types:
             types[p.component.id] = len(types) + 100
             _write_component_doc(model, p.component, comp_dir / f"{p.component.id}.nml")
-    node_rows = []
-    for cid, tid in types.items():
-        comp = model.components[cid]
-        mtype = "biophysical" if model.is_a(model.type_of(comp), "cell") else "point_neuron"
-        node_rows.append([tid, mtype, f"nml:{cid}.nml", cid])
+    def model_type(comp):
+        return "biophysical" if model.is_a(model.type_of(comp), "cell") else "point_neuron"
+    node_rows = [[tid, model_type(model.components[cid]), f"nml:{cid}.nml", cid] for cid, tid in types.items()]
     virtual_tid = 1
     if net.sources:
         node_rows.append([virtual_tid, "virtual", "NULL", "virtual"])
@@ -180,22 +178,42 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
     if all_edges:
         _h5_write(out / "network" / "edges.h5", edges)
         written.append(out / "network" / "edges.h5")
+    # paths relative to the config's folder (libsonata does not expand ${configdir}), and the
+    # populations listed with their types (libsonata's CircuitConfig finds them there)
+    node_pops = {name: {"type": model_type(parts[0][0].component)} for name, parts in spops.items()}
+    node_pops.update({sid: {"type": "virtual"} for sid in net.sources})
+    edge_pops = {e[0]: {"type": "electrical" if k >= len(net.projections) and k < len(net.projections) +
+                        len(net.electrical) else "chemical"} for k, e in enumerate(all_edges)}
     circuit = {
-        "manifest": {"$NETWORK_DIR": "${configdir}/network", "$COMPONENTS_DIR": "${configdir}/components"},
+        "manifest": {"$NETWORK_DIR": "./network", "$COMPONENTS_DIR": "./components"},
         "components": {"point_neuron_models_dir": "$COMPONENTS_DIR/nml",
                        "biophysical_neuron_models_dir": "$COMPONENTS_DIR/nml",
                        "synaptic_models_dir": "$COMPONENTS_DIR/nml"},
-        "networks": {"nodes": [{"nodes_file": "$NETWORK_DIR/nodes.h5", "node_types_file": "$NETWORK_DIR/node_types.csv"}],
-                     "edges": ([{"edges_file": "$NETWORK_DIR/edges.h5", "edge_types_file": "$NETWORK_DIR/edge_types.csv"}]
-                               if all_edges else [])},
+        "networks": {"nodes": [{"nodes_file": "$NETWORK_DIR/nodes.h5", "node_types_file": "$NETWORK_DIR/node_types.csv",
+                                "populations": node_pops}],
+                     "edges": ([{"edges_file": "$NETWORK_DIR/edges.h5", "edge_types_file": "$NETWORK_DIR/edge_types.csv",
+                                 "populations": edge_pops}] if all_edges else [])},
     }
     inputs = {}
+    extra_inputs = {}  # nmlsim's own input type, kept apart from "inputs" (libsonata knows no "nml")
+    node_sets = {}
+
+    def node_set(pop, ids=None):
+        """The name of a node set of ``ids`` of ``pop`` (all of it: None), added to node_sets.json."""
+        spec = {"population": pop} if ids is None else {"population": pop, "node_id": [int(i) for i in ids]}
+        for nm, have in node_sets.items():
+            if have == spec:
+                return nm
+        nm = pop if ids is None else f"{pop}_{len(node_sets)}"
+        node_sets[nm] = spec
+        return nm
     for sid, src in net.sources.items():
         spath = out / "inputs" / f"{sid}_spikes.h5"
         write_sonata_spikes(spath, {sid: (src.ids, src.times)}, sort="none")
         written.append(spath)
-        inputs[f"{sid}_spikes"] = {"input_type": "spikes", "module": "sonata", "node_set": sid,
-                                   "input_file": f"${{configdir}}/inputs/{sid}_spikes.h5"}
+        # libsonata's name for replaying a SONATA spike file (bmtk calls it "sonata")
+        inputs[f"{sid}_spikes"] = {"input_type": "spikes", "module": "synapse_replay", "node_set": node_set(sid),
+                                   "input_file": f"./inputs/{sid}_spikes.h5"}
     for inp in net.inputs:
         comp = inp.component
         if model.type_of(comp) not in ("pulseGenerator", "nestStepCurrent") or inp.seg is not None:
@@ -203,15 +221,15 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             # own ("input_type": "nml"), the component as an nml: document, targets, weights
             # (and segments, fractions along them) listed
             pop, node_ids = idmap[inp.population]
-            key = inp.id if inp.id not in inputs else f"{inp.id}_{len(inputs)}"  # the id names its random stream
-            inputs[key] = {
+            key = inp.id if inp.id not in extra_inputs else f"{inp.id}_{len(extra_inputs)}"  # names its random stream
+            extra_inputs[key] = {
                 "input_type": "nml", "module": "nmlsim", "component": doc(comp),
                 "node_set": {"population": pop, "node_id": [int(i) for i in node_ids[inp.target_idx]]},
                 "weights": [float(w) for w in inp.weight]}
             if inp.seg is not None:
-                inputs[key]["segment_ids"] = [int(x) for x in inp.seg]
-                inputs[key]["fractions_along"] = [float(x) for x in (inp.frac if inp.frac is not None
-                                                                      else np.full(len(inp.seg), 0.5))]
+                extra_inputs[key]["segment_ids"] = [int(x) for x in inp.seg]
+                extra_inputs[key]["fractions_along"] = [float(x) for x in (inp.frac if inp.frac is not None
+                                                                            else np.full(len(inp.seg), 0.5))]
             continue
         amp = model.units.parse(comp.attrs["amplitude"], "current") * 1e9
         delay = model.units.parse(comp.attrs["delay"], "time") * 1e3
@@ -219,24 +237,29 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
         pop, node_ids = idmap[inp.population]
         for w in np.unique(inp.weight):
             ids = node_ids[inp.target_idx[inp.weight == w]]
+            # libsonata's constant step ("linear" with amp_start); "amp" for bmtk's IClamp reader
             inputs[f"{inp.id}_{len(inputs)}"] = {
-                "input_type": "current_clamp", "module": "IClamp", "amp": float(amp * w), "delay": delay,
-                "duration": dur, "node_set": {"population": pop, "node_id": [int(i) for i in ids]}}
-    sim = {"manifest": {"$OUTPUT_DIR": "${configdir}/output"},
-           "run": {"tstop": tstop_s * 1e3, "dt": dt_s * 1e3},
-           "target_simulator": "nmlsim",
+                "input_type": "current_clamp", "module": "linear", "amp_start": float(amp * w), "amp": float(amp * w),
+                "delay": delay, "duration": dur,
+                "node_set": node_set(pop, None if len(np.unique(ids)) == sum(len(x) for _, x in spops[pop])
+                                     else ids)}
+    # run.random_seed is required by libsonata: a model without a seed gets 0
+    sim = {"manifest": {"$OUTPUT_DIR": "./output"},
+           "run": {"tstop": tstop_s * 1e3, "dt": dt_s * 1e3, "random_seed": int(seed) if seed is not None else 0},
            "network": "circuit_config.json",
+           "node_sets_file": "node_sets.json",
            "inputs": inputs,
-           "output": {"output_dir": "$OUTPUT_DIR", "spikes_file": "spikes.h5", "spikes_sort_order": "time"}}
-    if seed is not None:
-        sim["run"]["seed"] = seed
+           "output": {"output_dir": "$OUTPUT_DIR", "spikes_file": "spikes.h5", "spikes_sort_order": "by_time"}}
+    if extra_inputs:
+        sim.setdefault("nmlsim", {})["inputs"] = extra_inputs
     if neuron_mechanisms:
-        sim["nmlsim"] = {"mechanisms": "nmodl"}
+        sim.setdefault("nmlsim", {})["mechanisms"] = "nmodl"
     temp = net.component.attrs.get("temperature") if net.component is not None else None
     if temp:
         kelvin = model.units.parse(temp, "temperature")
         sim["conditions"] = {"celsius": round(kelvin - 273.15, 12)}
-    for name, obj in (("circuit_config.json", circuit), ("simulation_config.json", sim)):
+    for name, obj in (("circuit_config.json", circuit), ("node_sets.json", node_sets),
+                      ("simulation_config.json", sim)):
         _atomic_write(out / name, lambda fh, obj=obj: json.dump(obj, fh, indent=1))
         written.append(out / name)
     return written

@@ -447,7 +447,9 @@ class SonataReader:
         self.node_sets = dict(self._node_sets_file(sim, sim_path, circuit, circ_path))
         self.node_sets.update(sim.get("node_sets") or {})
         self.sim_path, self.tstop_ms, self.dt_ms = sim_path, tstop, dt
-        for name, inp in (sim.get("inputs") or {}).items():
+        ext = sim.get("nmlsim") if isinstance(sim.get("nmlsim"), dict) else {}
+        # nmlsim's own inputs (input_type "nml") live under "nmlsim" where libsonata does not look
+        for name, inp in list((sim.get("inputs") or {}).items()) + list((ext.get("inputs") or {}).items()):
             if not isinstance(inp, dict) or inp.get("enabled", True) is False:
                 continue
             try:
@@ -472,7 +474,7 @@ class SonataReader:
                 reports.append(self._report(name, rep, out_dir, dt, tstart, tstop))
             except NmlsimError as e:
                 raise e.located(file=sim_path, element=f"report '{name}'")
-        seed = run.get("seed", sim.get("seed"))
+        seed = run.get("random_seed", run.get("seed", sim.get("seed")))
         if check_seed(seed):
             raise FormatError(f"run: {check_seed(seed)}", file=sim_path)
         seed = None if seed is None else int(seed)
@@ -1054,7 +1056,7 @@ class SonataReader:
             raise ModelError(f"spike input node set '{inp.get('node_set')}' holds no virtual nodes")
         f = self.path(inp.get("input_file"), self.sim_path.parent, "spike input file", self.sim_path)
         spikes: Dict[Optional[str], Tuple[np.ndarray, np.ndarray]] = {}
-        if module in ("sonata", "h5", "hdf5"):
+        if module in ("sonata", "h5", "hdf5", "synapse_replay"):  # (synapse_replay: libsonata's name)
             with open_h5(f) as h:
                 if "spikes" not in h:
                     raise FormatError("no /spikes group", file=f)
@@ -1130,6 +1132,10 @@ class SonataReader:
             durs = [(steps[i + 1][0] if i + 1 < len(steps) else max(self.tstop_ms, t) + 1.0) - t
                     for i, (t, _) in enumerate(steps)]
         else:
+            if inp.get("module") == "linear" and "amp" not in inp:  # libsonata's constant (or ramp) step
+                if inp.get("amp_end", inp.get("amp_start")) != inp.get("amp_start"):
+                    raise UnsupportedFeature("a current_clamp 'linear' ramp (amp_end differs from amp_start)")
+                inp = dict(inp, amp=inp.get("amp_start"))
             amps, delays, durs = (inp.get(k) for k in ("amp", "delay", "duration"))
             lists = [isinstance(x, list) for x in (amps, delays, durs)]
             if any(lists):

@@ -42,7 +42,16 @@ def test_libsonata_opens_export(exported, tmp_path):
     edges = libsonata.EdgeStorage(str(net / "edges.h5"))
     ee = edges.open_population("proj_EE")
     assert ee.source == "E" and ee.target == "E" and {"syn_weight", "delay"} <= ee.attribute_names
-    libsonata.CircuitConfig.from_file(str(exported / "sonata" / "circuit_config.json"))
+    circuit = libsonata.CircuitConfig.from_file(str(exported / "sonata" / "circuit_config.json"))
+    assert circuit.node_populations == {"E", "I"} and "proj_EE" in circuit.edge_populations
+    assert circuit.node_population("E").size == 160 and circuit.edge_population("proj_EE").source == "E"
+    sim = libsonata.SimulationConfig.from_file(str(exported / "sonata" / "simulation_config.json"))
+    assert sim.run.random_seed == 4 and sim.run.tstop == pytest.approx(80.0)
+    names = sim.list_input_names
+    assert len(names) > 2  # the constant drive per population, the initial kicks
+    node_sets = libsonata.NodeSets.from_file(str(exported / "sonata" / "node_sets.json"))
+    for name in names:
+        assert sim.input(name).node_set in node_sets.names
     d = tmp_path / "m"
     shutil.copytree(exported, d)
     run_cli(["run", d / "sonata" / "simulation_config.json", "-q"])
