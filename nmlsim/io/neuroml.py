@@ -148,7 +148,11 @@ def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_for
         if ch.tag in ("notes", "annotation", "property"):
             continue
         if index_form and pre_attr in ch.attrs and not any(x in ch.attrs[pre_attr] for x in "[/"):
-            pi, qi = int(ch.attrs[pre_attr]), int(ch.attrs[post_attr])
+            try:
+                pi, qi = int(ch.attrs[pre_attr]), int(ch.attrs[post_attr])
+            except ValueError:
+                raise ModelError(f"{pre_attr}='{ch.attrs[pre_attr]}' / {post_attr}='{ch.attrs[post_attr]}': "
+                                 "expected cell indices", **w) from None
         else:
             if pre_attr not in ch.attrs or post_attr not in ch.attrs:
                 raise ModelError(f"connection without {pre_attr}/{post_attr}", **w)
@@ -156,7 +160,7 @@ def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_for
             _, qi = parse_cell_ref(ch.attrs[post_attr], where=w)
         pre_idx.append(pp.index_of(pi))
         post_idx.append(qp.index_of(qi))
-        weights.append(float(ch.attrs.get("weight", 1.0)))
+        weights.append(_weight(ch))
         delays.append(model.units.parse(ch.attrs["delay"], "time") if "delay" in ch.attrs else 0.0)
         for k, (a, lst) in enumerate(zip(seg_attrs, locs)):
             lst.append(_location_value(ch, a, -1 if k % 2 == 0 else 0.5, pre_segs if k < 2 else post_segs))
@@ -185,6 +189,18 @@ def _location_value(ch, attr, default, segments=None):
         raise ModelError(f"{attr}={sid}: the cells of population '{segments[0]}' have no segment {sid}",
                          **ch.where())
     return sid
+
+
+def _weight(el) -> float:
+    """A connection's or input's weight: a finite number (1 where absent)."""
+    raw = el.attrs.get("weight", "1")
+    try:
+        v = float(raw)
+    except ValueError:
+        raise ModelError(f"weight '{raw}' is not a number", **el.where()) from None
+    if not math.isfinite(v):
+        raise ModelError(f"weight '{raw}' is not a finite number", **el.where())
+    return v
 
 
 def _segment_ids(model, pop):
@@ -291,7 +307,7 @@ def _input_list(model, net, c):
         p = net.population(pop, where=ch.where())
         idx, wts, segs, fracs = per_pop.setdefault(pop, ([], [], [], []))
         idx.append(p.index_of(i))
-        wts.append(float(ch.attrs.get("weight", 1.0)))
+        wts.append(_weight(ch))
         if pop not in seg_ids:
             seg_ids[pop] = _segment_ids(model, p)
         segs.append(_location_value(ch, "segmentId", -1, seg_ids[pop]))
@@ -307,7 +323,7 @@ def _synaptic_connection(model, net, c, t):
     pre, pi = parse_cell_ref(c.attrs.get("from"), where=w)
     post, qi = parse_cell_ref(c.attrs.get("to"), where=w)
     syn = model.component(c.attrs.get("synapse"), where=w)
-    wt = float(c.attrs.get("weight", 1.0))
+    wt = _weight(c)
     dl = model.units.parse(c.attrs["delay"], "time") if "delay" in c.attrs else 0.0
     pp, qp = net.population(pre, where=w), net.population(post, where=w)
     net.projections.append(Projection(c.id or f"synapticConnection{len(net.projections)}", pre, post, syn,

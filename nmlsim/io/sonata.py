@@ -26,6 +26,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..errors import ModelError
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
 from .neuroml_writer import referenced_components, user_type_xml, write_nml_document
@@ -231,6 +232,9 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
                 extra_inputs[key]["fractions_along"] = [float(x) for x in (inp.frac if inp.frac is not None
                                                                             else np.full(len(inp.seg), 0.5))]
             continue
+        missing = [a for a in ("amplitude", "delay", "duration") if a not in comp.attrs]
+        if missing:
+            raise ModelError(f"{comp.tag} '{comp.id}' has no {missing[0]}", **comp.where())
         amp = model.units.parse(comp.attrs["amplitude"], "current") * 1e9
         delay = model.units.parse(comp.attrs["delay"], "time") * 1e3
         dur = model.units.parse(comp.attrs["duration"], "time") * 1e3

@@ -90,11 +90,45 @@ def _expand(obj, variables: Dict[str, str]):
     return obj
 
 
+#: the sections of circuit and simulation configs and what each must be (absent or null: empty)
+_SHAPE = {"manifest": dict, "components": dict, "networks": dict, "run": dict, "conditions": dict,
+          "output": dict, "inputs": dict, "reports": dict, "node_sets": dict, "nmlsim": dict,
+          "network": str, "node_sets_file": str, "target_simulator": str}
+_KIND = {dict: "an object", list: "a list", str: "a string"}
+
+
+def expect_shape(cfg: dict, path: Path) -> None:
+    """Each known section of a config has the JSON kind the spec gives it (a string where an
+    object belongs is a one-line error here, not an internal error later)."""
+    def bad(where, want, got):
+        raise FormatError(f"'{where}' must be {_KIND[want]}, not {json.dumps(got)[:40]}", file=path)
+    for key, kind in _SHAPE.items():
+        v = cfg.get(key)
+        if v is not None and not isinstance(v, kind):
+            bad(key, kind, v)
+    for k, v in (cfg.get("components") or {}).items():
+        if v is not None and not isinstance(v, str):
+            bad(f"components.{k}", str, v)
+    for k, v in (cfg.get("manifest") or {}).items():
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            bad(f"manifest.{k}", str, v)
+    for part in ("nodes", "edges"):
+        entries = (cfg.get("networks") or {}).get(part)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            bad(f"networks.{part}", list, entries)
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict):
+                bad(f"networks.{part}.{i}", dict, e)
+
+
 def load_config(path: Path) -> dict:
     """A config with its manifest variables substituted (repeatedly, until stable)."""
     cfg = load_json(path)
     if not isinstance(cfg, dict):
         raise FormatError("a SONATA config must be a JSON object", file=path)
+    expect_shape(cfg, path)
     variables = {"configdir": str(path.parent)}
     for k, v in (cfg.get("manifest") or {}).items():
         variables[k.lstrip("$")] = str(v)
@@ -121,6 +155,8 @@ class Paths:
 def read_types(path: Path) -> Dict[int, dict]:
     """node_types.csv / edge_types.csv: space separated, quoted, first line header."""
     text = read_text(path, "types file")
+    if "\x00" in text:
+        raise FormatError("types file holds a NUL byte", file=path, line=text[:text.index("\x00")].count("\n") + 1)
     rows = list(csv.reader(text.splitlines(), delimiter=" ", skipinitialspace=True))
     rows = [[c for c in r if c != ""] for r in rows]
     if not rows:
@@ -339,7 +375,7 @@ class SonataReader:
         elif isinstance(cfg.get("network"), str):
             circ_path = self.path(cfg["network"], self.cfg_path.parent, "circuit config", self.cfg_path)
             circuit = load_config(circ_path)
-        if "networks" not in circuit:
+        if not circuit.get("networks"):
             raise FormatError("no 'networks' section (is this a SONATA circuit/simulation config?)", file=circ_path)
         # bmtk merges the two: a simulation config may carry components, a circuit may carry run
         for k in ("components",):
