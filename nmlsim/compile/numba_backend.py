@@ -99,6 +99,8 @@ import math
 import numpy as _np
 import numba
 import numba.extending
+inf = math.inf  # a folded literal may be infinite or NaN (repr: 'inf', 'nan')
+nan = math.nan
 from llvmlite import ir as _ir
 
 
