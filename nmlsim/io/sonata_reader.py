@@ -493,12 +493,12 @@ class SonataReader:
             except NmlsimError as e:
                 raise e.located(file=sim_path, element=f"input '{name}'")
         out = sim.get("output") or {}
-        out_dir = Path(out.get("output_dir") or (sim_path.parent / "output"))
-        if not out_dir.is_absolute():
-            out_dir = sim_path.parent / out_dir
         for key in ("output_dir", "spikes_file"):
             if out.get(key) is not None and not (isinstance(out[key], str) and out[key]):
                 raise FormatError(f"output.{key}: expected a path, got {out[key]!r}", file=sim_path)
+        out_dir = Path(out.get("output_dir") or (sim_path.parent / "output"))
+        if not out_dir.is_absolute():
+            out_dir = sim_path.parent / out_dir
         spikes_file = Path(out.get("spikes_file") or "spikes.h5")
         if not spikes_file.is_absolute():
             spikes_file = out_dir / spikes_file

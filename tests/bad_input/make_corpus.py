@@ -250,6 +250,9 @@ SONATA_CASES = {
     "sonata_spikes_file_bool": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["output"]
                                                      .__setitem__("spikes_file", True)),
                                 "output.spikes_file: expected a path", 2, "spikes_file: true"),
+    "sonata_output_dir_number": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["output"]
+                                                      .__setitem__("output_dir", -1)),
+                                 "output.output_dir: expected a path", 2, "output_dir: -1 (found by the fuzzer)"),
     "sonata_duplicate_edge_type": (lambda d: (d / "network" / "edge_types.csv").write_text(
         (d / "network" / "edge_types.csv").read_text() + "5 static_synapse syn.json 2.5\n"),
         "edge_type_id 5 is defined twice", 2, "two rows of one edge type"),
