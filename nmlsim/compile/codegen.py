@@ -200,7 +200,8 @@ class Program:
         fname = f"<nmlsim-generated-{id(self)}>"
         linecache.cache[fname] = (len(self.source), None, self.source.splitlines(True), fname)
         # (a value folded to a literal may be infinite or NaN: repr gives 'inf' / 'nan')
-        ns = {"inf": math.inf, "nan": math.nan, "_np": np, "np": np, "_m": math, "_bc": _bc, "_bcb": _bcb, "_scatter_add": _scatter_add,
+        ns = {"inf": math.inf, "nan": math.nan, "_np": np, "np": np, "_m": math, "_bc": _bc, "_bcb": _bcb,
+              "_scatter_add": _scatter_add,
               "_scatter_mul": _scatter_mul, "_heaviside": E.heaviside, "_factorial": E._factorial_fn,
               "_rng": self.rng, "C": self.consts, "_at": _at,
               "_randu": lambda gid, n, x: self.rng_for(gid).random(n) * x, "_TRUE1": np.ones(1, dtype=bool),

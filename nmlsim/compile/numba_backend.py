@@ -922,9 +922,8 @@ class NumbaKernels:
         ``keys``: only these states (NEURON's step updates the voltage and the rest apart)."""
         prog = self.prog
         dt = self.dt
-        per_group: Dict[Tuple[int, int], Tuple[List[str], List[str]]] = {}
         heads = {}
-        keys_of: Dict[Tuple[int, int], List[int]] = {}
+        keys_of: Dict[Tuple[int, int], List[int]] = {}  # loop (group, domain) -> its rate indices, in order
         calc_of: Dict[int, List[str]] = defaultdict(list)
         write_of: Dict[int, List[str]] = defaultdict(list)
         for j, (gid, key) in enumerate(prog.rate_keys):
@@ -934,7 +933,6 @@ class NumbaKernels:
             dom = self.domains.get((gid, key))
             slot = (gid, -1 if dom is None else id(dom))
             heads.setdefault(slot, self._loop_head(g, key))
-            per_group.setdefault(slot, ([], []))
             keys_of.setdefault(slot, []).append(j)
             calc, write = calc_of[j], write_of[j]
             x = self._arr(prog.py(gid, key))
@@ -969,16 +967,16 @@ class NumbaKernels:
         # so the split is exact; the compiled loop fuses them again, and table-mode kernels
         # split between them (one loop over every state of a 50-state cell compiles for minutes)
         out = []
-        for slot, (calc, write) in per_group.items():
-            sets = self._state_sets(slot[0], [k for k in keys_of[slot]])
-            for members in sets:
+        for slot, js in keys_of.items():
+            for members in self._state_sets(slot[0], js):
                 out += heads[slot] + [ln for m in members for ln in calc_of[m]] + \
                     [ln for m in members for ln in write_of[m]]
         return out
 
     def _state_sets(self, gid: int, js: List[int]) -> List[List[int]]:
-        """Rate indices ``js`` of one group's loop, grouped so that the rate of each reads
-        (directly, in its rate or exponential-Euler coefficient) only states of its own set."""
+        """Rate indices ``js`` of one group's loop, grouped so that the rate of each reads only
+        states of its own set (exponential Euler's coefficient, the rate's derivative, reads no
+        other names)."""
         prog = self.prog
         g = prog.by_gid[gid]
         parent = {j: j for j in js}
