@@ -175,8 +175,10 @@ def simulate_network(net: Network, duration: float, dt: float, *, method: str = 
 def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = None, duration: Optional[float] = None,
                seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None,
                output_dir=None, backend: str = "numpy", crank_nicolson: bool = False,
-               allow_outputs_anywhere: bool = False):
+               allow_outputs_anywhere: bool = False, report_dtype: Optional[str] = None):
     """Simulate a SONATA simulation config; writes its spike file and reports.
+
+    ``report_dtype`` (float32 / float64) overrides the reports' own ``dtype``.
 
     Spikes and reports use the SONATA population names and node ids (a population split
     into node types inside nmlsim is written back as one).  Returns (spikes {population:
@@ -193,6 +195,11 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
     _check_run(duration, dt, seed)
     out = r.spikes_file
     reports = r.reports
+    if report_dtype is not None:
+        if report_dtype not in ("float32", "float64"):
+            raise ModelError(f"report dtype '{report_dtype}' must be float32 or float64")
+        for rep in reports:
+            rep.dtype = report_dtype
     if output_dir is not None:
         out = Path(output_dir) / out.name
         for rep in reports:

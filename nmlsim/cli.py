@@ -83,7 +83,8 @@ def cmd_run(args) -> int:
                                          seed=args.seed, include_root=args.include_root,
                                          output_dir=args.outdir, progress=_progress_bar(show),
                                          backend=args.backend, crank_nicolson=args.crank_nicolson,
-                                         allow_outputs_anywhere=args.allow_outputs_anywhere)
+                                         allow_outputs_anywhere=args.allow_outputs_anywhere,
+                                         report_dtype=args.report_dtype)
         except KeyboardInterrupt:
             print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -168,8 +169,11 @@ def cmd_plot(args) -> int:
 
 def cmd_convert(args) -> int:
     from .convert import convert
-    for p in convert(args.input, args.outdir, to=args.to, include_root=args.include_root):
+    notes: list = []
+    for p in convert(args.input, args.outdir, to=args.to, include_root=args.include_root, notes=notes):
         print(f"wrote {p}")
+    for n in notes:
+        print(f"nmlsim: note: {n}", file=sys.stderr)
     return 0
 
 
@@ -210,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the model's output file names point outside the run folder (absolute paths, '..'); "
                         "by default they must stay in the working directory / --outdir (LEMS) or the config's "
                         "folder (SONATA), so that a downloaded model cannot overwrite other files")
+    r.add_argument("--report-dtype", default=None, choices=("float32", "float64"),
+                   help="SONATA reports: float32 (the default, what libsonata reads) or float64 (bmtk's "
+                        "precision); overrides a report's own \"dtype\"")
     r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
     r.add_argument("--sonata-spikes", default=None, metavar="FILE",
                    help="also write every population's spikes to a SONATA spikes.h5 (relative to --outdir)")

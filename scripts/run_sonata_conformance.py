@@ -37,7 +37,9 @@ def main():
         cdir = corpus / c["dir"]
         out = outroot / c["case"]
         out.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "nmlsim.cli", "run", c["run_config"], "--outdir", str(out), "-q"]
+        # reports in float64, as bmtk wrote the references (some are compared to 5e-4 mV)
+        cmd = [sys.executable, "-m", "nmlsim.cli", "run", c["run_config"], "--outdir", str(out), "-q",
+               "--report-dtype", "float64"]
         if args.method:
             cmd += ["--method", args.method]
         if args.backend != "numpy":

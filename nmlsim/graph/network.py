@@ -60,6 +60,9 @@ class SpikeSourcePopulation:
                              f"is out of range for population '{self.id}' of {self.size} nodes")
         if not np.all(np.isfinite(times)):
             raise ModelError(f"spike input for population '{self.id}' has non-finite times")
+        if len(times) and times.min() < 0:
+            raise ModelError(f"spike input for population '{self.id}' has a spike at {times.min() * 1e3:g} ms, "
+                             "before the run starts at 0")
         all_ids = np.concatenate([self.ids, ids])
         all_t = np.concatenate([self.times, times])
         order = np.argsort(all_t, kind="stable")

@@ -149,13 +149,13 @@ def write_sonata_spikes(path, spikes, complete: bool = True, sort: str = "time")
     _atomic_h5(_target(path, complete), fill, "spikes")
 
 
-def write_sonata_report(path, reports, complete: bool = True, dtype: str = "float64") -> None:
+def write_sonata_report(path, reports, complete: bool = True, dtype: str = "float32") -> None:
     """SONATA report: ``/report/<population>/data`` (time x node) and ``mapping``.
 
     ``reports``: {population: (node ids, data (T x N), (tstart, tstop, dt) in ms, units)}.
     One element per node (point / single-compartment cells: element id 0, the soma).
-    ``dtype``: float64 as bmtk writes (the default), or float32, which libsonata's
-    ElementReportReader requires.
+    ``dtype``: float32 (the default: libsonata's ElementReportReader reads nothing else; 6e-6 mV
+    at -70 mV), or float64 as bmtk writes (a report's ``"dtype": "float64"``).
     """
     def fill(f):
         root = f.create_group("report")

@@ -62,8 +62,12 @@ def _csv(path: Path, header: List[str], rows: List[List]) -> None:
 
 
 def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e-4, seed: Optional[int] = None,
-                 neuron_mechanisms: bool = False) -> List[Path]:
+                 neuron_mechanisms: bool = False, reports: Optional[Dict[str, list]] = None) -> List[Path]:
     """Write ``net`` as a SONATA circuit plus a simulation config; returns the files written.
+
+    ``reports``: name -> [(nmlsim population, cell index)...], membrane-potential reports of
+    those cells (a LEMS file's recorded ``v`` columns), one SONATA report per name and SONATA
+    population, written to ``<name>.h5`` in the output folder.
 
     ``neuron_mechanisms``: the cells' mechanisms stand for NEURON's own mod files (a bmtk BioNet
     circuit read from SONATA), recorded as ``"nmlsim": {"mechanisms": "nmodl"}`` in the
@@ -256,6 +260,22 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
            "output": {"output_dir": "$OUTPUT_DIR", "spikes_file": "spikes.h5", "spikes_sort_order": "by_time"}}
     if extra_inputs:
         sim.setdefault("nmlsim", {})["inputs"] = extra_inputs
+    sim_reports = {}
+    for rname, cells in (reports or {}).items():
+        by_pop: Dict[str, List[int]] = {}
+        for pid, i in cells:
+            spop, ids = idmap[pid]
+            by_pop.setdefault(spop, []).append(int(ids[i]))
+        for spop, ids in by_pop.items():
+            nm = rname if len(by_pop) == 1 else f"{rname}_{spop}"
+            whole = sorted(set(ids)) == list(range(sum(len(x) for _, x in spops[spop])))
+            # "type" for libsonata, "module" for bmtk
+            sim_reports[nm] = {"cells": node_set(spop, None if whole else sorted(set(ids))), "variable_name": "v",
+                               "type": "compartment", "module": "membrane_report", "sections": "soma",
+                               "dt": dt_s * 1e3, "start_time": 0.0, "end_time": tstop_s * 1e3,
+                               "file_name": f"{nm}.h5"}
+    if sim_reports:
+        sim["reports"] = sim_reports
     if neuron_mechanisms:
         sim.setdefault("nmlsim", {})["mechanisms"] = "nmodl"
     temp = net.component.attrs.get("temperature") if net.component is not None else None

@@ -75,14 +75,28 @@ def load_json(path: Path) -> dict:
         raise FormatError(f"malformed JSON: {e.msg}", file=path, line=e.lineno) from None
 
 
+def _resolve_manifest(raw: Dict[str, str], path: Path) -> Dict[str, str]:
+    """Manifest variables with the variables they name substituted, each once (a variable that
+    names itself through others, ``$A -> $B -> $A``, is an error naming the loop)."""
+    done: Dict[str, str] = {}
+
+    def value(name: str, chain: List[str]) -> str:
+        if name in done:
+            return done[name]
+        if name in chain:
+            loop = " -> ".join("$" + n for n in chain[chain.index(name):] + [name])
+            raise FormatError(f"manifest variables refer to each other in a loop: {loop}", file=path)
+        done[name] = _VAR.sub(lambda m: value(m.group(1), chain + [name]) if m.group(1) in raw else m.group(0),
+                              raw[name])
+        return done[name]
+    for k in raw:
+        value(k, [])
+    return done
+
+
 def _expand(obj, variables: Dict[str, str]):
     if isinstance(obj, str):
-        for _ in range(10):
-            new = _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), obj)
-            if new == obj:
-                break
-            obj = new
-        return obj
+        return _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), obj)
     if isinstance(obj, dict):
         return {k: _expand(v, variables) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -132,9 +146,7 @@ def load_config(path: Path) -> dict:
     variables = {"configdir": str(path.parent)}
     for k, v in (cfg.get("manifest") or {}).items():
         variables[k.lstrip("$")] = str(v)
-    for _ in range(10):
-        variables = {k: _expand(v, variables) for k, v in variables.items()}
-    return _expand(cfg, variables)
+    return _expand(cfg, _resolve_manifest(variables, path))
 
 
 class Paths:
@@ -324,7 +336,7 @@ class ReportSpec:
     dt_ms: float
     cells: Dict[str, np.ndarray]  # SONATA population -> node ids
     quantities: Dict[str, List[str]]  # SONATA population -> nmlsim quantity path per node
-    dtype: str = "float64"
+    dtype: str = "float32"
 
 
 @dataclass
@@ -758,6 +770,14 @@ class SonataReader:
         if (delay < 0).any():
             i = int(np.nonzero(delay < 0)[0][0])
             raise FormatError(f"edges '{epop}': delay of edge {i} is {delay[i]} ms (negative)", file=efile)
+        # NEST refuses delays below its resolution; onto NEST models so does nmlsim (a NEURON
+        # NetCon of delay 0 is allowed: it arrives within the step, as in NEURON)
+        nest_tgt = np.array([getattr(p, "nest", None) is not None for p in tpop.parts], dtype=bool)
+        short = (delay < self.dt_ms * (1 - 1e-9)) & (nest_tgt[tpop.part_of[tgt]] if n else False)
+        if short.any():
+            i = int(np.nonzero(short)[0][0])
+            raise FormatError(f"edges '{epop}': delay of edge {i} is {delay[i]:g} ms, below the time step "
+                              f"{self.dt_ms:g} ms (NEST's smallest delay)", file=efile)
         for t in np.unique(etid):
             wf = etypes[int(t)].get("weight_function")
             if wf:
@@ -1236,7 +1256,7 @@ class SonataReader:
         fname = rep.get("file_name") or f"{name}.h5"
         f = Path(fname) if Path(fname).is_absolute() else out_dir / fname
         rdt = float(rep.get("dt", dt))
-        dtype = str(rep.get("dtype", "float64"))
+        dtype = str(rep.get("dtype", "float32"))  # libsonata reads float32 only
         if dtype not in ("float64", "float32"):
             raise ModelError(f"report dtype '{dtype}' must be float64 or float32")
         unit, scale = ("mM", 1.0) if var == "cai" else ("mV", 1e3)

@@ -67,7 +67,10 @@ def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optiona
             written += files + [lems]
         elif fmt == "sonata":
             from ..io.sonata import write_sonata
-            written += write_sonata(net, outdir / "sonata", tstop_s=length, dt_s=step, seed=seed)
+            # the cells whose potential the LEMS file records, as one report
+            rec = [(pid, i) for pid, p in net.populations.items() for i in range(min(trace_cells, p.size))]
+            written += write_sonata(net, outdir / "sonata", tstop_s=length, dt_s=step, seed=seed,
+                                    reports={f"{name}_v": rec})
         else:
             raise UnsupportedFeature(f"unknown export format '{fmt}' (neuroml, neuroml-h5 or sonata)")
     return written

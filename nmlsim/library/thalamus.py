@@ -388,7 +388,10 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
             written += [cfile, nfile, lems]
         if "sonata" in to:
             from ..io.sonata import write_sonata
-            written += write_sonata(net, outdir / "sonata" / state, tstop_s=duration, dt_s=step, seed=seed)
+            # the cells whose potential the LEMS files record, one report per population
+            written += write_sonata(net, outdir / "sonata" / state, tstop_s=duration, dt_s=step, seed=seed,
+                                    reports={f"thalamus_{state}_{pid}_v": [(pid, i) for i in range(
+                                        min(traces_per_population, p.size))] for pid, p in net.populations.items()})
     return written
 
 

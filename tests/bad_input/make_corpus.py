@@ -268,6 +268,15 @@ SONATA_CASES = {
     "sonata_dt_absurd": (lambda d: _json_edit(d / "simulation_config.json", lambda c: c["run"]
                                               .__setitem__("dt", 1e-300)),
                          "check the units", 2, "run.dt 1e-300 ms (10^300 steps)"),
+    "sonata_manifest_loop": (lambda d: _json_edit(d / "circuit_config.json", lambda c: c["manifest"].update(
+        {"$A": "$B/x", "$B": "${A}/y"})), "in a loop: $A -> $B -> $A", 2,
+        "manifest variables naming each other (was: out of memory)"),
+    "sonata_delay_zero": (lambda d: (d / "network" / "edge_types.csv").write_text(
+        (d / "network" / "edge_types.csv").read_text().replace(" 1.5", " 0")), "below the time step 0.1 ms", 2,
+        "a zero delay onto NEST cells (NEST refuses it)"),
+    "sonata_spike_time_negative": (lambda d: _h5_edit(d / "spikes_in.h5", lambda f: f[
+        "spikes/ext/timestamps"].__setitem__(0, -5.0)), "a spike at -5 ms, before the run starts", 3,
+        "an input spike before time 0"),
 }
 
 

@@ -31,6 +31,14 @@ def test_sonata_reimport_gives_identical_spikes(exported, tmp_path):
     for pop in a:
         assert len(a[pop][0]) > 0
         assert np.array_equal(a[pop][0], b[pop][0]) and np.array_equal(a[pop][1], b[pop][1])
+    # the LEMS file's recorded potentials are the SONATA export's report (float32, mV)
+    dat = np.loadtxt(d / "results" / "coba_lif_v.dat")
+    with h5py.File(d / "sonata" / "output" / "coba_lif_v_E.h5") as f, \
+            h5py.File(d / "sonata" / "output" / "coba_lif_v_I.h5") as g:
+        assert list(f["report/E/mapping/node_ids"][()]) == list(g["report/I/mapping/node_ids"][()]) == [0, 1, 2]
+        rep = np.hstack([f["report/E/data"][()], g["report/I/data"][()]])
+    assert rep.dtype == np.float32 and rep.shape == (len(dat), 6)
+    assert np.allclose(rep, dat[:, 1:] * 1e3, atol=1e-4)
 
 
 def test_libsonata_opens_export(exported, tmp_path):
@@ -57,6 +65,11 @@ def test_libsonata_opens_export(exported, tmp_path):
     run_cli(["run", d / "sonata" / "simulation_config.json", "-q"])
     spikes = libsonata.SpikeReader(str(d / "sonata" / "output" / "spikes.h5"))
     assert set(spikes.get_population_names()) == {"E", "I"} and spikes["E"].sorting == "by_time"
+    assert set(sim.list_report_names) == {"coba_lif_v_E", "coba_lif_v_I"}
+    for name, pop in (("coba_lif_v_E", "E"), ("coba_lif_v_I", "I")):
+        assert sim.report(name).cells in node_sets.names and sim.report(name).variable_name == "v"
+        rep = libsonata.ElementReportReader(str(d / "sonata" / "output" / f"{name}.h5"))[pop]
+        assert rep.get_node_ids() == [0, 1, 2] and rep.get().data.shape == (801, 3)
 
 
 def _break(d, what):
@@ -128,6 +141,24 @@ def test_convert_both_ways(exported, tmp_path):
     n_nml = sum(len(f.read_text().splitlines()) for f in (tmp_path / "nml" / "results").glob("*.spikes"))
     spikes = read_sonata_spikes(tmp_path / "son" / "output" / "spikes.h5")
     assert n_nml == sum(len(i) for i, _ in spikes.values()) > 0
+    # the recorded potentials came along both ways: SONATA report -> OutputFile -> SONATA report
+    assert (tmp_path / "nml" / "results" / "coba_lif_v_E.dat").exists()
+    assert {f.name for f in (tmp_path / "son" / "output").glob("*.h5")} == {
+        "spikes.h5", "of0_E.h5", "of0_I.h5"}
+
+
+def test_convert_names_recordings_sonata_cannot_hold(exported, tmp_path):
+    lems = (exported / "LEMS_coba_lif.xml").read_text()
+    (tmp_path / "LEMS_coba_lif.xml").write_text(lems.replace(
+        '<OutputColumn id="c0" quantity="E[0]/v"/>',
+        '<OutputColumn id="c0" quantity="E[0]/v"/><OutputColumn id="g" quantity="E[0]/syn_e/g"/>'))
+    for f in exported.glob("*.nml"):
+        shutil.copy(f, tmp_path)
+    p = run_cli(["convert", tmp_path / "LEMS_coba_lif.xml", tmp_path / "son", "--to", "sonata"])
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip() == ("nmlsim: note: 1 recorded quantity other than a cell's membrane potential "
+                                "(e.g. 'E[0]/syn_e/g') has no SONATA report form and is not converted")
+    assert "of0_E" in json.loads((tmp_path / "son" / "simulation_config.json").read_text())["reports"]
 
 
 def test_convert_refuses_what_sonata_cannot_hold(tmp_path):

@@ -211,6 +211,12 @@ def test_nest_circuit_converts_to_neuroml_and_runs_the_same(tmp_path):
     got = np.sort(np.concatenate([ev["net_10"], ev["net_11"]])) * 1e3
     assert len(got) == len(ts) > 0
     assert np.allclose(got, np.sort(ts) + 0.05, atol=1e-6)
+    # the SONATA report is an OutputFile of the LEMS file: its nodes' potentials, in V
+    dat = np.loadtxt(tmp_path / "nml" / "results" / "membrane_potential.dat")
+    with h5py.File(tmp_path / "son" / "out" / "membrane_potential.h5") as f:
+        rep = f["report/net/data"][()]
+    assert dat.shape[1] == 1 + rep.shape[1] == 4
+    assert np.allclose(dat[0, 1:] * 1e3, rep[0], atol=1e-4)
 
 
 def test_nest_circuit_sonata_round_trip(tmp_path):
@@ -230,14 +236,17 @@ def test_nest_circuit_sonata_round_trip(tmp_path):
         assert len(f["spikes/net/node_ids"][()]) > 0
     with h5py.File(tmp_path / "b" / "network" / "nodes.h5") as f:
         assert set(f["nodes"]) == {"net", "ext"} and len(f["nodes/net/node_id"]) == 6
+    # the report travels too: same node ids, same potentials
+    with h5py.File(tmp_path / "a" / "out" / "membrane_potential.h5") as f, \
+            h5py.File(tmp_path / "b" / "out" / "membrane_potential.h5") as g:
+        assert np.array_equal(f["report/net/mapping/node_ids"][()], g["report/net/mapping/node_ids"][()])
+        assert np.array_equal(f["report/net/data"][()], g["report/net/data"][()])
 
 
-def test_libsonata_reads_spikes_and_float32_report(tmp_path):
+def test_libsonata_reads_spikes_and_report(tmp_path):
+    """A report written by default is float32, the only kind libsonata's report reader opens."""
     libsonata = pytest.importorskip("libsonata")
     cfg = make_circuit(tmp_path)
-    c = json.loads(cfg.read_text())
-    c["reports"]["membrane_potential"]["dtype"] = "float32"  # what libsonata's report reader insists on
-    cfg.write_text(json.dumps(c))
     p = run_cli(["run", cfg, "-q"])
     assert p.returncode == 0, p.stderr
     spikes = libsonata.SpikeReader(str(tmp_path / "out" / "spikes.h5"))
@@ -246,3 +255,15 @@ def test_libsonata_reads_spikes_and_float32_report(tmp_path):
     assert rep.get_node_ids() == [0, 1, 5] and rep.time_units == "ms" and rep.data_units == "mV"
     frame = rep.get()
     assert frame.data.shape == (1201, 3) and frame.times[-1] == pytest.approx(60.0)
+
+
+def test_report_float64_on_request(tmp_path):
+    """``"dtype": "float64"`` keeps bmtk's precision (libsonata cannot read it; h5py and bmtk can)."""
+    cfg = make_circuit(tmp_path)
+    c = json.loads(cfg.read_text())
+    c["reports"]["membrane_potential"]["dtype"] = "float64"
+    cfg.write_text(json.dumps(c))
+    p = run_cli(["run", cfg, "-q"])
+    assert p.returncode == 0, p.stderr
+    with h5py.File(tmp_path / "out" / "membrane_potential.h5") as f:
+        assert f["report/net/data"].dtype == np.float64 and f["report/net/data"].shape == (1201, 3)
