@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,7 @@ def cmd_run(args) -> int:
         except KeyboardInterrupt:
             print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
             return EXIT_INTERRUPTED
+        _finished()
         if not args.quiet:
             n = sum(len(i) for i, _ in spikes.values())
             print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s")
@@ -105,6 +107,8 @@ def cmd_run(args) -> int:
     except KeyboardInterrupt:
         print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not args.plot:
+        _finished()
     if not args.quiet:
         for f in res.files:
             print(f"wrote {f}")
@@ -269,6 +273,47 @@ def _is_number(text: str) -> bool:
         return False
 
 
+#: set by the program's SIGINT handler (``entry``): an error seen after a Ctrl-C is that Ctrl-C
+#: (NumPy, interrupted while importing, reports an ImportError)
+_INTERRUPTED = False
+#: set when the command has finished: a Ctrl-C arriving then cannot undo it
+_FINISHED = False
+
+
+def _on_sigint(signum, frame):
+    global _INTERRUPTED
+    if _FINISHED:
+        return
+    _INTERRUPTED = True
+    raise KeyboardInterrupt
+
+
+def _finished() -> None:
+    """The command's work is done (its outputs complete): a Ctrl-C from now on is ignored."""
+    global _FINISHED
+    _FINISHED = True
+
+
+def entry() -> None:
+    """The program (``nmlsim``, ``python -m nmlsim``): :func:`main` with Ctrl-C handled at every
+    moment after start-up: during a run it ends the run (partial outputs kept, exit 130), and
+    once the command has finished it is ignored (a finished run exits 0, not killed by the
+    signal). ``main`` itself leaves signal handling to its caller."""
+    global _FINISHED
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        code = main()
+        _FINISHED = True
+    except KeyboardInterrupt:
+        _FINISHED = True
+        print("nmlsim: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    # ignored from here on at the C level too: the interpreter's shutdown resets Python-level
+    # handlers, and a Ctrl-C then would kill the finished process by the signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # jnml compatibility: `nmlsim LEMS_x.xml -nogui`
@@ -299,6 +344,9 @@ def main(argv=None) -> int:
         print("nmlsim: error: the model is nested too deeply", file=sys.stderr)
         return 1
     except Exception as e:  # a bug in nmlsim: still one line, traceback on request
+        if _INTERRUPTED:
+            print("nmlsim: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if os.environ.get("NMLSIM_DEBUG"):
             raise
         where = getattr(args, "file", "")
@@ -308,4 +356,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

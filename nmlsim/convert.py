@@ -49,6 +49,14 @@ def convert(src, outdir, *, to: str, include_root=None, notes: Optional[List[str
             raise UnsupportedFeature(f"the network of '{src.name}' sits inside a '{net.root.tag}' component, "
                                      "which SONATA cannot express")
         reports = _v_reports(net, sim.spec.outputs, notes) if to == "sonata" else {}
+    from .io.results import staged_folder
+    with staged_folder(outdir) as stage:  # all files or none (a full disk leaves nothing half-written)
+        files = _write(net, stage, to, length=length, step=step, seed=seed, neuron_mechanisms=neuron_mechanisms,
+                       reports=reports, traces=traces)
+    return [outdir / f.relative_to(stage) for f in files]
+
+
+def _write(net, outdir: Path, to: str, *, length, step, seed, neuron_mechanisms, reports, traces) -> List[Path]:
     if to == "sonata":
         from .io.sonata import write_sonata
         return write_sonata(net, outdir, tstop_s=length, dt_s=step, seed=seed, neuron_mechanisms=neuron_mechanisms,

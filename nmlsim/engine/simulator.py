@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import signal
 from collections import defaultdict
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -639,8 +640,11 @@ class Simulator:
                     signal.signal(signal.SIGTERM, old_handler)
                 except ValueError:
                     pass
-            for r in recorders:
-                r.finalize(self, complete)
+            with _signals_held() as arrived:
+                for r in recorders:
+                    r.finalize(self, complete)
+            # a Ctrl-C while a finished run's outputs were written comes too late to stop it
+            self.interrupted |= bool(arrived) and not complete
         if self.interrupted:
             raise KeyboardInterrupt
         return complete
@@ -744,6 +748,25 @@ class Simulator:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+@contextmanager
+def _signals_held() -> Iterator[List[int]]:
+    """SIGINT and SIGTERM held off while the outputs are written (arriving then, they would
+    leave some files written and the rest not): yields the list of those that arrived."""
+    arrived: List[int] = []
+    old = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.getsignal(sig)
+            signal.signal(sig, lambda signum, frame: arrived.append(signum))
+    except ValueError:  # not the main thread: signals are not ours to handle
+        pass
+    try:
+        yield arrived
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h if h is not None else signal.SIG_DFL)
 
 
 def observed_by(recorders: Iterable[Recorder]) -> Optional[Set[Tuple[int, str]]]:

@@ -8,28 +8,71 @@ when this run completed.
 """
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Tuple
+from typing import Iterable, Iterator, Tuple
 
 import numpy as np
 
 from ..errors import FormatError
 
+SONATA_MAGIC = 0x0A7A
 
-def _atomic_write(path: Path, write) -> None:
+
+@contextmanager
+def staged_folder(outdir) -> Iterator[Path]:
+    """Write a set of files as one: yields a staging folder inside ``outdir``; when the block
+    ends its files move to the same relative paths in ``outdir`` (renames: no space needed);
+    when it fails the staging folder is removed, and so is ``outdir`` if the block created it,
+    so that a failed conversion (a full disk) leaves no half-written model behind."""
+    outdir = Path(outdir)
+    created = not outdir.exists()
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".nmlsim-", suffix=".tmp", dir=str(outdir)))
+    except OSError as e:
+        raise FormatError(f"cannot write output: {e.strerror}", file=outdir) from None
+    try:
+        yield stage
+        for p in sorted(stage.rglob("*")):
+            dst = outdir / p.relative_to(stage)
+            if p.is_dir():
+                dst.mkdir(parents=True, exist_ok=True)
+            else:
+                os.replace(p, dst)
+    except OSError as e:
+        _discard(stage, outdir if created else None)
+        raise FormatError(f"cannot write output: {e.strerror}", file=outdir) from None
+    except BaseException as e:
+        _discard(stage, outdir if created else None)
+        if isinstance(e, FormatError) and e.file and e.file.startswith(str(stage)):
+            e.file = str(outdir) + e.file[len(str(stage)):]  # the file the user asked for
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _discard(stage: Path, created) -> None:
+    shutil.rmtree(created if created is not None else stage, ignore_errors=True)
+
+
+def _atomic_write(path: Path, write, what: str = "output", binary: bool = False) -> None:
+    """Write ``path`` through ``write(fh)`` under a temporary name in its folder, then rename;
+    on failure (a full disk) the temporary file is removed and an older ``path`` stays."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     except OSError as e:
-        raise FormatError(f"cannot write output: {e.strerror}", file=path) from None
+        raise FormatError(f"cannot write {what}: {e.strerror}", file=path) from None
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -39,7 +82,7 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise FormatError(f"cannot write output: {e.strerror}", file=path) from None
+        raise FormatError(f"cannot write {what}: {e.strerror}", file=path) from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -91,35 +134,19 @@ def read_dat(path) -> np.ndarray:
 
 
 def _atomic_h5(path, fill, what: str, sonata: bool = True) -> None:
-    """Write an HDF5 file (with SONATA's magic/version attributes when ``sonata``) under a
-    temporary name, then rename."""
+    """Write an HDF5 file (with SONATA's magic/version attributes when ``sonata``): built in
+    memory by ``fill(h5py.File)``, then written as plain bytes under a temporary name and
+    renamed. (HDF5 writing straight to a disk that fills up fails in object destructors,
+    prints a traceback per object and can crash the process; a plain write fails cleanly.)"""
     import h5py
 
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    except OSError as e:
-        raise FormatError(f"cannot write {what}: {e.strerror}", file=path) from None
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            if sonata:
-                f.attrs["magic"] = np.uint32(0x0A7A)
-                f.attrs["version"] = np.array([0, 1], dtype=np.uint32)
-            fill(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise FormatError(f"cannot write {what}: {e}", file=path) from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    image = io.BytesIO()
+    with h5py.File(image, "w") as f:
+        if sonata:
+            f.attrs["magic"] = np.uint32(SONATA_MAGIC)
+            f.attrs["version"] = np.array([0, 1], dtype=np.uint32)
+        fill(f)
+    _atomic_write(path, lambda fh: fh.write(image.getbuffer()), what, binary=True)
 
 
 _SORTING = {"none": 0, "by_id": 1, "by_time": 2}

@@ -20,7 +20,6 @@ nodes, node sets, spike and current-clamp inputs, reports).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -30,27 +29,15 @@ from ..errors import ModelError
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
 from .neuroml_writer import referenced_components, user_type_xml, write_nml_document
-from .results import _atomic_write, write_sonata_spikes
+from .results import _atomic_h5, _atomic_write, write_sonata_spikes
 from .sonata_reader import LOCATION_COLUMNS
 
-SONATA_MAGIC = 0x0A7A
 
 
 # ------------------------------------------------------------------------------ writing
 def _write_component_doc(model: LemsModel, comp: Component, path: Path) -> None:
     comps = referenced_components(model, [comp])
     write_nml_document(path, comp.id, comps, type_xml=user_type_xml(model, comps))
-
-
-def _h5_write(path: Path, fill) -> None:
-    import h5py
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["magic"] = np.uint32(SONATA_MAGIC)
-        f.attrs["version"] = np.array([0, 1], dtype=np.uint32)
-        fill(f)
-    os.replace(tmp, path)
 
 
 def _csv(path: Path, header: List[str], rows: List[List]) -> None:
@@ -123,7 +110,7 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             g.create_dataset("node_group_id", data=np.zeros(src.size, dtype=np.uint32))
             g.create_dataset("node_group_index", data=np.arange(src.size, dtype=np.uint64))
             g.create_group("0")
-    _h5_write(out / "network" / "nodes.h5", nodes)
+    _atomic_h5(out / "network" / "nodes.h5", nodes, "nodes")
     written.append(out / "network" / "nodes.h5")
     # edge populations: chemical projections, then gap junctions (bmtk's is_gap_junction
     # column) and graded synapses (nmlsim's post_model_template column: the post side's
@@ -181,7 +168,7 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
             for col, a in where.items():
                 grp.create_dataset(col, data=np.asarray(a, dtype=np.int64 if col.endswith("_id") else float))
     if all_edges:
-        _h5_write(out / "network" / "edges.h5", edges)
+        _atomic_h5(out / "network" / "edges.h5", edges, "edges")
         written.append(out / "network" / "edges.h5")
     # paths relative to the config's folder (libsonata does not expand ${configdir}), and the
     # populations listed with their types (libsonata's CircuitConfig finds them there)

@@ -30,7 +30,16 @@ def build(name: str, size: Optional[int] = None, seed: int = 1, state: str = "al
 def export(name: str, outdir, *, to: Sequence[str] = ("neuroml",), size: Optional[int] = None, seed: int = 1,
            duration: Optional[float] = None, step: Optional[float] = None, trace_cells: int = 3,
            tc_gap_junctions: bool = False, std: bool = False):
-    """Build model ``name`` and write it under ``outdir``; returns the paths written."""
+    """Build model ``name`` and write it under ``outdir``; returns the paths written. All
+    files or none: they are written to a staging folder and moved into ``outdir`` at the end."""
+    from ..io.results import staged_folder
+    with staged_folder(outdir) as stage:
+        files = _export(name, stage, to=to, size=size, seed=seed, duration=duration, step=step,
+                        trace_cells=trace_cells, tc_gap_junctions=tc_gap_junctions, std=std)
+    return [Path(outdir) / f.relative_to(stage) for f in files]
+
+
+def _export(name: str, outdir, *, to, size, seed, duration, step, trace_cells, tc_gap_junctions, std):
     from ..errors import UnsupportedFeature
     from ..io.neuroml_writer import write_lems_simulation, write_network
     if (tc_gap_junctions or std) and name not in MULTI_STATE:

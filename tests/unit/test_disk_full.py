@@ -38,11 +38,12 @@ def test_trace_file_on_full_disk(tmp_path, monkeypatch):
 
 
 def test_spike_file_on_full_disk(tmp_path, monkeypatch):
-    import h5py
-
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(h5py, "File", full)
-    with pytest.raises(FormatError, match="No space left on device"):
-        results.write_sonata_spikes(tmp_path / "spikes.h5", {"p": (np.array([0]), np.array([0.1]))})
-    assert list(tmp_path.iterdir()) == []
+    """HDF5 files are built in memory and written as plain bytes: the write fails cleanly."""
+    target = tmp_path / "spikes.h5"
+    results.write_sonata_spikes(target, {"p": (np.array([0]), np.array([0.1]))})
+    old = target.read_bytes()
+    monkeypatch.setattr(results.os, "fdopen", lambda fd, mode="w": _FullFile(fd))
+    with pytest.raises(FormatError, match="No space left on device") as e:
+        results.write_sonata_spikes(target, {"p": (np.array([0, 1]), np.array([0.1, 0.2]))})
+    assert "spikes.h5" in str(e.value) and "\n" not in str(e.value)
+    assert target.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["spikes.h5"]
