@@ -258,8 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--std", action="store_true",
                     help="thalamus: short-term depression scales release (the original model; a no-op in the seed)")
     ex.set_defaults(fn=cmd_export)
-    pl = sub.add_parser("plot", help="plot .dat trace files to a PNG")
-    pl.add_argument("files", nargs="+", help=".dat trace files (time, then one column per quantity)")
+    pl = sub.add_parser("plot", help="plot result files (traces, spikes; jnml or SONATA) to a PNG")
+    pl.add_argument("files", nargs="+",
+                    help="result files: jnml .dat traces (time, then one column per quantity), jnml event "
+                         "files (.spikes: a raster), SONATA spike files and reports (.h5)")
     pl.add_argument("-o", "--output", default="nmlsim_plot.png", help="PNG to write")
     pl.set_defaults(fn=cmd_plot)
     return p

@@ -11,7 +11,7 @@ Forms understood, as jLEMS writes them::
 from __future__ import annotations
 
 import re
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -54,6 +54,26 @@ def resolve_cell(built: Built, parts: List[str], q: str) -> Tuple[Group, int, Li
 
 def resolve_quantity(built: Built, q: str) -> Tuple[Group, str, int]:
     """Return (group, variable key, instance index) of a recorded quantity."""
+    g, node, var, idx = _locate(built, q)
+    return g, node.key(var), idx
+
+
+def quantity_dimension(built: Built, q: str) -> Optional[str]:
+    """The LEMS dimension of a recorded quantity (``voltage``, ``current``...); None if its
+    type does not declare it."""
+    _, node, var, _ = _locate(built, q)
+    ct = node.ct
+    if var in ct.exposures:
+        return ct.exposures[var]
+    dyn = ct.dynamics
+    if dyn is None:
+        return None
+    if var in dyn.state:
+        return dyn.state[var]
+    return next((d.dimension for d in dyn.derived if d.name == var), None)
+
+
+def _locate(built: Built, q: str):
     parts = _split(q)
     g, idx, rest = resolve_cell(built, parts, q)
     if not rest:
@@ -75,7 +95,7 @@ def resolve_quantity(built: Built, q: str) -> Tuple[Group, str, int]:
         if g2 is not g:
             raise ModelError(f"cannot record '{q}': '{var}' belongs to another element")
         node = anc
-    return g, node.key(var), idx
+    return g, node, var, idx
 
 
 def _attachment(built: Built, host: Group, idx: int, seg: str):
