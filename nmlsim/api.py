@@ -37,7 +37,10 @@ def load(path, include_root=None) -> LoadedSimulation:
     """Read a LEMS simulation file (and everything it includes)."""
     path = Path(path)
     model = load_model(path, include_root=include_root)
-    spec = read_simulation(model)
+    try:
+        spec = read_simulation(model)
+    except ModelError as e:
+        raise e.located(file=path) from None
     target = model.component(spec.target, where=spec.component.where())
     net = build_network(model, target)
     return LoadedSimulation(path, model, spec, net)

@@ -61,7 +61,8 @@ def find_simulation(model: LemsModel) -> Component:
     sims = [c for c in model.components.values() if c.tag == "Simulation" or c.type == "Simulation"]
     if len(sims) == 1:
         return sims[0]
-    raise ModelError("no <Target> and no single <Simulation> to run" if not sims else
+    raise ModelError("no <Target> and no single <Simulation> to run (a NeuroML document holds components; "
+                     "run the LEMS file that includes it, or check it with 'nmlsim validate')" if not sims else
                      "several <Simulation>s and no <Target> saying which to run")
 
 

@@ -47,6 +47,8 @@ LEMS_CASES = {
     "malformed": (lems(GOOD_CELL + net()).replace("</network>", "</netwrk>"), "malformed XML", 2,
                   "mismatched tag"),
     "truncated": (lems(GOOD_CELL + net())[:300], "malformed XML", 2, "file cut short"),
+    "neuroml_not_lems": ('<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="d">' + GOOD_CELL + "</neuroml>\n",
+                         "run the LEMS file that includes it", 3, "a NeuroML document of cells run as a simulation"),
     "billion_laughs": ('<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
                        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>\n'
                        '<Lems>&lol2;</Lems>\n', "entities are not allowed", 2, "entity expansion"),

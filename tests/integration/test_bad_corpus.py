@@ -34,6 +34,8 @@ def test_bad_corpus_case(corpus, name):
     # names the file: the LEMS file, or a file of the SONATA circuit
     assert (c["file"] in lines[0]) if c["file"] else (str(d.resolve()) in lines[0]), lines[0]
     assert not (d / c["output"]).exists()
-    if c["file"] and c["code"] == 3:  # what run refuses in a model, validate refuses too
+    # what run refuses in a model, validate refuses too (a document of components is valid
+    # NeuroML: only running it needs a Simulation)
+    if c["file"] and c["code"] == 3 and name != "neuroml_not_lems":
         v = run_cli(["validate", c["file"]], cwd=d)
         assert v.returncode != 0 and "Traceback" not in v.stdout + v.stderr, v.stdout + v.stderr
