@@ -205,7 +205,8 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
         written.append(spath)
         # libsonata's name for replaying a SONATA spike file (bmtk calls it "sonata")
         inputs[f"{sid}_spikes"] = {"input_type": "spikes", "module": "synapse_replay", "node_set": node_set(sid),
-                                   "input_file": f"./inputs/{sid}_spikes.h5"}
+                                   "input_file": f"./inputs/{sid}_spikes.h5",  # bmtk's key, libsonata's next
+                                   "spike_file": f"./inputs/{sid}_spikes.h5", "delay": 0.0, "duration": tstop_s * 1e3}
     for inp in net.inputs:
         comp = inp.component
         if model.type_of(comp) not in ("pulseGenerator", "nestStepCurrent") or inp.seg is not None:

@@ -1110,7 +1110,9 @@ class SonataReader:
         src_pops = [p for p in target if p in self.net.sources]
         if not src_pops:
             raise ModelError(f"spike input node set '{inp.get('node_set')}' holds no virtual nodes")
-        f = self.path(inp.get("input_file"), self.sim_path.parent, "spike input file", self.sim_path)
+        # bmtk names it input_file, libsonata (synapse_replay) spike_file
+        f = self.path(inp.get("input_file", inp.get("spike_file")), self.sim_path.parent, "spike input file",
+                      self.sim_path)
         spikes: Dict[Optional[str], Tuple[np.ndarray, np.ndarray]] = {}
         if module in ("sonata", "h5", "hdf5", "synapse_replay"):  # (synapse_replay: libsonata's name)
             with open_h5(f) as h:

@@ -236,6 +236,16 @@ def test_nest_circuit_sonata_round_trip(tmp_path):
         assert len(f["spikes/net/node_ids"][()]) > 0
     with h5py.File(tmp_path / "b" / "network" / "nodes.h5") as f:
         assert set(f["nodes"]) == {"net", "ext"} and len(f["nodes/net/node_id"]) == 6
+    libsonata = pytest.importorskip("libsonata")
+    # what nmlsim wrote opens in libsonata: the virtual nodes' spike file, configs, the report
+    inp = libsonata.SpikeReader(str(tmp_path / "b" / "inputs" / "ext_spikes.h5"))
+    assert inp.get_population_names() == ["ext"] and len(inp["ext"].get()) > 0
+    sim = libsonata.SimulationConfig.from_file(str(tmp_path / "b" / "simulation_config.json"))
+    assert sim.list_report_names == {"membrane_potential"} and sim.input("ext_spikes").module.name == "synapse_replay"
+    circuit = libsonata.CircuitConfig.from_file(str(tmp_path / "b" / "circuit_config.json"))
+    assert circuit.node_populations == {"net", "ext"}
+    rep = libsonata.ElementReportReader(str(tmp_path / "b" / "out" / "membrane_potential.h5"))["net"]
+    assert rep.get_node_ids() == [0, 1, 5]
     # the report travels too: same node ids, same potentials
     with h5py.File(tmp_path / "a" / "out" / "membrane_potential.h5") as f, \
             h5py.File(tmp_path / "b" / "out" / "membrane_potential.h5") as g:
