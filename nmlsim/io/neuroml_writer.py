@@ -7,12 +7,14 @@ and written atomically.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from ..errors import ModelError
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
 from .results import _atomic_write
@@ -43,6 +45,12 @@ XSD_ORDER = ['include', 'extracellularProperties', 'intracellularProperties', 'm
 _RANK = {t: i for i, t in enumerate(XSD_ORDER)}
 
 
+def schema_element(c: Component) -> bool:
+    """Whether the NeuroML schema has a top-level element for ``c`` (not a LEMS ``<Component>``
+    of a user type)."""
+    return c.tag in _RANK and c.tag != "ComponentType"
+
+
 def schema_order(comps: List[Component]) -> List[Component]:
     """Stable sort into the schema's order; elements the schema does not name (LEMS
     <Component>s of user types) keep their relative order after the known ones."""
@@ -61,10 +69,21 @@ def _attrs(comp: Component) -> str:
     return (" " + " ".join(parts)) if parts else ""
 
 
+#: elements whose children the schema orders (a sequence, not a choice): the order
+_CHILD_ORDER = {"membraneProperties": (
+    "channelPopulation", "channelDensity", "channelDensityVShift", "channelDensityNernst", "channelDensityNernstCa2",
+    "channelDensityGHK", "channelDensityGHK2", "channelDensityNonUniform", "channelDensityNonUniformNernst",
+    "channelDensityNonUniformGHK", "spikeThresh", "specificCapacitance", "initMembPotential", "reversalPotential")}
+
+
 def component_xml(comp: Component, indent: str = "    ") -> str:
     if not comp.children:
         return f"{indent}<{comp.tag}{_attrs(comp)}/>\n"
-    inner = "".join(component_xml(c, indent + "    ") for c in comp.children)
+    kids = comp.children
+    order = _CHILD_ORDER.get(comp.tag)
+    if order:
+        kids = sorted(kids, key=lambda c: order.index(c.tag) if c.tag in order else len(order))
+    inner = "".join(component_xml(c, indent + "    ") for c in kids)
     return f"{indent}<{comp.tag}{_attrs(comp)}>\n{inner}{indent}</{comp.tag}>\n"
 
 
@@ -123,6 +142,78 @@ def user_type_xml(model: LemsModel, comps: Iterable[Component]) -> List[str]:
     return out
 
 
+#: NeuroML's slots for a component of a custom type (``<timeCourse type="myTau" .../>``) and the
+#: parameters the schema lets them carry (HHRate, HHVariable, HHTime)
+_SLOT_ATTRS = {"forwardRate": {"rate", "midpoint", "scale"}, "reverseRate": {"rate", "midpoint", "scale"},
+               "steadyState": {"rate", "midpoint", "scale"}, "timeCourse": {"rate", "midpoint", "scale", "tau"}}
+#: the schema's order of a ComponentType's elements
+_CT_ORDER = ("Property", "Parameter", "DerivedParameter", "Constant", "Exposure", "Requirement",
+             "InstanceRequirement", "Dynamics")
+
+
+def schema_valid_slots(model: LemsModel, comps: Iterable[Component]) -> Tuple[List[Component], List[str]]:
+    """``comps`` with every custom-typed slot that carries parameters the NeuroML schema does
+    not allow there (``<timeCourse type="tauTwoExpSum" tauMin=... scale2=...>``: HHTime has
+    only rate, midpoint, scale, tau) rewritten schema-valid: the slot gets a ComponentType of
+    its own, a copy of its type with those parameters as Constants of the slot's values, named
+    ``<type>_<ids of the elements above it>_<slot>``; returns the components (copies where
+    changed) and the new types' XML, for the same document. The equations are the type's."""
+    from lxml import etree
+    new_types: List[str] = []
+
+    def specialised(c: Component, t: str, owner: List[str]) -> Optional[Component]:
+        extra = {k: v for k, v in c.attrs.items() if k not in _SLOT_ATTRS[c.tag]}
+        ct = model.types.get(t)
+        if not extra or ct is None or not ct.xml:
+            return None
+        root = etree.fromstring(ct.xml)
+        params = {e.get("name"): e for e in root if e.tag == "Parameter"}
+        if not set(extra) <= set(params):
+            return None  # declared by a supertype: no copy of this type can fix it
+        name = "_".join([t] + owner + [c.tag])
+        root.set("name", name)
+        for k, v in extra.items():
+            e = params[k]
+            e.tag = "Constant"
+            e.set("value", v)
+        kids = sorted(root, key=lambda e: _CT_ORDER.index(e.tag) if e.tag in _CT_ORDER else len(_CT_ORDER))
+        for e in kids:
+            root.remove(e)
+            root.append(e)
+        etree.indent(root, space="    ")
+        new_types.append(etree.tostring(root, encoding="unicode"))
+        return replace(c, type_attr=name, type=None, attrs={k: v for k, v in c.attrs.items() if k not in extra})
+
+    def visit(c: Component, parent_type, owner: List[str]) -> Component:
+        try:
+            t = model.type_of(c, parent_type)
+        except ModelError:
+            return c
+        if c.tag in _SLOT_ATTRS and (c.type_attr or c.type) and not model.is_a(t, "baseHHRate") \
+                and not model.is_a(t, "baseHHVariable"):
+            spec = specialised(c, t, owner)
+            if spec is not None:
+                return spec
+        pt = model.resolved(t) if model.has_type(t) else None
+        kids = [visit(ch, pt, owner + [c.id] if c.id else owner) for ch in c.children]
+        if c.tag in ("ionChannel", "ionChannelHH") and len({k.tag for k in kids if k.tag in _GATE_KINDS}) > 1:
+            # the schema takes gates of one kind per channel; of several kinds, every gate is
+            # written <gate type="kind"> with its elements in that element's order
+            kids = [replace(k, tag="gate", type_attr=k.tag, type=None,
+                            children=sorted(k.children, key=lambda e: _GATE_ORDER.index(e.tag)
+                                            if e.tag in _GATE_ORDER else len(_GATE_ORDER)))
+                    if k.tag in _GATE_KINDS else k for k in kids]
+        return c if all(a is b for a, b in zip(kids, c.children)) else replace(c, children=kids)
+    out = [visit(c, None, []) for c in comps]
+    return out, new_types
+
+
+_GATE_KINDS = ("gateHHrates", "gateHHratesTau", "gateHHtauInf", "gateHHratesInf", "gateHHratesTauInf",
+               "gateHHInstantaneous", "gateFractional")
+#: the schema's order of the elements of a <gate type="..."> (GateHHUndetermined)
+_GATE_ORDER = ("notes", "q10Settings", "forwardRate", "reverseRate", "timeCourse", "steadyState", "subGate")
+
+
 def _attr_values(c: Component):
     for v in c.attrs.values():
         yield v
@@ -157,22 +248,25 @@ def write_nml_document(path, doc_id: str, comps: Iterable[Component], *, include
             fh.write(f"    <notes>{_escape(notes)}</notes>\n")
         for inc in includes:
             fh.write(f"    <include href={quoteattr(inc)}/>\n")
-        for x in type_xml:
-            fh.write("    " + x.strip() + "\n")
         for c in schema_order(list(comps)):
             fh.write(component_xml(c))
+        for x in type_xml:  # the schema's place for ComponentTypes: last
+            fh.write("".join("    " + line + "\n" for line in x.strip().splitlines()))
         fh.write("</neuroml>\n")
     _atomic_write(Path(path), w)
     return Path(path)
 
 
-def write_lems_document(path, comps: Iterable[Component], *, type_xml: Sequence[str] = (), comment: str = "") -> Path:
+def write_lems_document(path, comps: Iterable[Component], *, type_xml: Sequence[str] = (), comment: str = "",
+                        includes: Sequence[str] = ()) -> Path:
     """A LEMS file of type definitions and components (those the NeuroML schema does not
-    know); written atomically."""
+    know), including ``includes``; written atomically."""
     def w(fh):
         fh.write("<Lems>\n")
         if comment:
             fh.write(f"    <!-- {comment} -->\n")
+        for inc in includes:
+            fh.write(f"    <Include file={quoteattr(inc)}/>\n")
         for x in type_xml:
             fh.write("    " + x.strip() + "\n")
         for c in comps:
@@ -197,7 +291,7 @@ def write_network(net: Network, path, doc_id: Optional[str] = None, hdf5: bool =
     path = Path(path)
     roots = _roots(net)
     comps = referenced_components(model, roots)
-    custom = [c for c in comps if c.tag not in _RANK]
+    custom = [c for c in comps if not schema_element(c)]
     types = user_type_xml(model, comps)
     out = []
     if custom or types:
@@ -219,24 +313,33 @@ def _roots(net: Network) -> List[Component]:
 
 
 def write_network_nml(net: Network, path, doc_id: Optional[str] = None, skip=frozenset(),
-                      with_network: bool = True) -> Path:
+                      with_network: bool = True, includes: Sequence[str] = ()) -> Path:
     """Write ``net`` (components and structure) as one NeuroML document (components whose
-    ``id()`` is in ``skip`` are left to another file: see :func:`write_network`)."""
+    ``id()`` is in ``skip`` are left to another file, named in ``includes``: see
+    :func:`write_network`)."""
     from ..graph.transform import sources_as_spike_arrays
     net = sources_as_spike_arrays(net)
     model = net.model
     comps = [c for c in referenced_components(model, _roots(net)) if id(c) not in skip]
+    comps, slot_types = schema_valid_slots(model, comps)
     path = Path(path)
+
+    def end(fh):
+        for x in slot_types:  # the schema's place for ComponentTypes: last
+            fh.write("".join("    " + line + "\n" for line in x.strip().splitlines()))
+        fh.write("</neuroml>\n")
 
     def write(fh):
         fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
         fh.write(NEUROML_HEAD.format(id=quoteattr(doc_id or net.id)))
         if net.description:
             fh.write(f"    <notes>{_escape(net.description)}</notes>\n")
+        for inc in includes:
+            fh.write(f"    <include href={quoteattr(inc)}/>\n")
         for c in schema_order(comps):
             fh.write(component_xml(c))
         if not with_network:
-            fh.write("</neuroml>\n")
+            end(fh)
             return
         netc = net.component
         attrs = "".join(f" {k}={quoteattr(str(v))}" for k, v in netc.attrs.items())
@@ -290,7 +393,8 @@ def write_network_nml(net: Network, path, doc_id: Optional[str] = None, skip=fro
                 else:
                     fh.write(f'            <input id="{k}" target="{tgt}" destination="synapses"/>\n')
             fh.write("        </inputList>\n")
-        fh.write("    </network>\n</neuroml>\n")
+        fh.write("    </network>\n")
+        end(fh)
     _atomic_write(path, write)
     return path
 

@@ -28,16 +28,32 @@ import numpy as np
 from ..errors import ModelError
 from ..graph.network import Network
 from ..lems.model import Component, LemsModel
-from .neuroml_writer import referenced_components, user_type_xml, write_nml_document
+from .neuroml_writer import (referenced_components, schema_element, schema_valid_slots, user_type_xml,
+                             write_lems_document, write_nml_document)
 from .results import _atomic_h5, _atomic_write, write_sonata_spikes
 from .sonata_reader import LOCATION_COLUMNS
 
 
 
 # ------------------------------------------------------------------------------ writing
-def _write_component_doc(model: LemsModel, comp: Component, path: Path) -> None:
+def _write_component_doc(model: LemsModel, comp: Component, comp_dir: Path) -> str:
+    """``comp`` and what it references as an ``nml:`` template; returns the template's file
+    name. The components the NeuroML schema has elements for go into ``<id>.nml``, schema-valid
+    (jnml -validate passes it); when there are also components of LEMS types (a custom Ca pool,
+    a kinetic synapse) or user ComponentTypes, the template is ``<id>.xml``, a LEMS file with
+    those that includes ``<id>.nml`` (a NeuroML file may not include a LEMS file: jnml stops)."""
     comps = referenced_components(model, [comp])
-    write_nml_document(path, comp.id, comps, type_xml=user_type_xml(model, comps))
+    types = user_type_xml(model, comps)
+    comps, slot_types = schema_valid_slots(model, comps)
+    custom = [c for c in comps if not schema_element(c)]
+    plain = [c for c in comps if schema_element(c)]
+    if plain or slot_types:
+        write_nml_document(comp_dir / f"{comp.id}.nml", comp.id, plain, type_xml=slot_types)
+    if not (custom or types):
+        return f"{comp.id}.nml"
+    write_lems_document(comp_dir / f"{comp.id}.xml", custom, type_xml=types,
+                        includes=[f"{comp.id}.nml"] if plain or slot_types else ())
+    return f"{comp.id}.xml"
 
 
 def _csv(path: Path, header: List[str], rows: List[List]) -> None:
@@ -73,13 +89,14 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
     for sid, src in net.sources.items():
         idmap[sid] = (sid, np.arange(src.size))
     types: Dict[str, int] = {}
+    templates: Dict[str, str] = {}
     for p in net.populations.values():
         if p.component.id not in types:
             types[p.component.id] = len(types) + 100
-            _write_component_doc(model, p.component, comp_dir / f"{p.component.id}.nml")
+            templates[p.component.id] = _write_component_doc(model, p.component, comp_dir)
     def model_type(comp):
         return "biophysical" if model.is_a(model.type_of(comp), "cell") else "point_neuron"
-    node_rows = [[tid, model_type(model.components[cid]), f"nml:{cid}.nml", cid] for cid, tid in types.items()]
+    node_rows = [[tid, model_type(model.components[cid]), f"nml:{templates[cid]}", cid] for cid, tid in types.items()]
     virtual_tid = 1
     if net.sources:
         node_rows.append([virtual_tid, "virtual", "NULL", "virtual"])
@@ -116,13 +133,10 @@ def write_sonata(net: Network, outdir, *, tstop_s: float = 1.0, dt_s: float = 1e
     # column) and graded synapses (nmlsim's post_model_template column: the post side's
     # component; the pre side's is model_template)
     edge_rows = []
-    written_docs: Dict[str, bool] = {}
-
     def doc(comp):
-        if comp.id not in written_docs:
-            written_docs[comp.id] = True
-            _write_component_doc(model, comp, comp_dir / f"{comp.id}.nml")
-        return f"nml:{comp.id}.nml"
+        if comp.id not in templates:
+            templates[comp.id] = _write_component_doc(model, comp, comp_dir)
+        return f"nml:{templates[comp.id]}"
     all_edges = []  # (edge pop name, pre, post, pre_idx, post_idx, weight, delay s)
     used_names = set()
 

@@ -145,9 +145,12 @@ def channels() -> Dict[str, Component]:
             _tau2(3, 1, vsh - 27, 10, vsh - 102, -15), _sigmoid(vsh - 52, 7.4), _q10(PHI_P_RE)]),
         C("gateHHtauInf", "q", instances="1", children=[
             _tau2(85, 1, vsh - 48, 4, vsh - 407, -50), _sigmoid(vsh - 80, -5), _q10(PHI_Q)])])
+    # the calcium factor [Ca]/([Ca] + Kd) as an instantaneous gate (the schema has no place for a
+    # custom conductance scaling in an ionChannelHH); the product of the gates is the same
     out["CAN_IS2008"] = C("ionChannelHH", "CAN_IS2008", conductance="10pS", species="ca", children=[
-        C("conductanceScaling", type="caSaturationScaling", kd="0.2mM"),
-        C("gateHHtauInf", "p", instances="1", children=[_tau2(1.6, 2.7, -55, -15, -55, 15), _sigmoid(-43, 5.2)])])
+        C("gateHHtauInf", "p", instances="1", children=[_tau2(1.6, 2.7, -55, -15, -55, 15), _sigmoid(-43, 5.2)]),
+        C("gateHHInstantaneous", "ca", instances="1", children=[
+            C("steadyState", type="caSaturationVariable", kd="0.2mM")])])
     out["AHP_De1994"] = C("ionChannelHH", "AHP_De1994", conductance="10pS", species="k", children=[
         C("gateHHrates", "p", instances="2", children=[
             C("forwardRate", type="caSquareRate", rate="48per_ms"),
@@ -156,9 +159,20 @@ def channels() -> Dict[str, Component]:
     out["Ih_HM1992"] = C("ionChannelHH", "Ih_HM1992", conductance="10pS", children=[
         C("gateHHtauInf", "p", instances="1", children=[
             _tau2(0, 1, -14.59 / 0.086, -1 / 0.086, 1.87 / 0.0701, 1 / 0.0701), _sigmoid(-75, -5.5)])])
-    out["KLeak"] = C("ionChannelPassive", "KLeak", conductance="10pS", species="k")
-    out["Leak"] = C("ionChannelPassive", "Leak", conductance="10pS")
+    out["KLeak"] = C("ionChannel", "KLeak", type="ionChannelPassive", conductance="10pS", species="k")
+    out["Leak"] = C("ionChannel", "Leak", type="ionChannelPassive", conductance="10pS")
     return out
+
+
+def _write_channel(outdir: Path, cid: str, ch: Component) -> Path:
+    """``<cid>.channel.nml``, schema-valid: gate forms of ThalamusTypes.xml whose parameters
+    NeuroML's slots cannot carry get a copy of their type with those values as constants,
+    defined in the same file."""
+    from ..io.neuroml_writer import schema_valid_slots, write_nml_document
+    (ch,), types = schema_valid_slots(model_with_types(), [ch])
+    return write_nml_document(outdir / f"{cid}.channel.nml", cid, [ch], type_xml=types,
+                              notes=f"Channel {cid} of the thalamic model (nmlsim.library.thalamus); custom gate "
+                                    f"forms are defined in {TYPES_FILE.name} (or below, with their values)")
 
 
 def ca_pool(cell_type: str) -> Component:
@@ -192,6 +206,9 @@ def cell(cell_type: str, state: str, *, kinds: Optional[Sequence[str]] = None, k
                       erev="-90mV", ion="k"))
     dens.append(C("channelDensity", "Leak_all", ionChannel="Leak", condDensity="0.0075mS_per_cm2",
                   erev=f"{LEAK[cell_type]:g}mV", ion="non_specific"))
+    # the schema's order: every channelDensity before the channelDensityNernsts (so the model
+    # built here sums its currents in the order a reader of the written file does)
+    dens.sort(key=lambda c: c.tag == "channelDensityNernst")
     return C("cell", cid or f"{cell_type}_{state}", children=[
         C("morphology", "morph", children=[
             C("segment", "0", name="soma", children=[
@@ -360,9 +377,7 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
         shutil.copyfile(TYPES_FILE, outdir / TYPES_FILE.name)
         written.append(outdir / TYPES_FILE.name)
         for cid, ch in chans.items():
-            written.append(write_nml_document(outdir / f"{cid}.channel.nml", cid, [ch],
-                                              notes=f"Channel {cid} of the thalamic model (nmlsim.library.thalamus); "
-                                                    f"custom gate forms are defined in {TYPES_FILE.name}"))
+            written.append(_write_channel(outdir, cid, ch))
         written.append(write_lems_document(outdir / "Thalamus_components.xml", custom, comment=COMPONENTS_COMMENT))
     for state in states:
         net = build(state, seed, tc_gap_junctions=tc_gap_junctions, std=std)
@@ -374,7 +389,8 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
                                        notes=f"The four cell types in the {state} state (K leak of spec section 9)")
             skip = {id(c) for c in cells} | {id(net.model.components[c]) for c in chans}
             skip |= {id(net.model.components[c.id]) for c in custom}
-            nfile = write_network_nml(net, outdir / f"thalamus_{state}.net.nml", skip=skip)
+            nfile = write_network_nml(net, outdir / f"thalamus_{state}.net.nml", skip=skip,
+                                      includes=[cfile.name])  # (LEMS files in a NeuroML include stop jnml)
             events = {f"results/thalamus_{state}_{pid}.spikes": [f"{pid}/{i}/{p.component.id}" for i in range(p.size)]
                       for pid, p in net.populations.items()}
             traces = {f"results/thalamus_{state}_{pid}_v.dat":
@@ -429,9 +445,9 @@ def channel_test(channel_id: str, outdir, *, length_ms: float = 300.0, step_ms: 
     outdir.mkdir(parents=True, exist_ok=True)
     cell_type, kind, g = _test_density(channel_id)
     base = cell(cell_type, "alpha", kinds=[kind], k_leak=g if kind == "KLeak" else 0.0, cid=f"test_{channel_id}")
-    files = [write_nml_document(outdir / f"{channel_id}.channel.nml", channel_id, [chans[channel_id]])]
+    files = [_write_channel(outdir, channel_id, chans[channel_id])]
     if channel_id != "Leak":
-        files.append(write_nml_document(outdir / "Leak.channel.nml", "Leak", [chans["Leak"]]))
+        files.append(_write_channel(outdir, "Leak", chans["Leak"]))
     shutil.copyfile(TYPES_FILE, outdir / TYPES_FILE.name)
     write_lems_document(outdir / "Thalamus_components.xml", [ca_pool(t) for t in ("HTC", "RE")],
                         comment=COMPONENTS_COMMENT)
