@@ -325,7 +325,6 @@ class Group:
     def gather(self, chain: List[Link], key: str) -> str:
         """A synthetic variable of this group holding ``key`` of the group at the end of ``chain``."""
         idx = None
-        n = self.n
         src = self
         for link in chain:
             li = link.idx if link.idx is not None else np.zeros(src.n, dtype=np.int64)
@@ -388,7 +387,7 @@ class Group:
             m = _SEG.match(seg)
             if not m:
                 raise ModelError(f"cannot understand select path '{path}'", **node.where())
-            name, sel, fkey, fval = m.group(1), m.group(2), m.group(3), m.group(4)
+            name, fkey, fval = m.group(1), m.group(3), m.group(4)
             nxt = []
             for g, nd, chain in pos:
                 if name in nd.child:

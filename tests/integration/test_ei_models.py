@@ -1,7 +1,5 @@
 """The E-I benchmark models: builders, NeuroML export and re-import, SONATA spikes."""
-import subprocess
 from pathlib import Path
-import sys
 
 import h5py
 import numpy as np

@@ -1,5 +1,4 @@
 """Reproducibility and interrupted runs."""
-import os
 import signal
 import subprocess
 import sys

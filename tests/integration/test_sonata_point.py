@@ -199,7 +199,7 @@ def test_nest_circuit_converts_to_neuroml_and_runs_the_same(tmp_path):
     p = run_cli(["run", cfg, "--method", "euler", "-q"])
     assert p.returncode == 0, p.stderr
     with h5py.File(tmp_path / "son" / "out" / "spikes.h5") as f:
-        ids, ts = f["spikes/net/node_ids"][()], f["spikes/net/timestamps"][()]
+        ts = f["spikes/net/timestamps"][()]
     p = run_cli(["convert", cfg, tmp_path / "nml", "--to", "neuroml"])
     assert p.returncode == 0, p.stderr
     p = run_cli(["validate", tmp_path / "nml" / "sonata_network.net.nml"])

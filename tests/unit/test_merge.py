@@ -1,6 +1,5 @@
 """Linear synapses merged per post cell give the same results as one instance per connection."""
 import numpy as np
-import pytest
 
 from nmlsim import api
 from nmlsim.compile.build import build_groups

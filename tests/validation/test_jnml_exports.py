@@ -1,5 +1,4 @@
 """Exported models re-run by the reference tool (jNeuroML); skipped without pyNeuroML/Java."""
-import shutil
 import subprocess
 from pathlib import Path
 
