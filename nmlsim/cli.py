@@ -154,14 +154,27 @@ def cmd_info(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .io.validate import validate_file
-    problems = validate_file(args.file, include_root=args.include_root)
-    for p in problems:
-        print(p)
-    if problems:
-        return 3
-    print(f"{args.file}: valid")
-    return 0
+    """Each file: its problems, one line each, then a summary line with the schema's verdict
+    and the model's apart (as jnml reports "Valid against schema" and its tests apart)."""
+    from .io.validate import validate
+    bad = 0
+    for f in args.files:
+        v = validate(f, include_root=args.include_root, includes=args.includes)
+        for p in v.schema + v.model:
+            print(p)
+        if v.ok:
+            print(f"{f}: valid")
+            continue
+        bad += 1
+        if v.schema or v.model:
+            def verdict(x):
+                return "valid" if not x else f"{len(x)} problem{'s' * (len(x) > 1)}"
+            schema = f"schema: {verdict(v.schema)}; " if not str(f).endswith(".json") else (
+                f"schema (templates): {verdict(v.schema)}; " if v.schema else "")
+            print(f"{f}: {schema}model: {verdict(v.model) if v.model_checked else 'not checked'}")
+    if len(args.files) > 1:
+        print(f"validated {len(args.files)} files: {len(args.files) - bad} valid, {bad} not")
+    return 3 if bad else 0
 
 
 def cmd_plot(args) -> int:
@@ -232,8 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", help="LEMS simulation file or SONATA simulation config (.json)")
     i.add_argument("--include-root", default=None, help="folder that includes may not leave (default: three levels above the file)")
     i.set_defaults(fn=cmd_info)
-    v = sub.add_parser("validate", help="check a NeuroML/LEMS file against the XSD and semantically")
-    v.add_argument("file", help="NeuroML (.nml) or LEMS (.xml) file")
+    v = sub.add_parser("validate", help="check NeuroML/LEMS files (or SONATA configs) against the XSD and "
+                                         "as a model, reported apart")
+    v.add_argument("files", nargs="+", metavar="file",
+                   help="NeuroML (.nml), LEMS (.xml) or SONATA (.json) files; the schema checks the named "
+                        "file, the model check takes in everything it includes")
+    v.add_argument("--includes", action="store_true",
+                   help="check the NeuroML files it includes against the schema too (jnml does not: included "
+                        "files may use LEMS-extended elements)")
     v.add_argument("--include-root", default=None, help="folder that includes may not leave (default: three levels above the file)")
     v.set_defaults(fn=cmd_validate)
     cv = sub.add_parser("convert", help="convert a LEMS/NeuroML network to SONATA, or a SONATA circuit to NeuroML+LEMS")
@@ -326,7 +345,7 @@ def main(argv=None) -> int:
         if len(argv) == 1:
             print("nmlsim: error: -validate needs the files to check", file=sys.stderr)
             return 2
-        return 3 if sum(main(["validate", f]) != 0 for f in argv[1:]) else 0
+        argv = ["validate"] + argv[1:]
     args = build_parser().parse_args(argv)
     if getattr(args, "duration", None) is not None and args.command == "run":
         raw = argv[argv.index("--duration") + 1] if "--duration" in argv else None
@@ -351,7 +370,7 @@ def main(argv=None) -> int:
             return EXIT_INTERRUPTED
         if os.environ.get("NMLSIM_DEBUG"):
             raise
-        where = getattr(args, "file", "")
+        where = getattr(args, "file", None) or " ".join(map(str, getattr(args, "files", ())))
         print(f"nmlsim: internal error while processing {where}: {type(e).__name__}: {e} "
               f"(set NMLSIM_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
         return 70

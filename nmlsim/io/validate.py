@@ -6,6 +6,7 @@ expression and select path is resolved and every group compiled — without simu
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
@@ -50,8 +51,41 @@ def xsd_problems(path) -> List[str]:
     return out
 
 
-def validate_file(path, include_root=None) -> List[str]:
-    """All problems found in ``path`` and the NeuroML files it includes (empty: valid)."""
+@dataclass
+class Validation:
+    """What ``nmlsim validate`` found in one file: ``schema``, the NeuroML XSD's complaints
+    about the named file (and with ``includes`` about the NeuroML files it includes); ``model``,
+    what loading it the way ``run`` does finds (references, units, expressions, recordings)."""
+    path: str
+    schema: List[str] = field(default_factory=list)
+    model: List[str] = field(default_factory=list)
+    #: False when the file could not be read at all (the schema line says why)
+    model_checked: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.schema and not self.model
+
+
+def validate(path, include_root=None, includes: bool = False) -> Validation:
+    """Check ``path`` as jnml -validate does — the schema for the named file only (included
+    files may use LEMS-extended elements, as OSB models do), then the model as a whole —
+    reporting the two apart; ``includes`` checks included NeuroML files against the schema too."""
+    v = Validation(str(path))
+    if Path(path).suffix.lower() != ".json":
+        try:
+            v.schema = xsd_problems(path)
+        except NmlsimError as e:  # missing, unreadable, not XML: nothing more to check
+            v.schema, v.model_checked = [str(e)], False
+            return v
+    for p in validate_file(path, include_root, includes=includes, named=False):
+        (v.schema if ": schema: " in p else v.model).append(p)
+    return v
+
+
+def validate_file(path, include_root=None, includes: bool = True, named: bool = True) -> List[str]:
+    """All problems found in ``path`` (empty: valid): the schema's (of the named file, and of
+    the NeuroML files it includes when ``includes``) and the model's."""
     from ..compile.build import build_groups
     from ..compile.codegen import Program
     from ..engine.paths import resolve_outputs
@@ -61,7 +95,7 @@ def validate_file(path, include_root=None) -> List[str]:
 
     problems: List[str] = []
     if Path(path).suffix.lower() == ".json":  # a SONATA config: read and build it, as `run` would
-        return sonata_problems(path, include_root)
+        return sonata_problems(path, include_root, includes)
     # nmlsim writes the components of non-NeuroML types beside a network document, in
     # <stem>.types.xml (see neuroml_writer.write_network): check references against it
     path = Path(path)
@@ -72,8 +106,10 @@ def validate_file(path, include_root=None) -> List[str]:
     except NmlsimError as e:
         return [str(e)]
     core = os.path.realpath(Path(__file__).resolve().parent.parent / "coretypes")
+    here = os.path.realpath(path)
     for f in model.files:
-        if not os.path.realpath(f).startswith(core) and not f.endswith((".h5", ".hdf5")):
+        if (includes or (named and os.path.realpath(f) == here)) and not os.path.realpath(f).startswith(core) \
+                and not f.endswith((".h5", ".hdf5")):
             problems.extend(xsd_problems(f))  # (HDF5 networks are checked by reading them)
     try:
         sims = [c for c in model.components.values() if c.tag == "Simulation" or c.type == "Simulation"]
@@ -98,10 +134,10 @@ def validate_file(path, include_root=None) -> List[str]:
     return problems
 
 
-def sonata_problems(path, include_root=None) -> List[str]:
+def sonata_problems(path, include_root=None, includes: bool = True) -> List[str]:
     """Problems of a SONATA circuit/simulation config: every file it names read, every cell
-    (SWC morphologies included) lowered and every group compiled, without simulating; the
-    NeuroML templates it loads are checked against the schema too."""
+    (SWC morphologies included) lowered and every group compiled, without simulating; with
+    ``includes`` the NeuroML templates it loads are checked against the schema too."""
     from ..compile.build import build_groups
     from ..compile.codegen import Program
     from .sonata_reader import SonataReader
@@ -113,7 +149,7 @@ def sonata_problems(path, include_root=None) -> List[str]:
         return [str(e)]
     problems: List[str] = []
     core = os.path.realpath(Path(__file__).resolve().parent.parent)
-    for f in reader.model.files:
+    for f in reader.model.files if includes else ():
         if not os.path.realpath(f).startswith(core) and f.endswith(".nml"):
             problems.extend(xsd_problems(f))
     return problems

@@ -44,12 +44,17 @@ def test_first_50ms_match_bionet(tmp_path):
 
 
 def test_validate_reads_the_circuit_and_checks_templates_against_the_schema():
+    # the circuit and its templates make a valid model (the templates are what the config
+    # includes: as jnml, the schema is not applied to them unless asked)
     p = run_cli(["validate", "config.json"], cwd=CASE, timeout=600)
-    # the Allen templates carry <concentrationModel type="CaDynamics">, which the NeuroML schema
-    # does not know: reported, one line per template; nothing else is wrong
+    assert p.returncode == 0 and p.stdout.strip() == "config.json: valid", p.stdout + p.stderr
+    # --includes: the Allen templates carry <concentrationModel type="CaDynamics">, which the
+    # NeuroML schema does not know: one line per template, then the verdict
+    p = run_cli(["validate", "config.json", "--includes"], cwd=CASE, timeout=600)
     lines = p.stdout.strip().splitlines()
-    assert p.returncode == 3 and len(lines) == 5, p.stdout + p.stderr
-    assert all("schema" in ln and "concentrationModel" in ln for ln in lines)
+    assert p.returncode == 3 and len(lines) == 6, p.stdout + p.stderr
+    assert all("schema" in ln and "concentrationModel" in ln for ln in lines[:5])
+    assert lines[5] == "config.json: schema (templates): 5 problems; model: valid"
 
 
 def test_malformed_swc_is_one_line_naming_file_and_line(tmp_path):
