@@ -160,7 +160,7 @@ def cmd_validate(args) -> int:
     bad = 0
     for f in args.files:
         v = validate(f, include_root=args.include_root, includes=args.includes)
-        for p in v.schema + v.model:
+        for p in v.schema + v.model + v.warnings:
             print(p)
         if v.ok:
             print(f"{f}: valid")

@@ -7,6 +7,7 @@ and written atomically.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -139,7 +140,17 @@ def user_type_xml(model: LemsModel, comps: Iterable[Component]) -> List[str]:
 
     for c in comps:
         visit(c)
-    return out
+    # the model's own <Dimension>s those types use (the core's are known everywhere)
+    from ..units import _BASE, default_registry
+    core = default_registry().dimensions
+    used = sorted({d for x in out for d in re.findall(r'dimension="([^"]+)"', x)} - set(core))
+    dims = []
+    for name in used:
+        exps = model.units.dimensions.get(name)
+        if exps is not None:
+            attrs = "".join(f' {b}="{e}"' for b, e in zip(_BASE, exps) if e)
+            dims.append(f'<Dimension name={quoteattr(name)}{attrs}/>')
+    return dims + out
 
 
 #: NeuroML's slots for a component of a custom type (``<timeCourse type="myTau" .../>``) and the

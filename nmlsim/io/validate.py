@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from lxml import etree
 
 from ..errors import NmlsimError
+from ..lems.dimensions import check_model
 from .xmlsafe import local, parse_xml
 
 _SCHEMA_CACHE = {}
@@ -61,6 +62,9 @@ class Validation:
     model: List[str] = field(default_factory=list)
     #: False when the file could not be read at all (the schema line says why)
     model_checked: bool = True
+    #: what jLEMS lets pass but is inconsistent (a DerivedVariable of another dimension than
+    #: declared): printed, not a failure
+    warnings: List[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -78,12 +82,13 @@ def validate(path, include_root=None, includes: bool = False) -> Validation:
         except NmlsimError as e:  # missing, unreadable, not XML: nothing more to check
             v.schema, v.model_checked = [str(e)], False
             return v
-    for p in validate_file(path, include_root, includes=includes, named=False):
+    for p in validate_file(path, include_root, includes=includes, named=False, warnings=v.warnings):
         (v.schema if ": schema: " in p else v.model).append(p)
     return v
 
 
-def validate_file(path, include_root=None, includes: bool = True, named: bool = True) -> List[str]:
+def validate_file(path, include_root=None, includes: bool = True, named: bool = True,
+                  warnings: Optional[List[str]] = None) -> List[str]:
     """All problems found in ``path`` (empty: valid): the schema's (of the named file, and of
     the NeuroML files it includes when ``includes``) and the model's."""
     from ..compile.build import build_groups
@@ -106,6 +111,14 @@ def validate_file(path, include_root=None, includes: bool = True, named: bool = 
     except NmlsimError as e:
         return [str(e)]
     core = os.path.realpath(Path(__file__).resolve().parent.parent / "coretypes")
+    # every expression of every user ComponentType, as jLEMS checks them (the core types'
+    # own inconsistencies, which jLEMS lets pass, are not the model's)
+    users = [n for n, t in model.types.items() if not (t.file and os.path.realpath(t.file).startswith(core))]
+    for e in check_model(model, users, warnings=warnings is not None):
+        if getattr(e, "warning", False):
+            warnings.append(f"warning: {e}")
+        else:
+            problems.append(str(e))
     here = os.path.realpath(path)
     for f in model.files:
         if (includes or (named and os.path.realpath(f) == here)) and not os.path.realpath(f).startswith(core) \
