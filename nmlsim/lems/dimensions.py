@@ -27,6 +27,7 @@ is never reported: the check only says what it can prove.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from typing import Iterator, List, Optional, Tuple
 
@@ -279,8 +280,8 @@ def check_model(model: LemsModel, types: Optional[List[str]] = None, warnings: b
             ct = model.resolved(name)
         except ModelError:
             continue
-        if declared.dynamics is None:
-            ct.dynamics = None  # (jLEMS checks the Dynamics a type declares itself)
+        if declared.dynamics is None:  # (jLEMS checks the Dynamics a type declares itself;
+            ct = replace(ct, dynamics=None)  # the resolved type is the model's: not changed)
         for error, what, text, detail in checker.problems(ct):
             if not (error or warnings):
                 continue

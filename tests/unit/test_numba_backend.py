@@ -55,11 +55,12 @@ def test_random_in_event_handlers_runs_random_in_equations_refused(lems_file):
         assert np.array_equal(a[pop][0], b[pop][0]) and np.allclose(a[pop][1], b[pop][1], rtol=0, atol=1e-12)
     path = lems_file("""
     <ComponentType name="jitter" extends="baseCellMembPot">
-        <Constant name="RATE" dimension="none" value="1"/>
+        <Constant name="VOLT" dimension="voltage" value="1V"/>
+        <Constant name="SEC" dimension="time" value="1s"/>
         <Dynamics>
             <StateVariable name="v" dimension="voltage" exposure="v"/>
             <DerivedVariable name="noise" dimension="none" value="random(1)"/>
-            <TimeDerivative variable="v" value="noise * RATE"/>
+            <TimeDerivative variable="v" value="noise * VOLT / SEC"/>
         </Dynamics>
     </ComponentType>
     <jitter id="j"/>
@@ -136,10 +137,11 @@ def test_compiled_loop_reports_non_finite_state(lems_file):
     path = lems_file("""
     <ComponentType name="runaway" extends="baseCellMembPot">
         <Parameter name="k" dimension="per_time"/>
+        <Constant name="VOLT" dimension="voltage" value="1V"/>
         <Dynamics>
             <StateVariable name="v" dimension="voltage" exposure="v"/>
-            <OnStart><StateAssignment variable="v" value="1"/></OnStart>
-            <TimeDerivative variable="v" value="k * v * v"/>
+            <OnStart><StateAssignment variable="v" value="VOLT"/></OnStart>
+            <TimeDerivative variable="v" value="k * v * v / VOLT"/>
         </Dynamics>
     </ComponentType>
     <runaway id="r" k="1e9 per_s"/>
