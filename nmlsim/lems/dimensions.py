@@ -133,6 +133,9 @@ class Checker:
             if op == "+":
                 return self._same(a, b, env, "add")
             if op == "-":
+                da, db = self.of(a, env), self.of(b, env)
+                if da is ANY and db is not None and _is_dimensionless(db):
+                    return ANY  # jLEMS keeps the zero's "any" (0 - k, and a zero DV minus k)
                 return self._same(a, b, env, "subtract")
             da, db = self.of(a, env), self.of(b, env)
             if op in "*/":
@@ -194,7 +197,15 @@ class Checker:
                 env[n] = self.dim(d)
             for dv in list(dyn.derived) + [dv for r in dyn.regimes for dv in r.derived]:
                 env[dv.name] = self.dim(dv.dimension)
-            for dv in dyn.derived:  # a ConditionalDerivedVariable has its first Case's dimension (jLEMS)
+            for dv in dyn.derived:
+                if dv.value is not None and dv.dimension in (None, "none"):
+                    # (jLEMS: a DerivedVariable without a dimension has its value's: 0 is "any")
+                    try:
+                        if self.of(E.parse(dv.value), env) is ANY:
+                            env[dv.name] = ANY
+                    except (ModelError, _Mismatch):
+                        pass
+                # a ConditionalDerivedVariable has its first Case's dimension (jLEMS)
                 if dv.cases:
                     try:
                         d = self.of(E.parse(dv.cases[0][1]), env)

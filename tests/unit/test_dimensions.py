@@ -32,6 +32,9 @@ def test_node_rules(checker):
     assert _dim(checker, "v .gt. 0", v="voltage") == checker.dim("none")  # 0 compares with anything
     assert _dim(checker, "tau ^ 2", tau="time") == tuple(2 * x for x in T)
     assert _dim(checker, "-k / 150", k="none") is ANY  # jLEMS: 0 - (k / 150)
+    # a zero-valued quantity minus a dimensionless one stays "any" (PinskyRinzel's NMDA channel:
+    # dSi/dt = numCellsWithVover10 - Si/150 with numCellsWithVover10 = 0 runs in jnml 0.14)
+    assert _dim(checker, "z - s / 150", z="*", s="none") is ANY
     with pytest.raises(_Mismatch, match="cannot subtract voltage and none"):
         _dim(checker, "1 - v", v="voltage")
     with pytest.raises(_Mismatch, match="compares voltage with none"):
