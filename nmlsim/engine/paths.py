@@ -30,6 +30,10 @@ def resolve_cell(built: Built, parts: List[str], q: str) -> Tuple[Group, int, Li
     net = built.net
     if parts and parts[0] == net.id and parts[0] not in net.populations and len(parts) > 1:
         parts = parts[1:]
+    if net.bare is not None and not (parts and (_BRACKET.match(parts[0]) or parts[0] in net.populations
+                                                 and len(parts) > 1 and parts[1].isdigit())):
+        # a bare target's paths are its own ("v", "gate/q"); the target itself: "" or its id
+        parts = [f"{net.bare}[0]"] + (parts[1:] if parts[:1] == [net.bare] else parts)
     if not parts:
         raise ModelError(f"empty quantity path '{q}'")
     m = _BRACKET.match(parts[0])

@@ -145,6 +145,9 @@ class Network:
     root: Optional[Component] = None  # the simulation target (network itself or a tissue around it)
     root_path: List[str] = field(default_factory=list)  # network's path inside root
     description: str = ""
+    #: the simulation target was one component, not a network (jLEMS runs it as it is): the id
+    #: of the one-instance population standing for it, whose paths ("v") are the target's
+    bare: Optional[str] = None
 
     def population(self, pid: str, *, where=None) -> Population:
         p = self.populations.get(pid)

@@ -65,8 +65,19 @@ def _f(model: LemsModel, comp: Component, name: str, default=None, dim=None):
 
 
 def build_network(model: LemsModel, target: Component) -> Network:
-    """Build the graph of the network found in the simulation ``target``."""
-    netc, path = find_network(model, target)
+    """Build the graph of the network found in the simulation ``target``; a target that is one
+    component with dynamics (a cell, as jLEMS runs it) is a network of one population of one."""
+    try:
+        netc, path = find_network(model, target)
+    except ModelError:
+        if not _has_dynamics(model, target):
+            raise
+        netc = Component(tag="network", id=f"{target.id}__network", file=target.file, line=target.line,
+                         children=[Component(tag="population", id=target.id, file=target.file, line=target.line,
+                                             attrs={"component": target.id, "size": "1"})])
+        net = Network(id=netc.id, component=netc, model=model, root=netc, bare=target.id)
+        _population(model, net, netc.children[0], "population")
+        return net
     net = Network(id=netc.id or "network", component=netc, model=model, root=target, root_path=path)
     for c in netc.children:
         t = model.type_of(c)
@@ -99,6 +110,14 @@ def build_network(model: LemsModel, target: Component) -> Network:
         elif model.is_a(t, "explicitConnection"):
             _synaptic_connection(model, net, c, t)
     return net
+
+
+def _has_dynamics(model: LemsModel, c: Component) -> bool:
+    try:
+        ct = model.resolved(model.type_of(c))
+    except ModelError:
+        return False
+    return ct.dynamics is not None
 
 
 def _population(model: LemsModel, net: Network, c: Component, t: str) -> None:
