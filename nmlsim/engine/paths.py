@@ -145,9 +145,14 @@ def resolve_outputs(built: Built, spec, path):
                 g, idx, rest = resolve_cell(built, _split(s.select or ""), s.select)
             except ModelError as e:
                 raise e.located(file=path, element=f"EventSelection id='{s.id}'") from None
+            if rest and g is not built.root and len(rest) == 1:
+                # an input or synapse on the cell: izhPop/4/RS/poissonFiringSyn (its own events)
+                att = _attachment(built, g, idx, rest[0])
+                if att is not None:
+                    (g, idx), rest = att, []
             if rest:
-                raise ModelError(f"EventSelection '{s.select}' must name a cell", file=path,
-                                 element=f"EventSelection id='{s.id}'")
+                raise ModelError(f"EventSelection '{s.select}' must name a cell, or an input or synapse "
+                                 "on one", file=path, element=f"EventSelection id='{s.id}'")
             sels.append((s.id, g, s.port, idx))
         events.append((ef, sels))
     return traces, events

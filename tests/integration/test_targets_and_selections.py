@@ -1,5 +1,5 @@
-"""A Simulation whose target is one cell, not a network (jLEMS runs it; OSB tests use it):
-nmlsim runs it as a network of one, with the cell's own paths ("v")."""
+"""Simulation targets and selections as jLEMS takes them: a Simulation whose target is one cell, not a
+network (nmlsim runs it as a network of one, with the cell's own paths), and EventSelections of inputs on cells."""
 import numpy as np
 import pytest
 
@@ -34,3 +34,24 @@ def test_a_target_without_dynamics_or_network_is_refused(tmp_path):
                    '<Simulation id="sim1" length="1ms" step="0.01ms" target="thing"/>')
     p = run_cli(["run", f, "-q"], cwd=tmp_path)
     assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_event_selection_of_an_input_on_a_cell(tmp_path):
+    """EventSelection of an input attached to a cell (StochasticityShowcase's
+    izhPop/4/RS/poissonFiringSyn): the input's own spikes, at its rate."""
+    body = (CELL + '<expOneSynapse id="syn" gbase="1nS" erev="0mV" tauDecay="2ms"/>'
+            '<poissonFiringSynapse id="pfs" averageRate="50 Hz" synapse="syn" spikeTarget="./syn"/>'
+            '<network id="net"><population id="pop" component="izh" type="populationList" size="2">'
+            '<instance id="0"><location x="0" y="0" z="0"/></instance>'
+            '<instance id="1"><location x="1" y="0" z="0"/></instance></population>'
+            '<explicitInput target="pop/1/izh" input="pfs" destination="synapses"/></network>')
+    f = write_lems(tmp_path / "LEMS_sel.xml", body,
+                   '<Simulation id="sim1" length="2s" step="0.05ms" target="net" seed="3">'
+                   '<EventOutputFile id="e" fileName="pfs.spikes" format="ID_TIME">'
+                   '<EventSelection id="7" select="pop/1/izh/pfs" eventPort="spike"/></EventOutputFile></Simulation>')
+    p = run_cli(["run", f, "-q"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    ev = np.loadtxt(tmp_path / "pfs.spikes", ndmin=2)
+    assert set(ev[:, 0]) == {7} and 70 < len(ev) < 130  # 50 Hz for 2 s: 100 +- 3 SD
+    p = run_cli(["validate", f], cwd=tmp_path)
+    assert p.returncode == 0, p.stdout
