@@ -414,6 +414,7 @@ def _allow_noalias():
 
 
 _LOOP = re.compile(r"^    for i in range\((?:(\d+), )?(\d+)\):$")
+_LOCAL = re.compile(r"^    [A-Za-z_]\w* = ")  # a kernel's own local variable (top level)
 
 
 def _blocks(lines: List[str]) -> List[Tuple[str, List[str]]]:
@@ -597,7 +598,9 @@ class NumbaKernels:
         for kname, body in (("_derived", lines_d), ("_step", lines_s), ("_step2", lines_s2), ("_derived2", lines_d2)):
             if body is None:
                 continue
-            pieces = (_split_body(body, PART_LINES) if self.table and f"{kname}(" not in calls else [body])
+            # (nor is a body with locals of its own, RK4's stage arrays: a part would not see them)
+            whole = f"{kname}(" in calls or any(_LOCAL.match(ln) for ln in body)
+            pieces = _split_body(body, PART_LINES) if self.table and not whole else [body]
             self._parts[kname] = [kname] if len(pieces) == 1 else [f"{kname}__{k}" for k in range(len(pieces))]
             for fname, piece in zip(self._parts[kname], pieces):
                 src += [f"def {fname}({args}):"] + (piece or ["    pass"])

@@ -173,6 +173,23 @@ def test_table_mode_for_large_kernels(monkeypatch):
         assert np.array_equal(a[pop][0], b[pop][0]) and np.array_equal(a[pop][1], b[pop][1])
 
 
+@pytest.mark.parametrize("method", ["rk4", "euler", "exp_euler"])
+def test_table_mode_split_into_parts_each_method(monkeypatch, method):
+    """Table-mode kernels cut into parts of a few lines (as the thalamus's are): every
+    integrator gives the NumPy backend's spikes (RK4's step holds its own stage arrays and must
+    stay whole: split, bmtk_point_450glifs failed with "name '_ka0' is not defined")."""
+    import nmlsim.compile.numba_backend as nb
+    monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
+    monkeypatch.setattr(nb, "PART_LINES", 4)
+    net = build("coba_lif", size=120, seed=4)
+    a, _ = api.simulate_network(net, 0.03, 1e-4, seed=3, method=method)
+    b, sim = api.simulate_network(net, 0.03, 1e-4, seed=3, method=method, backend="numba")
+    assert sim.kernels.table
+    for pop in a:
+        assert len(a[pop][0]) > 0
+        assert np.array_equal(a[pop][0], b[pop][0]) and np.array_equal(a[pop][1], b[pop][1])
+
+
 def test_vectorisable_exp_within_an_ulp_of_libm():
     """The kernels' exp and expm1 (polynomials that vectorise) against NumPy's libm calls:
     exp within 1 ulp (subnormal results too), expm1 within 2, special values as IEEE has them."""
