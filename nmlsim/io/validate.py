@@ -79,6 +79,10 @@ def validate(path, include_root=None, includes: bool = False) -> Validation:
     if Path(path).suffix.lower() != ".json":
         try:
             v.schema = xsd_problems(path)
+            if not v.schema and Path(path).suffix.lower() == ".nml" and local(parse_xml(path).tag) != "neuroml":
+                # (jnml too: a .nml document is NeuroML; LEMS files are .xml)
+                v.schema = [f"{path}:1: schema: the root element is <{local(parse_xml(path).tag)}>, "
+                            "not <neuroml> (a LEMS file in a .nml file)"]
         except NmlsimError as e:  # missing, unreadable, not XML: nothing more to check
             v.schema, v.model_checked = [str(e)], False
             return v

@@ -51,3 +51,10 @@ def test_several_files_and_a_semantic_problem(tmp_path):
     assert "unknown component 'nothere'" in out[1] and out[2] == "net.nml: schema: valid; model: 1 problem"
     assert "missing.nml" in out[3] and out[4] == "missing.nml: schema: 1 problem; model: not checked"
     assert out[5] == "validated 3 files: 1 valid, 2 not"
+
+
+def test_lems_file_named_nml(tmp_path):
+    """A .nml file is a NeuroML document: one whose root is <Lems> fails the schema (as in jnml)."""
+    (tmp_path / "types.nml").write_text('<Lems><ComponentType name="x"/></Lems>\n')
+    p = run_cli(["validate", "types.nml"], cwd=tmp_path)
+    assert p.returncode == 3 and "the root element is <Lems>, not <neuroml>" in p.stdout, p.stdout
