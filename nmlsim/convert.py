@@ -87,6 +87,8 @@ def _v_reports(net, outputs, notes: List[str]) -> Dict[str, List[Tuple[str, int]
             q = c.quantity.strip()
             if net.id and q.startswith(net.id + "/"):
                 q = q[len(net.id) + 1:]
+            if net.bare is not None and not _V_PATH.match(q):
+                q = f"{net.bare}[0]/{q}"  # a bare cell target's own paths ("v")
             m = _V_PATH.match(q)
             p = net.populations.get(m[1]) if m else None
             i = int(m[2] or m[3]) if m else -1

@@ -1,5 +1,7 @@
 """Simulation targets and selections as jLEMS takes them: a Simulation whose target is one cell, not a
 network (nmlsim runs it as a network of one, with the cell's own paths), and EventSelections of inputs on cells."""
+import json
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,10 @@ def test_bare_cell_target_equals_a_network_of_one(tmp_path, method):
     a, b = np.loadtxt(tmp_path / "bare.dat"), np.loadtxt(tmp_path / "net.dat")
     assert a.shape == b.shape == (5001, 3) and np.array_equal(a, b)
     assert a[0, 1] == pytest.approx(-0.06)
+    # to SONATA: the cell's v column becomes a report of its one node (u has no report form: a note)
+    p = run_cli(["convert", bare, tmp_path / "son", "--to", "sonata"], cwd=tmp_path)
+    assert p.returncode == 0 and "'u'" in p.stderr and "'v'" not in p.stderr, p.stderr
+    assert list(json.loads((tmp_path / "son" / "simulation_config.json").read_text())["reports"]) == ["o"]
 
 
 def test_a_target_without_dynamics_or_network_is_refused(tmp_path):
