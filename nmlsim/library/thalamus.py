@@ -164,12 +164,12 @@ def channels() -> Dict[str, Component]:
     return out
 
 
-def _write_channel(outdir: Path, cid: str, ch: Component) -> Path:
-    """``<cid>.channel.nml``, schema-valid: gate forms of ThalamusTypes.xml whose parameters
-    NeuroML's slots cannot carry get a copy of their type with those values as constants,
-    defined in the same file."""
+def _write_channel(outdir: Path, cid: str, ch: Component, model) -> Path:
+    """``<cid>.channel.nml``, schema-valid: gate forms of ThalamusTypes.xml (known to ``model``,
+    :func:`model_with_types`) whose parameters NeuroML's slots cannot carry get a copy of their
+    type with those values as constants, defined in the same file."""
     from ..io.neuroml_writer import schema_valid_slots, write_nml_document
-    (ch,), types = schema_valid_slots(model_with_types(), [ch])
+    (ch,), types = schema_valid_slots(model, [ch])
     return write_nml_document(outdir / f"{cid}.channel.nml", cid, [ch], type_xml=types,
                               notes=f"Channel {cid} of the thalamic model (nmlsim.library.thalamus); custom gate "
                                     f"forms are defined in {TYPES_FILE.name} (or below, with their values)")
@@ -376,8 +376,9 @@ def export(outdir, *, states: Sequence[str] = STATES, seed: int = 1, to: Sequenc
     if "neuroml" in to:
         shutil.copyfile(TYPES_FILE, outdir / TYPES_FILE.name)
         written.append(outdir / TYPES_FILE.name)
+        types_model = model_with_types()
         for cid, ch in chans.items():
-            written.append(_write_channel(outdir, cid, ch))
+            written.append(_write_channel(outdir, cid, ch, types_model))
         written.append(write_lems_document(outdir / "Thalamus_components.xml", custom, comment=COMPONENTS_COMMENT))
     for state in states:
         net = build(state, seed, tc_gap_junctions=tc_gap_junctions, std=std)
@@ -445,9 +446,10 @@ def channel_test(channel_id: str, outdir, *, length_ms: float = 300.0, step_ms: 
     outdir.mkdir(parents=True, exist_ok=True)
     cell_type, kind, g = _test_density(channel_id)
     base = cell(cell_type, "alpha", kinds=[kind], k_leak=g if kind == "KLeak" else 0.0, cid=f"test_{channel_id}")
-    files = [_write_channel(outdir, channel_id, chans[channel_id])]
+    types_model = model_with_types()
+    files = [_write_channel(outdir, channel_id, chans[channel_id], types_model)]
     if channel_id != "Leak":
-        files.append(_write_channel(outdir, "Leak", chans["Leak"]))
+        files.append(_write_channel(outdir, "Leak", chans["Leak"], types_model))
     shutil.copyfile(TYPES_FILE, outdir / TYPES_FILE.name)
     write_lems_document(outdir / "Thalamus_components.xml", [ca_pool(t) for t in ("HTC", "RE")],
                         comment=COMPONENTS_COMMENT)
