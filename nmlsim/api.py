@@ -13,7 +13,7 @@ from .engine.paths import resolve_outputs, resolve_quantity
 from .engine.record import EventRecorder, TraceRecorder
 from .engine.simulator import Simulator, observed_by
 from .errors import ModelError
-from .lems.dimensions import check_model
+from .lems.dimensions import check_model, user_types
 from .graph.network import Network
 from .io.lems_reader import load_model
 from .io.lems_sim import SimulationSpec, read_simulation
@@ -38,7 +38,7 @@ def load(path, include_root=None) -> LoadedSimulation:
     """Read a LEMS simulation file (and everything it includes)."""
     path = Path(path)
     model = load_model(path, include_root=include_root)
-    dimension_errors = check_model(model)
+    dimension_errors = check_model(model, user_types(model))
     if dimension_errors:  # jLEMS refuses these at load time too
         raise dimension_errors[0]
     try:

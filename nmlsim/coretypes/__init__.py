@@ -5,6 +5,7 @@ The LEMS definitions of every standard NeuroML2 element ship inside jNeuroML's j
 needs neither Java nor pyNeuroML at run time; ``schemas/refresh_coretypes.py``
 re-extracts it from the jar.
 """
+import os
 from pathlib import Path
 
 CORE_DIR = Path(__file__).parent / "NeuroML2CoreTypes"
@@ -31,3 +32,11 @@ def core_file(name: str):
     if base in _NEST_FILES:
         return NEST_DIR / base
     return None
+
+
+_SHIPPED = os.path.realpath(Path(__file__).parent)
+
+
+def shipped(path) -> bool:
+    """Whether ``path`` is one of the type definitions nmlsim ships (NeuroML core or NEST)."""
+    return path is not None and os.path.realpath(path).startswith(_SHIPPED)

@@ -13,7 +13,8 @@ from typing import List, Optional
 from lxml import etree
 
 from ..errors import NmlsimError
-from ..lems.dimensions import check_model
+from ..coretypes import shipped
+from ..lems.dimensions import check_model, user_types
 from .xmlsafe import local, parse_xml
 
 _SCHEMA_CACHE = {}
@@ -114,18 +115,15 @@ def validate_file(path, include_root=None, includes: bool = True, named: bool = 
         model = load_model(path, include_root=include_root, before=before)
     except NmlsimError as e:
         return [str(e)]
-    core = os.path.realpath(Path(__file__).resolve().parent.parent / "coretypes")
-    # every expression of every user ComponentType, as jLEMS checks them (the core types'
-    # own inconsistencies, which jLEMS lets pass, are not the model's)
-    users = [n for n, t in model.types.items() if not (t.file and os.path.realpath(t.file).startswith(core))]
-    for e in check_model(model, users, warnings=warnings is not None):
+    # every expression of every user ComponentType, as jLEMS checks them
+    for e in check_model(model, user_types(model), warnings=warnings is not None):
         if getattr(e, "warning", False):
             warnings.append(f"warning: {e}")
         else:
             problems.append(str(e))
     here = os.path.realpath(path)
     for f in model.files:
-        if (includes or (named and os.path.realpath(f) == here)) and not os.path.realpath(f).startswith(core) \
+        if (includes or (named and os.path.realpath(f) == here)) and not shipped(f) \
                 and not f.endswith((".h5", ".hdf5")):
             problems.extend(xsd_problems(f))  # (HDF5 networks are checked by reading them)
     try:

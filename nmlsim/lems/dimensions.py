@@ -279,6 +279,14 @@ def _literal(node) -> Optional[float]:
     return None
 
 
+def user_types(model: LemsModel) -> List[str]:
+    """The model's ComponentTypes but those nmlsim ships (NeuroML's core types pass the check
+    as jLEMS applies it: tests/unit/test_dimensions.py; their DerivedVariable inconsistencies,
+    which jLEMS only logs, are not the model's)."""
+    from ..coretypes import shipped
+    return [n for n, t in model.types.items() if not shipped(t.file)]
+
+
 def check_model(model: LemsModel, types: Optional[List[str]] = None, warnings: bool = False) -> List[DimensionError]:
     """The dimension errors (with ``warnings``, also what jLEMS lets pass: see the module
     docstring) of the ComponentTypes ``types`` (default: every type of the model), each naming
