@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from .errors import UnitError
+from .errors import ModelError, UnitError
 
 _BASE = ("m", "l", "t", "i", "k", "n", "j")  # LEMS dimension exponent attributes
 
@@ -173,3 +173,15 @@ def check_seed(raw) -> Optional[str]:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 2 ** 63:
         return f"seed {raw!r} is not an integer from 0 to 2^63 - 1"
     return None
+
+
+def finite_number(raw, what: str, where: dict) -> float:
+    """``raw`` (an attribute's text) as a finite float, or a one-line ModelError naming
+    ``what`` (e.g. ``weight '1e999'``) at ``where`` (a component's ``where()``)."""
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        raise ModelError(f"{what} is not a number", **where) from None
+    if not math.isfinite(v):
+        raise ModelError(f"{what} is not finite", **where)
+    return v

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..lems.model import Component
+from ..units import finite_number
 
 #: neuroLexId of a segment group that is one unbranched cable (a NEURON section)
 CABLE_LEXID = "sao864921383"
@@ -61,13 +62,7 @@ def _point(c: Component, what: str, seg: Component) -> np.ndarray:
         raw = c.attrs.get(a)
         if raw is None:
             raise ModelError(f"segment {seg.id}: <{what}> has no {a}", **c.where())
-        try:
-            v = float(raw)
-        except ValueError:
-            raise ModelError(f"segment {seg.id}: <{what}> {a}='{raw}' is not a number", **c.where()) from None
-        if not math.isfinite(v):
-            raise ModelError(f"segment {seg.id}: <{what}> {a}='{raw}' is not finite", **c.where())
-        vals.append(v)
+        vals.append(finite_number(raw, f"segment {seg.id}: <{what}> {a}='{raw}'", c.where()))
     if vals[3] <= 0:
         raise ModelError(f"segment {seg.id}: <{what}> diameter {vals[3]} must be positive", **c.where())
     return np.array(vals)

@@ -17,6 +17,7 @@ from ..graph.network import (MAX_CELLS, ContinuousProjection, ElectricalProjecti
                              Population, Projection)
 from ..graph.multicompartment import morphology_of
 from ..lems.model import Component, LemsModel
+from ..units import finite_number
 
 _BRACKET = re.compile(r"^(?:\.\./)?([^/\[\]]+)\[(\d+)\]$")
 _SLASH = re.compile(r"^(?:\.\./)?([^/\[\]]+)/(\d+)(?:/[^/]+)?$")
@@ -213,13 +214,7 @@ def _location_value(ch, attr, default, segments=None):
 def _weight(el) -> float:
     """A connection's or input's weight: a finite number (1 where absent)."""
     raw = el.attrs.get("weight", "1")
-    try:
-        v = float(raw)
-    except ValueError:
-        raise ModelError(f"weight '{raw}' is not a number", **el.where()) from None
-    if not math.isfinite(v):
-        raise ModelError(f"weight '{raw}' is not a finite number", **el.where())
-    return v
+    return finite_number(raw, f"weight '{raw}'", el.where())
 
 
 def _segment_ids(model, pop):
