@@ -77,13 +77,22 @@ _CHILD_ORDER = {"membraneProperties": (
     "channelDensityNonUniformGHK", "spikeThresh", "specificCapacitance", "initMembPotential", "reversalPotential")}
 
 
+def _in_order(items, order: Sequence[str]) -> list:
+    """``items`` (components or XML elements) stably sorted by where their tag stands in the
+    schema's ``order``; tags it does not name go last."""
+    return sorted(items, key=lambda e: order.index(e.tag) if e.tag in order else len(order))
+
+
+def _types_block(type_xml: Sequence[str]) -> str:
+    """ComponentType definitions indented one level inside a NeuroML document."""
+    return "".join("    " + line + "\n" for x in type_xml for line in x.strip().splitlines())
+
+
 def component_xml(comp: Component, indent: str = "    ") -> str:
     if not comp.children:
         return f"{indent}<{comp.tag}{_attrs(comp)}/>\n"
-    kids = comp.children
     order = _CHILD_ORDER.get(comp.tag)
-    if order:
-        kids = sorted(kids, key=lambda c: order.index(c.tag) if c.tag in order else len(order))
+    kids = _in_order(comp.children, order) if order else comp.children
     inner = "".join(component_xml(c, indent + "    ") for c in kids)
     return f"{indent}<{comp.tag}{_attrs(comp)}>\n{inner}{indent}</{comp.tag}>\n"
 
@@ -187,8 +196,7 @@ def schema_valid_slots(model: LemsModel, comps: Iterable[Component]) -> Tuple[Li
             e = params[k]
             e.tag = "Constant"
             e.set("value", v)
-        kids = sorted(root, key=lambda e: _CT_ORDER.index(e.tag) if e.tag in _CT_ORDER else len(_CT_ORDER))
-        for e in kids:
+        for e in _in_order(root, _CT_ORDER):
             root.remove(e)
             root.append(e)
         etree.indent(root, space="    ")
@@ -210,9 +218,7 @@ def schema_valid_slots(model: LemsModel, comps: Iterable[Component]) -> Tuple[Li
         if c.tag in ("ionChannel", "ionChannelHH") and len({k.tag for k in kids if k.tag in _GATE_KINDS}) > 1:
             # the schema takes gates of one kind per channel; of several kinds, every gate is
             # written <gate type="kind"> with its elements in that element's order
-            kids = [replace(k, tag="gate", type_attr=k.tag, type=None,
-                            children=sorted(k.children, key=lambda e: _GATE_ORDER.index(e.tag)
-                                            if e.tag in _GATE_ORDER else len(_GATE_ORDER)))
+            kids = [replace(k, tag="gate", type_attr=k.tag, type=None, children=_in_order(k.children, _GATE_ORDER))
                     if k.tag in _GATE_KINDS else k for k in kids]
         return c if all(a is b for a, b in zip(kids, c.children)) else replace(c, children=kids)
     out = [visit(c, None, []) for c in comps]
@@ -261,8 +267,7 @@ def write_nml_document(path, doc_id: str, comps: Iterable[Component], *, include
             fh.write(f"    <include href={quoteattr(inc)}/>\n")
         for c in schema_order(list(comps)):
             fh.write(component_xml(c))
-        for x in type_xml:  # the schema's place for ComponentTypes: last
-            fh.write("".join("    " + line + "\n" for line in x.strip().splitlines()))
+        fh.write(_types_block(type_xml))  # the schema's place for ComponentTypes: last
         fh.write("</neuroml>\n")
     _atomic_write(Path(path), w)
     return Path(path)
@@ -336,8 +341,7 @@ def write_network_nml(net: Network, path, doc_id: Optional[str] = None, skip=fro
     path = Path(path)
 
     def end(fh):
-        for x in slot_types:  # the schema's place for ComponentTypes: last
-            fh.write("".join("    " + line + "\n" for line in x.strip().splitlines()))
+        fh.write(_types_block(slot_types))  # the schema's place for ComponentTypes: last
         fh.write("</neuroml>\n")
 
     def write(fh):
