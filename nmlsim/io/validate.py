@@ -37,9 +37,10 @@ def neuroml_schema(version: str = "2.3.1"):
     return schema
 
 
-def xsd_problems(path) -> List[str]:
-    """Schema errors of a NeuroML document (an empty list for LEMS files)."""
-    root = parse_xml(path)
+def xsd_problems(path, root=None) -> List[str]:
+    """Schema errors of a NeuroML document (an empty list for LEMS files); ``root``: its
+    parsed root element, when the caller has it."""
+    root = parse_xml(path) if root is None else root
     if local(root.tag) != "neuroml":
         return []
     schema = neuroml_schema()
@@ -79,10 +80,11 @@ def validate(path, include_root=None, includes: bool = False) -> Validation:
     v = Validation(str(path))
     if Path(path).suffix.lower() != ".json":
         try:
-            v.schema = xsd_problems(path)
-            if not v.schema and Path(path).suffix.lower() == ".nml" and local(parse_xml(path).tag) != "neuroml":
+            root = parse_xml(path)
+            v.schema = xsd_problems(path, root)
+            if Path(path).suffix.lower() == ".nml" and local(root.tag) != "neuroml":
                 # (jnml too: a .nml document is NeuroML; LEMS files are .xml)
-                v.schema = [f"{path}:1: schema: the root element is <{local(parse_xml(path).tag)}>, "
+                v.schema = [f"{path}:1: schema: the root element is <{local(root.tag)}>, "
                             "not <neuroml> (a LEMS file in a .nml file)"]
         except NmlsimError as e:  # missing, unreadable, not XML: nothing more to check
             v.schema, v.model_checked = [str(e)], False
