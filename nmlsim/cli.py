@@ -166,15 +166,16 @@ def cmd_validate(args) -> int:
             print(f"{f}: valid")
             continue
         bad += 1
-        if v.schema or v.model:
-            def verdict(x):
-                return "valid" if not x else f"{len(x)} problem{'s' * (len(x) > 1)}"
-            schema = f"schema: {verdict(v.schema)}; " if not str(f).endswith(".json") else (
-                f"schema (templates): {verdict(v.schema)}; " if v.schema else "")
-            print(f"{f}: {schema}model: {verdict(v.model) if v.model_checked else 'not checked'}")
+        schema = f"schema: {_verdict(v.schema)}; " if not str(f).endswith(".json") else (
+            f"schema (templates): {_verdict(v.schema)}; " if v.schema else "")
+        print(f"{f}: {schema}model: {_verdict(v.model) if v.model_checked else 'not checked'}")
     if len(args.files) > 1:
         print(f"validated {len(args.files)} files: {len(args.files) - bad} valid, {bad} not")
     return 3 if bad else 0
+
+
+def _verdict(problems) -> str:
+    return "valid" if not problems else f"{len(problems)} problem{'s' * (len(problems) > 1)}"
 
 
 def cmd_plot(args) -> int:
@@ -320,13 +321,12 @@ def entry() -> None:
     moment after start-up: during a run it ends the run (partial outputs kept, exit 130), and
     once the command has finished it is ignored (a finished run exits 0, not killed by the
     signal). ``main`` itself leaves signal handling to its caller."""
-    global _FINISHED
     signal.signal(signal.SIGINT, _on_sigint)
     try:
         code = main()
-        _FINISHED = True
+        _finished()
     except KeyboardInterrupt:
-        _FINISHED = True
+        _finished()
         print("nmlsim: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     # ignored from here on at the C level too: the interpreter's shutdown resets Python-level
