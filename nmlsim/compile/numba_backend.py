@@ -690,7 +690,7 @@ class NumbaKernels:
                 i64, ia = numba.int64, numba.typeof(np.zeros(1, dtype=np.int64))
                 rec = numba.types.UniTuple(numba.typeof(np.zeros(1)), 1)
                 self._run.compile((i64, i64, i64, numba.float64, i64, i64, numba.typeof(np.zeros((1, 1))), ia, ia,
-                                   rec, ia, ia, ia, ia, ia) + sig[1:])
+                                   rec, ia, ia, ia, ia, ia, numba.typeof(np.zeros(2))) + sig[1:])
 
     def _localize(self, lines: List[str], others: List[str], keep) -> List[str]:
         """Registers instead of arrays for derived values written and read only at index i

@@ -476,7 +476,7 @@ class LoopGen:
 
 
 RUN_TEMPLATE = """
-def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN, ST, {args}):
+def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN, ST, CLK, {args}):
     for e in range(e0, e1):
         t = e * dt
 {pre}
@@ -490,7 +490,12 @@ def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN,
             return e
         {update}(t, {args})
         ee = e + 1
-        if _events(ee, ee * dt + dt, SBK, SBI, SBS, SBN, {args}):
+        if CLK[0] > 0.0:  # jLEMS's clock: t += dt
+            CLK[1] = CLK[1] + dt
+            tev = CLK[1]
+        else:
+            tev = ee * dt + dt
+        if _events(ee, tev, SBK, SBI, SBS, SBN, {args}):
             ST[0] = 3
             return ee
         if check > 0 and ee % check == 0:
@@ -584,6 +589,8 @@ class LoopRun:
         self.chunk_len = max(1, min(self.check or 1000, 1000, (1 << 22) // max(1, len(raid))))
         self.TB = np.zeros((self.chunk_len, max(1, len(raid))))
         self.ST = np.zeros(1, dtype=np.int64)
+        #: the clock of the condition tests: [1 if accumulated (jLEMS's t += dt), the next test's time]
+        self.CLK = np.array([1.0 if sim.accumulated_time else 0.0, sim.dt])
         # random buffers: the group's own stream, drawn ahead
         self.randoms = [(sim.program.rng_for(gid), int(buf[1:]), int(cur[1:]), per)
                         for gid, (buf, cur, per) in gen.random_groups.items()]
@@ -647,7 +654,12 @@ class LoopRun:
                         self._refill()
                 s(t, *args)
                 e += 1
-                if ev(e, e * dt + dt, *SB, *args):
+                if self.CLK[0] > 0.0:
+                    self.CLK[1] += dt
+                    tev = self.CLK[1]
+                else:
+                    tev = e * dt + dt
+                if ev(e, tev, *SB, *args):
                     raise self.Error("events keep triggering events (an event loop in the model?)")
                 if check and e % check == 0:
                     sim._check_finite(e * dt)
@@ -670,7 +682,7 @@ class LoopRun:
         e1 = min(nsteps + 1, e + self.chunk_len)
         self.ST[0] = 0
         e_new = int(K._run(e, e1, nsteps, sim.dt, self.check, self.need, self.TB, self.RAID, self.RIDX, self.R,
-                           *self.SB, self.ST, *K._args(sim.V)))
+                           *self.SB, self.ST, self.CLK, *K._args(sim.V)))
         rows = e_new - e
         if rows > 0:
             for r, pos in self.parts:

@@ -27,6 +27,7 @@ import numpy as np
 from ..compile.build import Built
 from ..compile.codegen import Program
 from ..compile.integrators import add_attached_slopes, make_integrator, stale_ancestor_reads
+from ..compile.jlems_order import jlems_reads
 from ..errors import SimulationError
 
 
@@ -108,6 +109,8 @@ class Simulator:
                                 with_states=self.nmodl or method != "neuron")
         if method == "neuron" and not self.nmodl:  # jNeuroML's rates(): children before parents
             stale_ancestor_reads(built.groups)
+        if method == "euler":  # what each component sees in jLEMS's walk of the tree
+            jlems_reads(built.groups, self.dt, skip={c.gid for c in built.cables})
         self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
         self._stale = self._stale_copies()
@@ -199,6 +202,9 @@ class Simulator:
         #: subtracted from an event's time in jnml-style event files: 0 (jLEMS writes the test
         #: time), or the lead with --method neuron (NEURON writes the crossing state's time)
         self.jnml_event_shift = self.event_lead if method == "neuron" else 0.0
+        #: conditions tested with jLEMS's clock (t += dt each step: 0.09999999999999393 after
+        #: 10000 steps of 1e-5 s, where k·dt is 0.1) — a pulse ends on the step jnml ends it
+        self.accumulated_time = method == "euler"
         self.t = 0.0
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
@@ -485,16 +491,26 @@ class Simulator:
         # computes the conductances before setting the gates) — again on every run
         for a in getattr(self, "lag", {}).values():
             a[...] = 0.0
+        slots = [(prog.py(g.gid, slot), prog.py(g.gid, src), prog.literals.get((g.gid, src)))
+                 for g in self.built.groups for slot, src in getattr(g, "jlems_euler", (0, ()))[1]
+                 ] if self.method == "euler" else []
+
+        def derived():
+            prog.derived(V, 0.0)
+            if slots:  # jLEMS's copies and past values hold the initial values throughout
+                for slot, src, lit in slots:
+                    V[slot][...] = V[src] if lit is None else lit
+                prog.derived(V, 0.0)
         with np.errstate(all="ignore"):
             for g in self.built.groups:
                 for rkey, (node, names, initial) in g.regimes.items():
                     V[prog.py(g.gid, rkey)][:] = float(initial)
             for g, h, fn in self.start_handlers:
-                prog.derived(V, 0.0)
+                derived()
                 fn(V, 0.0, None)
-            prog.derived(V, 0.0)
+            derived()
             self._init_kinetic()
-            prog.derived(V, 0.0)
+            derived()
             if self._stale:  # INITIAL calls rates() twice: the stale reads start right
                 self._refresh_stale()
                 prog.derived(V, 0.0)
@@ -658,6 +674,7 @@ class Simulator:
         # evaluates its currents (a pulse's on/off test) in the middle of that step
         lead = self.event_lead
         self._event_phase(0, lead)
+        clock = lead
         for k in range(nsteps + 1):
             self.step_index = k
             t = k * self.dt
@@ -671,7 +688,8 @@ class Simulator:
             t1 = (k + 1) * self.dt
             # jLEMS tests conditions with the time at the end of the step it is about
             # to take, so a condition on t acts one step earlier than the state it sees
-            self._event_phase(k + 1, t1 + lead)
+            clock = clock + self.dt if self.accumulated_time else t1 + lead
+            self._event_phase(k + 1, clock)
             if check_every and (k + 1) % check_every == 0:
                 self._check_finite(t1)
                 if progress:
