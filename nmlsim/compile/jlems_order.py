@@ -145,6 +145,8 @@ class _Reads:
     def _lead(self, g: Group, key: str) -> Optional[str]:
         if g.gid in self.skip or key in g.rate_cases or key not in g.rates:
             return None
+        if any(key in k.states for k in g.kinetic_init):
+            return None  # a scheme's gate reads the occupancies its last advance exposed
         k = self.leads.get((g.gid, key))
         if k is None:
             k = self.leads[(g.gid, key)] = f"{key}__jlems_next"

@@ -547,8 +547,9 @@ class NumbaKernels:
             lines_s2 = self._step_lines(jdiag if nmodl else None, keys=second)  # cnexp on NEURON's own mods
             lines_d2 = self._derived_lines(only=self._after_closure(second, jdiag if nmodl else None))
         else:
+            apart = getattr(prog, "solved_apart", set())  # euler: jLEMS's kinetic schemes, moved by the engine
             lines_s = (self._rk4_lines() if method == "rk4" else
-                       self._step_lines(jdiag))
+                       self._step_lines(jdiag, keys={k for k in prog.rate_keys if k not in apart} if apart else None))
         lines_r = self._rates_lines()
         self.loop = None
         self.loop_refusal = None  # why the event phase could not be compiled (the engine loops in Python)

@@ -130,7 +130,9 @@ class Simulator:
             if self.nmodl:  # NEURON's BREAKPOINT sees the states the last update left
                 lagged = []
             self.program.early_states = set(early)
-            # kinetic schemes: NEURON's `SOLVE ... METHOD sparse` (backward Euler), not forward Euler
+        if method in ("neuron", "euler"):
+            # kinetic schemes: NEURON's `SOLVE ... METHOD sparse` (backward Euler); jLEMS's
+            # KScheme.advance (the exponential of the transition matrix), not forward Euler
             for g in built.groups:
                 for k in g.kinetic_init:
                     ks.append((g, k.states, k.pairs))
@@ -147,8 +149,20 @@ class Simulator:
                     self.observe.update({(g.gid, rf), (g.gid, rr)})
         if backend == "numba":
             self._compile(self.observe)
+        elif method == "euler" and ks:
+            self.integrate = self.program.make_stepper(
+                self.dt, keys={k for k in self.program.rate_keys if k not in self.program.solved_apart})
         else:
             self.integrate = make_integrator(method, self.program, self.dt, self.nmodl)
+        if method == "euler" and ks:
+            explicit, ks_step = self.integrate, self._kinetic_exponential(ks)
+
+            def integrate(V, t):
+                # with the step's rates; the gates read the occupancies before the move (jLEMS
+                # writes the moved ones to the states' variables, not to their exposures)
+                explicit(V, t)
+                ks_step(V)
+            self.integrate = integrate
         if self.method == "neuron":
             before, after = self.integrate
             cable, prog, dt = self.cable, self.program, self.dt
@@ -324,7 +338,9 @@ class Simulator:
         jd = stepper_jacobian(self.method, self.program, self.nmodl)
         kept = None if observe is None else {self.program.py(gid, key) for gid, key in observe}
         # the implicit phase runs between compiled calls: the engine drives the steps
-        spec = None if self.program.implicit or self.method == "neuron" else self._loop_spec()
+        # (and jLEMS's kinetic schemes, moved by the engine between compiled calls)
+        spec = (None if self.program.implicit or self.method == "neuron" or getattr(self.program, "solved_apart", None)
+                else self._loop_spec())
         kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept, nmodl=self.nmodl)
         self.kernels = kernels
         self.program.derived = kernels.derived
@@ -581,6 +597,33 @@ class Simulator:
                 A += eye
                 q = np.stack([np.broadcast_to(V[nm], (g.n,)) for nm in names], axis=1)
                 q = np.linalg.solve(A, q[..., None])[..., 0]
+                for i, nm in enumerate(names):
+                    V[nm][...] = q[:, i]
+        return step
+
+    def _kinetic_exponential(self, ks):
+        """``step(V)``: every kinetic scheme by q' = exp(dt Q) q with the rates of the step —
+        jLEMS's ``KScheme.advance`` (its ``Matrix.expOf`` is this exponential to rounding)."""
+        from scipy.linalg import expm
+        prog, dt = self.program, self.dt
+        parts = [(g, states, pairs, [prog.py(g.gid, st) for st in states]) for g, states, pairs in ks]
+
+        def step(V):
+            for g, states, pairs, names in parts:
+                A = dt * self._kinetic_matrix(g, states, pairs)
+                q = np.stack([np.broadcast_to(V[nm], (g.n,)) for nm in names], axis=1)
+                if np.abs(A).sum(axis=2).max() <= 0.5:
+                    # the series on the vector: a few products where a full exponential costs
+                    # a Padé approximant per step (|A| <= 1/2: 20 terms are exact to rounding)
+                    term, out = q, q.copy()
+                    for j in range(1, 21):
+                        term = np.einsum("nij,nj->ni", A, term) / j
+                        out += term
+                        if np.abs(term).max() <= 1e-18 * np.abs(out).max():
+                            break
+                    q = out
+                else:
+                    q = np.einsum("nij,nj->ni", expm(A), q)
                 for i, nm in enumerate(names):
                     V[nm][...] = q[:, i]
         return step
