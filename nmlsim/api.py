@@ -103,7 +103,8 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
     _check_run(duration, dt, seed)
-    built = build_groups(sim.network, merge_synapses=merge_synapses)
+    # jLEMS's scheme walks the populations one by one: none fused into one group
+    built = build_groups(sim.network, merge_synapses=merge_synapses, fuse_populations=method != "euler")
     method = method or default_method(built)
     result = RunResult()
     base = Path(outdir) if outdir else Path.cwd()

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Set, Tuple
 
+import numpy as np
+
 from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Node
 
@@ -74,40 +76,104 @@ class _Reads:
         self.leads: Dict[Tuple[int, str], str] = {}             # (gid, state key) -> x + dt x'
         self.initial: Dict[int, List[Tuple[str, str]]] = {}     # gid -> (slot, what it copies)
         self.slots: Set[Tuple[int, str]] = set()
+        self.paths: Dict[Tuple[int, int, str], tuple] = {}
 
     # ------------------------------------------------------------------ lags
-    def _relays(self, g: Group, reader: str, owner_g: Group, owner: str, name: str) -> int:
-        """Components strictly between reader and owner that keep their own copy of ``name``."""
-        n = 0
+    def _walk(self, g: Group, i: int, reader: str, d: Derived) -> Optional[int]:
+        """The lag of gather ``d`` as instance ``i`` of ``g``'s node ``reader`` sees it: from the
+        reader (across the link to the peer, when the gather follows one) up to the owner,
+        each component on the way that keeps its own copy of the name (a Requirement) adds a
+        step if it advances after the one reading it; the owner's value is read as it stands."""
+        og, okey = d.src, d.src_key
+        while og.derived.get(okey) is not None and og.derived[okey].kind == "gather":
+            inner = og.derived[okey]
+            og, okey = inner.src, inner.src_key
+        owner, name = _node_of(okey), _base(okey)
         nodes = self.by_prefix[g.gid]
-        cur = nodes[reader].parent if reader in nodes else None
-        grp = g
-        while True:
-            while cur is not None:
-                if grp is owner_g and cur.prefix == owner:
-                    return n
-                if name in cur.ct.requirements:
-                    n += 1
-                cur = cur.parent
-            if grp.parent is None:
-                return n
-            cur = grp.parent.node
-            grp = grp.parent.group
+        here = (g, i, nodes[reader])
+        if d.via_link:
+            link = d.chain[0]
+            nxt = (link.group, 0 if link.idx is None else int(link.idx[i]), link.node)
+        else:
+            nxt = self._up(here)
+        reading = here       # who reads the next value (the reader, then each copy on the way)
+        aside = d.via_link   # whether the next component may sit beside the reader, not above it
+        lag = 0
+        while nxt is not None:
+            gg, ii, nd = nxt
+            is_owner = gg is og and nd.prefix == owner
+            if is_owner or name in nd.ct.requirements:
+                before = aside and self._before(self._path(gg, ii, nd.prefix),
+                                                self._path(reading[0], reading[1], reading[2].prefix))
+                if is_owner:
+                    if okey in og.state:
+                        return lag - 1 if before else lag
+                    return lag if before else lag + 1
+                lag += 0 if before else 1
+                reading, aside = nxt, False
+            nxt = self._up(nxt)
+        return None
 
-    def _lag(self, g: Group, reader: str, key: str) -> Optional[Tuple[Group, str, int]]:
+    @staticmethod
+    def _up(pos):
+        g, i, nd = pos
+        if nd.parent is not None:
+            return g, i, nd.parent
+        if g.parent is None:
+            return None
+        link = g.parent
+        return link.group, 0 if link.idx is None else int(link.idx[i]), link.node
+
+    # ------------------------------------------------------------- the walk
+    def _path(self, g: Group, i: int, prefix: str) -> tuple:
+        """Where instance ``i`` of ``g``'s node ``prefix`` sits in jLEMS's walk, as a sortable
+        path: a host's child components (0, post-order) come before its attachments (1, group,
+        instance), and every component after all of its descendants."""
+        k = (g.gid, i, prefix)
+        p = self.paths.get(k)
+        if p is None:
+            nodes, order = self.by_prefix[g.gid], self.order[g.gid]
+            inner = []
+            nd = nodes[prefix]
+            while nd is not None and nd is not g.root:
+                inner.append((0, order[nd.prefix]))
+                nd = nd.parent
+            head = ()
+            if g.parent is not None:
+                link = g.parent
+                j = 0 if link.idx is None else int(link.idx[i])
+                head = self._path(link.group, j, link.node.prefix)
+            p = self.paths[k] = head + ((1, g.gid, i),) + tuple(reversed(inner))
+        return p
+
+    @staticmethod
+    def _before(x: tuple, y: tuple) -> bool:
+        """Whether the component at path ``x`` advances before the one at path ``y``."""
+        n = 0
+        while n < len(x) and n < len(y) and x[n] == y[n]:
+            n += 1
+        if n == len(y):
+            return n < len(x)  # x below y (or the same component: not before)
+        if n == len(x):
+            return False       # x above y
+        return x[n] < y[n]
+
+    # ------------------------------------------------------------------ lags
+    def _lag(self, g: Group, reader: str, key: str):
         """How many steps older (negative: newer) than the vector step's value jLEMS's reader
-        sees ``key`` of group ``g``; None where nothing changes."""
+        sees ``key`` of group ``g``: an int, an array (one per instance: a peer on another
+        cell advances before or after), or None where nothing changes."""
         d = g.derived.get(key)
         if d is not None and d.kind == "gather":
-            src, skey = d.src, d.src_key
-            owner = _node_of(skey)
-            if skey in src.state:
-                base = 0
-            elif skey in src.derived:
-                base = 1
-            else:
+            if not d.via_link:  # up the parents: every component on the way advances after
+                return self._walk(g, 0, reader, d) or None
+            lag = np.array([self._walk(g, i, reader, d) for i in range(g.n)], dtype=object)
+            if any(x is None for x in lag):
                 return None
-            return g, key, base + self._relays(g, reader, src, owner, _base(skey))
+            lag = lag.astype(np.int64)
+            if len(lag) and np.all(lag == lag[0]):
+                return int(lag[0]) or None
+            return lag if np.any(lag) else None
         if _synthetic(key):
             return None
         if key in g.state:
@@ -120,14 +186,19 @@ class _Reads:
         if owner == reader:
             return None
         if _is_ancestor(owner, reader):       # a Requirement met by an ancestor
-            lag = (0 if is_state else 1) + self._relays(g, reader, g, owner, _base(key))
+            nodes, name = self.by_prefix[g.gid], _base(key)
+            relays, nd = 0, nodes[reader].parent
+            while nd is not None and nd.prefix != owner:
+                relays += name in nd.ct.requirements
+                nd = nd.parent
+            lag = (0 if is_state else 1) + relays
         elif _is_ancestor(reader, owner):     # a path into its own children
             lag = -1 if is_state else 0
         else:
             order = self.order[g.gid]
             before = order.get(owner, -1) < order.get(reader, -1)
             lag = (-1 if is_state else 0) if before else (0 if is_state else 1)
-        return (g, key, lag) if lag else None
+        return lag or None
 
     def _slot(self, g: Group, key: str, lag: int) -> str:
         slots = self.history.setdefault((g.gid, key), [])
@@ -152,19 +223,52 @@ class _Reads:
             k = self.leads[(g.gid, key)] = f"{key}__jlems_next"
         return k
 
-    def _renamer(self, g: Group, reader: str, own=()):
-        cache: Dict[str, str] = {name: name for name in own}
+    def _lead_gather(self, g: Group, key: str) -> Optional[str]:
+        """A gather of the updated value of the state gather ``key`` reads in the end (through a
+        peer's gather of its host's state, say)."""
+        d = g.derived[key]
+        src, skey, idx = d.src, d.src_key, d.idx
+        while src.derived.get(skey) is not None and src.derived[skey].kind == "gather":
+            inner = src.derived[skey]
+            ii = inner.idx if inner.idx is not None else np.zeros(src.n, dtype=np.int64)
+            idx = ii if idx is None else ii[idx]
+            src, skey = inner.src, inner.src_key
+        nxt = self._lead(src, skey)
+        if nxt is None:
+            return None
+        k = f"{key}__jlems_next"
+        if k not in g.derived:
+            g.derived[k] = Derived(k, "gather", src=src, src_key=nxt, idx=None if src.n == 1 else idx,
+                                   chain=d.chain, via_link=d.via_link)
+        return k
 
-        def fn(name: str) -> str:
+    def _version(self, g: Group, key: str, lag: int) -> str:
+        if lag > 0:
+            return self._slot(g, key, lag)
+        if lag < 0:
+            d = g.derived.get(key)
+            return (self._lead_gather(g, key) if d is not None and d.kind == "gather" else self._lead(g, key)) or key
+        return key
+
+    def _renamer(self, g: Group, reader: str, own=()):
+        cache: Dict[str, object] = {name: name for name in own}
+
+        def fn(name: str):
             if name not in cache:
                 new = name
-                found = self._lag(g, reader, name)
-                if found is not None:
-                    _, key, lag = found
-                    if lag > 0:
-                        new = self._slot(g, key, lag)
-                    else:
-                        new = self._lead(g, key) or name
+                lag = self._lag(g, reader, name)
+                if lag is None:
+                    pass
+                elif np.isscalar(lag):
+                    new = self._version(g, name, int(lag))
+                else:  # per instance: a select over the versions on a per-instance array of lags
+                    lk = f"{name}__jlems_lag"
+                    g.per_instance[lk] = lag.astype(float)
+                    values = sorted(set(int(x) for x in lag))
+                    new = ("name", self._version(g, name, values[-1]))
+                    for v in reversed(values[:-1]):
+                        new = ("call", "__select", (("cmp", "==", ("name", lk), ("num", float(v))),
+                                                    ("name", self._version(g, name, v)), new))
                 cache[name] = new
             return cache[name]
         return fn
@@ -204,6 +308,68 @@ class _Reads:
             g = by_gid[gid]
             step = ("bin", "*", ("num", self.dt), g.rates[key])
             g.derived[nxt] = Derived(nxt, "expr", ast=("bin", "+", ("name", key), step))
+        self._break_circles()
+
+    def _break_circles(self) -> None:
+        """An updated state read where the vector step cannot have it yet — cells fused into one
+        group reading each other's (jLEMS: the earlier one's new value, the later one's old) —
+        falls back to the value before the update."""
+        groups = {g.gid: g for g in self.groups}
+        suffix = "__jlems_next"
+
+        def deps(gid, key):
+            g = groups.get(gid)
+            d = None if g is None else g.derived.get(key)
+            if d is None:
+                return ()
+            if d.kind == "expr":
+                return [(gid, n) for n in E.names(d.ast)]
+            if d.kind == "cases":
+                return [(gid, n) for c, v in d.cases for a in (c, v) if a is not None for n in E.names(a)]
+            if d.kind == "gather":
+                return [(d.src.gid, d.src_key)]
+            if d.kind == "scatter":
+                return [(ag.gid, k) for ag, k, _ in d.terms]
+            return ()
+        while True:
+            leads = [(g.gid, k) for g in self.groups for k in g.derived if k.endswith(suffix)]
+            circular = set()
+            for start in leads:
+                seen, todo = set(), list(deps(*start))
+                while todo:
+                    x = todo.pop()
+                    if x == start:
+                        circular.add(start)
+                        break
+                    if x not in seen:
+                        seen.add(x)
+                        todo.extend(deps(*x))
+            if not circular:
+                return
+            circular |= {(g.gid, k) for g in self.groups for k, d in g.derived.items()
+                         if k.endswith(suffix) and d.kind == "gather" and (d.src.gid, d.src_key) in circular}
+            for gid, key in circular:
+                del groups[gid].derived[key]
+            gone = {k for _, k in circular}
+
+            def back(n):
+                return n[:-len(suffix)] if n in gone else n
+            for g in self.groups:
+                for d in g.derived.values():
+                    if d.kind == "expr":
+                        d.ast = E.rename(d.ast, back)
+                    elif d.kind == "cases":
+                        d.cases = [(None if c is None else E.rename(c, back), E.rename(v, back)) for c, v in d.cases]
+                    elif d.kind == "scatter":
+                        d.terms = [(ag, back(k) if (ag.gid, k) in circular else k, idx) for ag, k, idx in d.terms]
+                for k in list(g.rates):
+                    g.rates[k] = E.rename(g.rates[k], back)
+                for k, cases in g.rate_cases.items():
+                    g.rate_cases[k] = [(reg, E.rename(a, back)) for reg, a in cases]
+                for h in g.handlers:
+                    if h.test is not None:
+                        h.test = E.rename(h.test, back)
+                    h.assignments = [(k, E.rename(a, back)) for k, a in h.assignments]
 
 
 def jlems_reads(groups: List[Group], dt: float, skip: Set[int] = frozenset()) -> None:

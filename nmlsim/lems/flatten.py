@@ -97,6 +97,9 @@ class Derived:
     op: str = "add"
     terms: List = field(default_factory=list)  # reduce: local keys; scatter: (group, key, idx)
     regime: Optional[Tuple[str, int]] = None  # (regime key, index) for regime-local derived
+    # gather: the links it follows (parents; or one 'peer'-like link when via_link)
+    chain: Optional[List["Link"]] = None
+    via_link: bool = False
 
 
 @dataclass
@@ -322,7 +325,7 @@ class Group:
             g = g.parent.group
             cur = cur.parent
 
-    def gather(self, chain: List[Link], key: str) -> str:
+    def gather(self, chain: List[Link], key: str, via_link: bool = False) -> str:
         """A synthetic variable of this group holding ``key`` of the group at the end of ``chain``."""
         idx = None
         src = self
@@ -333,7 +336,7 @@ class Group:
         if src.n == 1:
             idx = None
         k = self._syn_key("g")
-        self.derived[k] = Derived(k, "gather", src=src, src_key=key, idx=idx)
+        self.derived[k] = Derived(k, "gather", src=src, src_key=key, idx=idx, chain=list(chain), via_link=via_link)
         return k
 
     def resolve_name(self, node: Node, name: str, *, where=None) -> object:
@@ -438,7 +441,7 @@ class Group:
             if kind == "scatter":
                 out_terms.append(("scatter", obj, leaf[1]))
             else:
-                out_terms.append(("name", self.gather([obj], leaf[1])))
+                out_terms.append(("name", self.gather([obj], leaf[1], via_link=True)))
         scat = [t for t in out_terms if t[0] == "scatter"]
         if scat:
             k = self._syn_key("s")
