@@ -77,6 +77,7 @@ class _Reads:
         self.initial: Dict[int, List[Tuple[str, str]]] = {}     # gid -> (slot, what it copies)
         self.slots: Set[Tuple[int, str]] = set()
         self.paths: Dict[Tuple[int, int, str], tuple] = {}
+        self.shown: Dict[int, Dict[str, str]] = {}              # gid -> {state: what jnml records}
 
     # ------------------------------------------------------------------ lags
     def _walk(self, g: Group, i: int, reader: str, d: Derived) -> Optional[int]:
@@ -107,6 +108,7 @@ class _Reads:
                                                 self._path(reading[0], reading[1], reading[2].prefix))
                 if is_owner:
                     if okey in og.state:
+                        lag += self._exposed_by_regime(og, okey)
                         return lag - 1 if before else lag
                     return lag if before else lag + 1
                 lag += 0 if before else 1
@@ -123,6 +125,15 @@ class _Reads:
             return None
         link = g.parent
         return link.group, 0 if link.idx is None else int(link.idx[i]), link.node
+
+    def _exposed_by_regime(self, g: Group, key: str) -> bool:
+        """A state a regime moves, read by others through its exposure — which jLEMS refreshes
+        before the regime moves it (``synchronizeExposures`` precedes the regime's advance), so it
+        trails the state by a step."""
+        if key not in g.rate_cases:
+            return False
+        nd = self.by_prefix[g.gid].get(_node_of(key))
+        return nd is not None and _base(key) in nd.ct.exposures
 
     # ------------------------------------------------------------- the walk
     def _path(self, g: Group, i: int, prefix: str) -> tuple:
@@ -185,6 +196,7 @@ class _Reads:
         owner = _node_of(key)
         if owner == reader:
             return None
+        trail = int(is_state and self._exposed_by_regime(g, key))
         if _is_ancestor(owner, reader):       # a Requirement met by an ancestor
             nodes, name = self.by_prefix[g.gid], _base(key)
             relays, nd = 0, nodes[reader].parent
@@ -198,7 +210,7 @@ class _Reads:
             order = self.order[g.gid]
             before = order.get(owner, -1) < order.get(reader, -1)
             lag = (-1 if is_state else 0) if before else (0 if is_state else 1)
-        return lag or None
+        return (lag + trail) or None
 
     def _slot(self, g: Group, key: str, lag: int) -> str:
         slots = self.history.setdefault((g.gid, key), [])
@@ -302,6 +314,10 @@ class _Reads:
                 if h.test is not None:
                     h.test = E.rename(h.test, fn)
                 h.assignments = [(k, E.rename(a, fn)) for k, a in h.assignments]
+        for g in self.groups:
+            self._regime_sequence(g)
+            # recorded through the exposure too: a step behind
+            self.shown[g.gid] = {key: self._slot(g, key, 1) for key in g.rate_cases if self._exposed_by_regime(g, key)}
         # the updated states the readers above asked for, from their (rewritten) rates
         by_gid = {g.gid: g for g in self.groups}
         for (gid, key), nxt in self.leads.items():
@@ -309,6 +325,23 @@ class _Reads:
             step = ("bin", "*", ("num", self.dt), g.rates[key])
             g.derived[nxt] = Derived(nxt, "expr", ast=("bin", "+", ("name", key), step))
         self._break_circles()
+
+    def _regime_sequence(self, g: Group) -> None:
+        """jLEMS moves a regime's states one after another (``ComponentRegime.advance``): each
+        TimeDerivative of a regime sees the states its regime moved before it already moved."""
+        for rkey, (node, names, _) in g.regimes.items():
+            for ri, regime in enumerate(node.ct.dynamics.regimes):
+                moved: Dict[str, object] = {}
+                for var in regime.time_derivatives:
+                    key = node.key(var)
+                    cases = g.rate_cases.get(key, [])
+                    for n, (reg, ast) in enumerate(cases):
+                        if reg != (rkey, ri):
+                            continue
+                        if moved:
+                            ast = E.rename(ast, lambda nm: moved.get(nm, nm))
+                            cases[n] = (reg, ast)
+                        moved[key] = ("bin", "+", ("name", key), ("bin", "*", ("num", self.dt), ast))
 
     def _break_circles(self) -> None:
         """An updated state read where the vector step cannot have it yet — cells fused into one
@@ -377,13 +410,15 @@ def jlems_reads(groups: List[Group], dt: float, skip: Set[int] = frozenset()) ->
     docstring), for forward Euler with step ``dt``; ``skip``: group ids left as they are
     (cells whose voltage an implicit phase solves).  Each group gets ``jlems_euler``:
     the step it was rewritten for and the (slot, source) pairs the engine copies once the
-    initial values are known.  Idempotent for one ``dt``."""
+    initial values are known; and ``jlems_shown``: the slot a recorder reads in place of a
+    state (what jnml writes of it).  Idempotent for one ``dt``."""
     done = {getattr(g, "jlems_euler", None) for g in groups}
     if done == {None}:
         r = _Reads(groups, dt, set(skip))
         r.run()
         for g in groups:
             g.jlems_euler = (float(dt), r.initial.get(g.gid, []))
+            g.jlems_shown = r.shown.get(g.gid, {})
         return
     for g in groups:
         mark = getattr(g, "jlems_euler", None)

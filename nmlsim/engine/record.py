@@ -30,6 +30,7 @@ class TraceRecorder(Recorder):
         prog = sim.program
         self._getters = []
         for g, key, idx in self.columns:
+            key = sim.shown_key(g, key)
             lit = prog.literals.get((g.gid, key))
             if lit is not None:
                 self._getters.append((None, float(lit), idx))

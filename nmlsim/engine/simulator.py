@@ -224,6 +224,13 @@ class Simulator:
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
 
+    def shown_key(self, g, key: str) -> str:
+        """What a recorder of ``key`` reads: the key itself, or with ``--method euler`` the value
+        jLEMS records for it (a state a regime moves: its exposure, a step behind)."""
+        if self.method != "euler":
+            return key
+        return getattr(g, "jlems_shown", {}).get(key, key)
+
     def _neuron_watch(self, fn):
         """A condition handler tested with NEURON's clock, for ``WATCH (t > time)``.
 
