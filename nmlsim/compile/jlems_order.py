@@ -66,7 +66,8 @@ def _post_order(root: Node) -> Dict[str, int]:
 class _Reads:
     """The rewriting of one build's groups (see the module docstring)."""
 
-    def __init__(self, groups: List[Group], dt: float, skip: Set[int]):
+    def __init__(self, groups: List[Group], dt: float, skip: Set[int], recorded=()):
+        self.recorded = set(recorded or ())
         self.skip = skip
         self.groups = [g for g in groups if g.gid not in skip]
         self.dt = float(dt)
@@ -318,6 +319,10 @@ class _Reads:
             self._regime_sequence(g)
             # recorded through the exposure too: a step behind
             self.shown[g.gid] = {key: self._slot(g, key, 1) for key in g.rate_cases if self._exposed_by_regime(g, key)}
+            # a derived value is recorded as the step computed it, from the states before it
+            for gid, key in self.recorded:
+                if gid == g.gid and g.derived.get(key) is not None and not _synthetic(key):
+                    self.shown[g.gid][key] = self._slot(g, key, 1)
         # the updated states the readers above asked for, from their (rewritten) rates
         by_gid = {g.gid: g for g in self.groups}
         for (gid, key), nxt in self.leads.items():
@@ -405,16 +410,18 @@ class _Reads:
                     h.assignments = [(k, E.rename(a, back)) for k, a in h.assignments]
 
 
-def jlems_reads(groups: List[Group], dt: float, skip: Set[int] = frozenset()) -> None:
+def jlems_reads(groups: List[Group], dt: float, skip: Set[int] = frozenset(), recorded=None) -> None:
     """Rewrite the reads of ``groups`` to the values jLEMS's walk gives them (module
     docstring), for forward Euler with step ``dt``; ``skip``: group ids left as they are
-    (cells whose voltage an implicit phase solves).  Each group gets ``jlems_euler``:
+    (cells whose voltage an implicit phase solves); ``recorded``: the (group id, key) pairs
+    recorders will read (derived values among them are recorded as jnml writes them, a step
+    behind the states).  Each group gets ``jlems_euler``:
     the step it was rewritten for and the (slot, source) pairs the engine copies once the
     initial values are known; and ``jlems_shown``: the slot a recorder reads in place of a
     state (what jnml writes of it).  Idempotent for one ``dt``."""
     done = {getattr(g, "jlems_euler", None) for g in groups}
     if done == {None}:
-        r = _Reads(groups, dt, set(skip))
+        r = _Reads(groups, dt, set(skip), recorded)
         r.run()
         for g in groups:
             g.jlems_euler = (float(dt), r.initial.get(g.gid, []))

@@ -110,7 +110,7 @@ class Simulator:
         if method == "neuron" and not self.nmodl:  # jNeuroML's rates(): children before parents
             stale_ancestor_reads(built.groups)
         if method == "euler":  # what each component sees in jLEMS's walk of the tree
-            jlems_reads(built.groups, self.dt, skip={c.gid for c in built.cables})
+            jlems_reads(built.groups, self.dt, skip={c.gid for c in built.cables}, recorded=observe)
         self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
         self.V = self.program.V
         self._stale = self._stale_copies()
@@ -528,9 +528,12 @@ class Simulator:
             for g in self.built.groups:
                 for rkey, (node, names, initial) in g.regimes.items():
                     V[prog.py(g.gid, rkey)][:] = float(initial)
-            for g, h, fn in self.start_handlers:
-                derived()
-                fn(V, 0.0, None)
+            # jLEMS runs each OnStart again once its parents' and children's have run (a gate's
+            # q = inf of a calcium concentration its pool sets at start): --method euler does too
+            for _ in range(2 if self.method == "euler" else 1):
+                for g, h, fn in self.start_handlers:
+                    derived()
+                    fn(V, 0.0, None)
             derived()
             self._init_kinetic()
             derived()
