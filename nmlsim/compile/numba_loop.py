@@ -51,6 +51,7 @@ class LoopSpec:
     merged_handlers: dict               # dst gid -> [handler] (merged synapse OnEvent)
     groups: dict                        # gid -> group (sources included)
     ring_len: int = 1
+    jlems_clock: bool = False           # delays by jLEMS's accumulated clock (--method euler)
 
 
 def _post_order_random(ast) -> List[tuple]:
@@ -109,6 +110,7 @@ def _join(recs):
     rec["dst"] = np.concatenate([r["dst"] for r in recs])[order]
     rec["w"] = np.concatenate([np.broadcast_to(r["w"], r["dst"].shape) for r in recs])[order]
     rec["steps"] = np.zeros(len(order), dtype=np.int64)
+    rec["delay_s"] = np.zeros(len(order))
     return rec
 
 
@@ -244,7 +246,16 @@ class LoopGen:
         flag = self.x(np.zeros(L, dtype=np.int64), True)
         d, s = self.fresh("d"), self.fresh("s")
         out += [f"{ind2}{d} = {steps}[{c}]", f"{ind2}if {d} == 0:"] + [ind2 + "    " + x for x in now]
-        out += [f"{ind2}else:", f"{ind2}    {s} = (ee + {d}) % {L}", f"{ind2}    {flag}[{s}] = 1"]
+        out += [f"{ind2}else:"]
+        if self.spec.jlems_clock:  # the step jLEMS's clock reaches t + delay (Simulator._jlems_steps)
+            ds = self.x(np.ascontiguousarray(rec["delay_s"], dtype=float))
+            due, a, pa = self.fresh("due"), self.fresh("a"), self.fresh("pa")
+            dt = repr(float(self.K.dt))
+            out += [f"{ind2}    {due} = t + {ds}[{c}]", f"{ind2}    {a} = t", f"{ind2}    {pa} = t",
+                    f"{ind2}    for _q in range({d}):", f"{ind2}        {pa} = {a}", f"{ind2}        {a} = {a} + {dt}",
+                    f"{ind2}    if {pa} >= {due}:", f"{ind2}        {d} = max({d} - 1, 1)",
+                    f"{ind2}    elif {a} < {due}:", f"{ind2}        {d} = {d} + 1"]
+        out += [f"{ind2}    {s} = (ee + {d}) % {L}", f"{ind2}    {flag}[{s}] = 1"]
         if merged:
             rings = []
             for tgt, code in incs:

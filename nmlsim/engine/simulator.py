@@ -96,6 +96,10 @@ class Simulator:
         self.built = built
         self.dt = float(dt)
         self.method = method
+        #: conditions tested with jLEMS's clock (t += dt each step: 0.09999999999999393 after
+        #: 10000 steps of 1e-5 s, where k·dt is 0.1) — a pulse ends on the step jnml ends it, a
+        #: delayed event arrives on the step jnml's EventManager delivers it
+        self.accumulated_time = method == "euler"
         self.nmodl = bool(nmodl) and method == "neuron"
         self.backend = backend
         if backend not in ("numpy", "numba"):
@@ -216,9 +220,6 @@ class Simulator:
         #: subtracted from an event's time in jnml-style event files: 0 (jLEMS writes the test
         #: time), or the lead with --method neuron (NEURON writes the crossing state's time)
         self.jnml_event_shift = self.event_lead if method == "neuron" else 0.0
-        #: conditions tested with jLEMS's clock (t += dt each step: 0.09999999999999393 after
-        #: 10000 steps of 1e-5 s, where k·dt is 0.1) — a pulse ends on the step jnml ends it
-        self.accumulated_time = method == "euler"
         self.t = 0.0
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
@@ -374,7 +375,7 @@ class Simulator:
             entry_handlers=dict(entry), internal=dict(self.internal), routes=dict(self.routes),
             sources=[(src, steps, src.ids) for src, steps, _ in self.sources],
             merged_handlers={gid: [h for h, _ in lst] for gid, lst in prog.event_fns.items()},
-            groups=groups, ring_len=self.ring_len)
+            groups=groups, ring_len=self.ring_len, jlems_clock=self.accumulated_time)
 
     # --------------------------------------------------------- events
     def _setup_events(self):
@@ -420,11 +421,12 @@ class Simulator:
             indptr = np.cumsum(indptr)
             w = r.weight[order] if r.weight is not None else np.ones(len(order))
             rec = dict(route=r, indptr=indptr, dst=r.dst_idx[order], steps=steps[order], w=w,
+                       delay_s=np.broadcast_to(np.asarray(r.delay_s, dtype=float), steps.shape)[order],
                        any_delay=bool(np.any(steps > 0)),
                        merged=self.program.merged_event_fns.get(r.dst.gid) if r.dst.merged else None)
             maxd = max(maxd, int(steps.max()) if len(steps) else 0)
             self.routes[(r.src.gid, r.port)].append(rec)
-        self.ring_len = maxd + 1
+        self.ring_len = maxd + (2 if self.accumulated_time else 1)  # (jLEMS's clock: one step later at most)
         self.ring = [defaultdict(list) for _ in range(self.ring_len)]
         # spike sources: emission step of each spike and a cursor. ceil(t/dt): the first step
         # boundary at or after the spike (NEST's rule; a small tolerance keeps times on the grid
@@ -472,12 +474,30 @@ class Simulator:
         if rec["any_delay"]:
             steps = rec["steps"][sel]
             now = steps == 0
+            if self.accumulated_time:
+                steps = steps.copy()
+                ds = rec["delay_s"][sel]
+                for d in np.unique(ds[~now]):
+                    at = ds == d
+                    steps[at] = self._jlems_steps(t, float(d), int(steps[at][0]))
             for d in np.unique(steps[~now]):
                 slot = self.ring[(self.step_index + int(d)) % self.ring_len]
                 slot[id(rec)].append((rec, sel[steps == d]))
             sel = sel[now]
         if len(sel):
             self._deliver(rec, sel, queue)
+
+    def _jlems_steps(self, t: float, delay: float, steps: int) -> int:
+        """Steps until jLEMS delivers an event sent at clock ``t`` with ``delay``: its
+        EventManager hands it over at the first step whose clock (t += dt) reaches t + delay,
+        which rounding puts one step before or after ``steps`` = round(delay/dt) at times."""
+        due = t + delay
+        prev = a = t
+        for _ in range(steps):
+            prev, a = a, a + self.dt
+        if prev >= due:
+            return max(steps - 1, 1)
+        return steps + 1 if a < due else steps
 
     def _deliver(self, rec, sel, queue):
         """Deliver the events of connections ``sel`` of one route."""
