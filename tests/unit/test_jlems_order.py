@@ -1,0 +1,95 @@
+"""``--method euler`` steps in jLEMS's order (compile/jlems_order.py): what a component reads
+of another depends on where the two sit in jLEMS's walk of the tree, and conditions see jLEMS's
+accumulated clock. Expected values are written from jLEMS's rules, not from nmlsim's output."""
+import numpy as np
+import pytest
+
+from nmlsim import api
+
+TREE = """
+<ComponentType name="leafT">
+  <Requirement name="x" dimension="none"/>
+  <Exposure name="y" dimension="none"/>
+  <Dynamics><DerivedVariable name="y" dimension="none" exposure="y" value="x"/></Dynamics>
+</ComponentType>
+<ComponentType name="relayT">
+  <Requirement name="x" dimension="none"/>
+  <Child name="leaf" type="leafT"/>
+</ComponentType>
+<ComponentType name="ramp" extends="baseCell">
+  <Parameter name="tau" dimension="time"/>
+  <Child name="relay" type="relayT"/>
+  <Child name="near" type="leafT"/>
+  <Exposure name="x" dimension="none"/>
+  <Dynamics>
+    <StateVariable name="x" dimension="none" exposure="x"/>
+    <TimeDerivative variable="x" value="1 / tau"/>
+  </Dynamics>
+</ComponentType>
+<ramp id="r" tau="1s"><relayT><leafT/></relayT><leafT/></ramp>
+<network id="net"><population id="p" component="r" size="{n}"/></network>
+"""
+TREE_SIM = """<Simulation id="sim1" length="1ms" step="0.1ms" target="net">
+  <OutputFile id="of" fileName="x.dat">
+    <OutputColumn id="x" quantity="p[0]/x"/>
+    <OutputColumn id="far" quantity="p[0]/relay/leaf/y"/>
+    <OutputColumn id="near" quantity="p[0]/near/y"/>
+  </OutputFile>
+</Simulation>"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("n", [1, 3])
+def test_requirement_copies_lag_one_step_per_relay(lems_file, backend, n):
+    """x_k = k dt. jLEMS row r: a leaf right under the owner computed y from x_(r-1); a leaf
+    under a relay that keeps its own copy of x, from x_(r-2) (the relay's copy is a step old)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    sim = api.load(lems_file(TREE.format(n=n), TREE_SIM))
+    d = api.run(sim, method="euler", backend=backend, write=False).traces["of"]
+    r = np.arange(len(d))
+    dt = 1e-4
+    assert np.allclose(d[:, 1], r * dt, atol=1e-15)
+    assert np.allclose(d[:, 3], np.maximum(r - 1, 0) * dt, atol=1e-15)
+    assert np.allclose(d[:, 2], np.maximum(r - 2, 0) * dt, atol=1e-15)
+    # other methods keep the vector step: every reader sees x of the step's start
+    e = api.run(sim, method="exp_euler", backend=backend, write=False).traces["of"]
+    assert np.allclose(e[:, 2], e[:, 1]) and np.allclose(e[:, 3], e[:, 1])
+
+
+PULSE = """
+<ComponentType name="counter" extends="baseCell">
+  <Attachments name="synapses" type="basePointCurrent"/>
+  <Exposure name="q" dimension="charge"/>
+  <Dynamics>
+    <StateVariable name="q" dimension="charge" exposure="q"/>
+    <DerivedVariable name="iSyn" dimension="current" select="synapses[*]/i" reduce="add"/>
+    <TimeDerivative variable="q" value="iSyn"/>
+  </Dynamics>
+</ComponentType>
+<counter id="c"/>
+<pulseGenerator id="pg" delay="50ms" duration="50ms" amplitude="1nA"/>
+<network id="net">
+  <population id="p" component="c" size="1"/>
+  <explicitInput target="p[0]" input="pg"/>
+</network>
+"""
+PULSE_SIM = """<Simulation id="sim1" length="120ms" step="0.01ms" target="net">
+  <OutputFile id="of" fileName="q.dat"><OutputColumn id="q" quantity="p[0]/q"/></OutputFile>
+</Simulation>"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_conditions_use_jlems_accumulated_clock(lems_file, backend):
+    """jLEMS's clock is t += dt: after 10000 steps of 1e-5 s it reads 0.09999999999999393, so
+    the pulse is still on in the step that k*dt would call t = 0.1. The charge counts the
+    steps whose clock lies in [delay, delay + duration)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    sim = api.load(lems_file(PULSE, PULSE_SIM))
+    d = api.run(sim, method="euler", backend=backend, write=False).traces["of"]
+    dt = 1e-5
+    clock = np.cumsum(np.full(len(d) - 1, dt))  # the clock of steps 1, 2, ...
+    on = int(np.count_nonzero((clock >= 0.05) & (clock < 0.1)))
+    assert on == 5001  # k*dt would give 5000
+    assert d[-1, 1] == pytest.approx(on * dt * 1e-9, rel=1e-9)
