@@ -82,21 +82,25 @@ def _check_run(duration: float, dt: float, seed) -> None:
         raise ModelError(f"cannot run: {bad}")
 
 
-def default_method(built) -> str:
+def default_method(built, like_jnml: bool = False) -> str:
     """``neuron`` (NEURON's fixed step as jNeuroML's NEURON export runs it) for models with
     multi-compartment cells — NEURON is their reference simulator, jLEMS cannot run them —
-    otherwise ``exp_euler``."""
-    return "neuron" if built.cables else "exp_euler"
+    otherwise ``exp_euler``, or with ``like_jnml`` (``nmlsim LEMS_x.xml -nogui``) ``euler``,
+    jLEMS's own scheme, so that the files written are jnml's."""
+    if built.cables:
+        return "neuron"
+    return "euler" if like_jnml else "exp_euler"
 
 
 def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[float] = None,
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
         sonata_spikes=None, backend: str = "numpy", crank_nicolson: bool = False,
-        allow_outputs_anywhere: bool = False) -> RunResult:
+        allow_outputs_anywhere: bool = False, like_jnml: bool = False) -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
     File names resolve against ``outdir`` (default: the working directory, as jnml does).
+    ``like_jnml``: with no ``method``, step as jnml does (``euler``, jLEMS's order) where it can.
     """
     spec = sim.spec
     dt = float(dt) if dt else spec.step
@@ -104,8 +108,9 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     seed = seed if seed is not None else spec.seed
     _check_run(duration, dt, seed)
     # jLEMS's scheme walks the populations one by one: none fused into one group
-    built = build_groups(sim.network, merge_synapses=merge_synapses, fuse_populations=method != "euler")
-    method = method or default_method(built)
+    euler = method == "euler" or (method is None and like_jnml)
+    built = build_groups(sim.network, merge_synapses=merge_synapses, fuse_populations=not euler)
+    method = method or default_method(built, like_jnml)
     result = RunResult()
     base = Path(outdir) if outdir else Path.cwd()
     if write:

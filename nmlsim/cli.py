@@ -1,6 +1,7 @@
 """The command line: ``nmlsim run | info | validate | plot | convert``.
 
-``nmlsim LEMS_x.xml -nogui`` (jnml's spelling) is accepted as ``nmlsim run LEMS_x.xml``.
+``nmlsim LEMS_x.xml -nogui`` (jnml's spelling) is accepted as ``nmlsim run LEMS_x.xml``, stepping
+as jnml does (``--method euler``) unless told otherwise.
 
 Exit codes: 0 success; 1 any other nmlsim error; 2 bad input file (format); 3 model
 error; 4 unsupported feature; 5 simulation failed; 130 interrupted (partial outputs
@@ -100,7 +101,7 @@ def cmd_run(args) -> int:
     try:
         displays = sim.spec.display_quantities if args.plot else ()
         res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
-                      extra_quantities=displays,
+                      extra_quantities=displays, like_jnml=bool(getattr(args, "nogui", False)),
                       outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes,
                       backend=args.backend, crank_nicolson=args.crank_nicolson,
                       allow_outputs_anywhere=args.allow_outputs_anywhere)

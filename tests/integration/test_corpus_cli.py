@@ -89,6 +89,21 @@ def test_jnml_style_invocation(tmp_path):
 
 
 @needs_shared
+def test_jnml_style_invocation_writes_what_jnml_writes(tmp_path):
+    """Called the jnml way, nmlsim steps as jLEMS: the HH example's trace within --strict."""
+    import shutil
+    case = "nml2_ex1_hh"
+    shutil.copytree(CORPUS / case, tmp_path / case)
+    work = tmp_path / case / "LEMSexamples"
+    p = subprocess.run([sys.executable, "-m", "nmlsim.cli", "LEMS_NML2_Ex1_HH.xml", "-nogui"], cwd=work,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    cmp = subprocess.run([sys.executable, str(SHARED / "tools" / "compare_neuroml.py"), str(CORPUS / "manifest.json"),
+                          case, str(work), "--strict"], capture_output=True, text=True)
+    assert cmp.returncode == 0 and f"PASS {case}" in cmp.stdout, cmp.stdout + cmp.stderr
+
+
+@needs_shared
 def test_info_and_validate():
     f = CORPUS / "nml2_ex19_gapjunctions" / "LEMSexamples" / "LEMS_NML2_Ex19_GapJunctions.xml"
     p = run_cli(["info", f])
