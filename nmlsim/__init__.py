@@ -4,7 +4,7 @@ from .errors import (FormatError, ModelError, NmlsimError, SimulationError, Unit
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "run", "NmlsimError", "FormatError", "ModelError", "UnitError", "UnsupportedFeature",
+__all__ = ["load", "run", "sweep", "NmlsimError", "FormatError", "ModelError", "UnitError", "UnsupportedFeature",
            "SimulationError", "__version__"]
 
 
@@ -18,3 +18,10 @@ def run(sim, **kw):
     """Run a loaded simulation; see :func:`nmlsim.api.run`."""
     from .api import run as _run
     return _run(sim, **kw)
+
+
+def sweep(sim, param, values, **kw):
+    """Run once per value of a parameter; see :func:`nmlsim.api.sweep`."""
+    from .api import sweep as _sweep
+    return _sweep(sim, param, values, **kw)
+

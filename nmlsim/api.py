@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from .compile.build import build_groups
-from .engine.paths import resolve_outputs, resolve_quantity
+from .engine.paths import quantity_dimension, resolve_outputs, resolve_quantity
 from .engine.record import EventRecorder, TraceRecorder
 from .engine.simulator import Simulator, observed_by
 from .errors import ModelError
@@ -20,6 +20,7 @@ from .io.lems_sim import SimulationSpec, read_simulation
 from .io.neuroml import build_network
 from .io.results import partial_name, write_dat, write_events, write_sonata_report, write_sonata_spikes
 from .lems.model import LemsModel
+from .results import Column, RunResult
 
 
 #: key of ``RunResult.traces`` holding the extra quantities (the Display lines for --plot)
@@ -27,11 +28,99 @@ DISPLAY_TRACES = "__display__"
 
 
 @dataclass
+class Parameter:
+    """A parameter of a component of the model: ``path`` (component ids and child names, then
+    the parameter), its value as written, in SI, its LEMS dimension and SI unit."""
+    path: str
+    text: Optional[str]
+    value: Optional[float]
+    dimension: str
+    unit: str
+
+
+@dataclass
 class LoadedSimulation:
+    """A LEMS simulation file, loaded: its model, its <Simulation> settings and the network it
+    targets. ``parameters()`` lists what can be changed, ``set()`` changes it, ``run()`` runs."""
     path: Path
     model: LemsModel
     spec: SimulationSpec
     network: Network
+    include_root: Optional[Path] = None
+    #: the values set with ``set()`` (path -> text), replayed by ``sweep`` in its workers
+    overrides: Dict[str, str] = field(default_factory=dict)
+
+    def _walk(self):
+        """(path, component) of every component below the top level, depth first."""
+        def rec(prefix, comp):
+            yield prefix, comp
+            for k, ch in enumerate(comp.children):
+                if ch.tag in ("notes", "annotation", "property", "include"):
+                    continue
+                yield from rec(f"{prefix}/{ch.id or ch.tag}", ch)
+        for cid, comp in self.model.components.items():
+            if comp is self.spec.component:
+                continue
+            yield from rec(cid, comp)
+
+    def parameters(self, prefix: str = "") -> List[Parameter]:
+        """Every parameter of the model's components whose path starts with ``prefix``
+        (``"pulseGen1"``, ``"hhpointcell/"``...), with its value and unit."""
+        reg = self.model.units
+        out = []
+        for path, comp in self._walk():
+            try:
+                ct = self.model.resolved(self.model.type_of(comp))
+            except ModelError:
+                continue
+            for name, dim in ct.parameters.items():
+                full = f"{path}/{name}"
+                if not full.startswith(prefix):
+                    continue
+                text = comp.attrs.get(name)
+                try:
+                    value = None if text is None else reg.parse(text, dim)
+                except Exception:
+                    value = None
+                out.append(Parameter(full, text, value, dim, reg.symbol_for(dim) if dim != "none" else ""))
+        return out
+
+    def set(self, path: str, value) -> "LoadedSimulation":
+        """Set a parameter: ``sim.set("pulseGen1/amplitude", "0.1 nA")`` (a string with units,
+        checked against the parameter's dimension) or a number in SI units. The network is
+        rebuilt, so sizes and structure follow. Returns the simulation, for chaining."""
+        from .errors import UnitError
+        comp_path, _, name = path.rpartition("/")
+        comp = dict(self._walk()).get(comp_path)
+        if comp is None:
+            raise ModelError(f"no component '{comp_path}' in {self.path.name} (see sim.parameters())")
+        ct = self.model.resolved(self.model.type_of(comp))
+        if name not in ct.parameters:
+            raise ModelError(f"{comp_path} ({ct.name}) has no parameter '{name}' "
+                             f"(it has: {', '.join(ct.parameters) or 'none'})")
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                self.model.units.parse(text, ct.parameters[name])
+            except UnitError as e:
+                raise UnitError(f"{path}: {e.message}") from None
+        else:
+            v = float(value)
+            if not np.isfinite(v):
+                raise ModelError(f"{path}: {value!r} is not a finite number")
+            text = repr(v)  # a bare number is SI, as jLEMS reads it
+        comp.attrs[name] = text
+        self.overrides[path] = text
+        self.network = build_network(self.model, self.model.component(self.spec.target))
+        return self
+
+    def run(self, *, write: bool = False, **kw) -> "RunResult":
+        """Run; see :func:`run` for the options. Files are written only with ``write=True``
+        (or an ``outdir``); spikes of every population are recorded."""
+        kw.setdefault("record_spikes", True)
+        if kw.get("outdir") is not None:
+            write = True
+        return run(self, write=write, **kw)
 
 
 def load(path, include_root=None) -> LoadedSimulation:
@@ -47,16 +136,7 @@ def load(path, include_root=None) -> LoadedSimulation:
         raise e.located(file=path) from None
     target = model.component(spec.target, where=spec.component.where())
     net = build_network(model, target)
-    return LoadedSimulation(path, model, spec, net)
-
-
-@dataclass
-class RunResult:
-    traces: Dict[str, np.ndarray] = field(default_factory=dict)
-    events: Dict[str, list] = field(default_factory=dict)
-    files: List[str] = field(default_factory=list)
-    complete: bool = True
-    simulator: Optional[Simulator] = None
+    return LoadedSimulation(path, model, spec, net, include_root=Path(include_root) if include_root else None)
 
 
 def confine_outputs(paths, base: Path, source, allow: bool) -> None:
@@ -96,11 +176,19 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         duration: Optional[float] = None, seed: Optional[int] = None, outdir=None, write: bool = True,
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
         sonata_spikes=None, backend: str = "numpy", crank_nicolson: bool = False,
-        allow_outputs_anywhere: bool = False, like_jnml: bool = False) -> RunResult:
+        allow_outputs_anywhere: bool = False, like_jnml: bool = False, record_spikes: bool = False,
+        record=()) -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
-    File names resolve against ``outdir`` (default: the working directory, as jnml does).
-    ``like_jnml``: with no ``method``, step as jnml does (``euler``, jLEMS's order) where it can.
+    - ``method``: ``exp_euler`` (default), ``euler`` (jLEMS's scheme), ``rk4``, ``neuron``;
+      ``backend``: ``numpy`` or ``numba``; ``dt``, ``duration`` (s) and ``seed`` override the file's;
+    - ``write``: write the files (names resolve against ``outdir``, default the working directory,
+      as jnml does); ``sonata_spikes``: also a SONATA spike file there;
+    - ``record_spikes``: every spike of every population in ``result.spikes``; ``record``: more
+      quantities (LEMS paths such as ``"pop[0]/v"``) recorded into the output ``"record"``;
+    - ``like_jnml``: with no ``method``, step as jnml does (``euler``, jLEMS's order) where it can.
+
+    Returns a :class:`nmlsim.results.RunResult`.
     """
     spec = sim.spec
     dt = float(dt) if dt else spec.step
@@ -139,6 +227,34 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
 
     traces, events = resolve_outputs(built, spec, sim.path)
     recorders = [TraceRecorder(of.id, cols, trace_sink(of)) for of, cols in traces]
+    reg = sim.model.units
+
+    def unit(q):
+        try:
+            dim = quantity_dimension(built, q)
+        except ModelError:
+            dim = None
+        return reg.symbol_for(dim) if dim and dim != "none" else ""
+    for of, _ in traces:
+        result.columns[of.id] = [Column(c.id, c.quantity, unit(c.quantity)) for c in of.columns]
+    if record:
+        cols = []
+        for q in record:
+            try:
+                cols.append(resolve_quantity(built, q))
+            except ModelError as e:
+                raise e.located(file=sim.path, element=f"record '{q}'") from None
+        result.columns["record"] = [Column(q, q, unit(q)) for q in record]
+        recorders.append(TraceRecorder("record", cols, lambda n, d, c: result.traces.__setitem__(n, d)))
+    if record_spikes:
+        from .compile.build import spiking_groups
+        from .engine.record import SpikeRecorder
+
+        def keep_spikes(spikes, complete):
+            result.spikes.update({p: (np.asarray(i, dtype=np.int64), np.asarray(t, dtype=float))
+                                  for p, (i, t) in spikes.items()})
+        recorders.append(SpikeRecorder(spiking_groups(built), sink=keep_spikes))
+    result.parameters = dict(sim.overrides)
     recorders += [EventRecorder(ef.id, sels, event_sink(ef)) for ef, sels in events]
     if sonata_spikes:
         from .compile.build import spiking_groups
@@ -261,3 +377,44 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
                           nmodl=r.nmodl, crank_nicolson=crank_nicolson)
     simulator.run(duration, recorders, progress=progress)
     return to_sonata(recorders[0].result()), out
+
+
+def _sweep_one(args):
+    path, include_root, overrides, param, value, kw = args
+    sim = load(path, include_root=include_root)
+    for k, v in overrides.items():
+        sim.set(k, v)
+    sim.set(param, value)
+    outdir = kw.pop("outdir", None)
+    res = sim.run(outdir=outdir, **kw)
+    res.simulator = None  # (not sent back across processes)
+    return res
+
+
+def sweep(sim, param: str, values, *, processes: Optional[int] = None, outdirs=None, **run_kw) -> List[RunResult]:
+    """Run ``sim`` (a :class:`LoadedSimulation` or a LEMS file) once per value of ``param``
+    (``"pulseGen1/amplitude"``; values as for :meth:`LoadedSimulation.set`), in a pool of
+    ``processes`` worker processes (default: one per CPU, at most one per value; 1: in this
+    process). Each run starts from the file plus the values already set on ``sim``. With
+    ``backend="numba"`` the compiled kernels are shared through their cache: parameters are
+    runtime values, so only the first run compiles. ``outdirs``: a folder per value to write
+    the run's files to. Returns the results in the order of ``values``."""
+    if not isinstance(sim, LoadedSimulation):
+        sim = load(sim)
+    values = list(values)
+    if outdirs is not None and len(list(outdirs)) != len(values):
+        raise ModelError("sweep: give one output folder per value")
+    dirs = list(outdirs) if outdirs is not None else [None] * len(values)
+    tasks = [(str(sim.path), sim.include_root, dict(sim.overrides), param, v, dict(run_kw, outdir=d))
+             for v, d in zip(values, dirs)]
+    if not any(p.path == param for p in sim.parameters(param)):  # once here, not in every worker
+        raise ModelError(f"sweep: no parameter '{param}' in {sim.path.name} (see sim.parameters())")
+    n = min(processes or os.cpu_count() or 1, len(values))
+    if n <= 1:
+        return [_sweep_one(t) for t in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = multiprocessing.get_context("spawn")  # no forked copies of compiled kernels or open files
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        return list(pool.map(_sweep_one, tasks))
+

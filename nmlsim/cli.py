@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import NmlsimError
+from .errors import ModelError, NmlsimError
 
 EXIT_INTERRUPTED = 130
 
@@ -279,6 +279,26 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--std", action="store_true",
                     help="thalamus: short-term depression scales release (the original model; a no-op in the seed)")
     ex.set_defaults(fn=cmd_export)
+    sw = sub.add_parser("sweep", help="run a LEMS simulation once per value of a parameter, in parallel")
+    sw.add_argument("file", help="LEMS simulation file")
+    sw.add_argument("--set", required=True, metavar="PATH=V1,V2,...", dest="assign",
+                    help="the parameter (as `nmlsim sweep FILE --list` shows it) and its values, with units "
+                         "(pulseGen1/amplitude=0.05nA,0.1nA,0.2nA)")
+    sw.add_argument("--outdir", default="sweep", help="one folder per value in here (default: ./sweep)")
+    sw.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: one per CPU)")
+    sw.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4", "neuron"))
+    sw.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
+                    help="numba: compiled once (the first run), reused by the others")
+    sw.add_argument("--duration", type=_time_arg, default=None, help="simulated time (default: the Simulation's)")
+    sw.add_argument("--dt", type=_time_arg, default=None, help="time step (default: the Simulation's)")
+    sw.add_argument("--seed", type=int, default=None)
+    sw.add_argument("--include-root", default=None, help="folder that includes may not leave")
+    sw.set_defaults(fn=cmd_sweep)
+    pa = sub.add_parser("params", help="list a LEMS model's parameters (paths for --set and sim.set) with values")
+    pa.add_argument("file", help="LEMS simulation file")
+    pa.add_argument("prefix", nargs="?", default="", help="only paths starting with this (a component id)")
+    pa.add_argument("--include-root", default=None, help="folder that includes may not leave")
+    pa.set_defaults(fn=cmd_params)
     pl = sub.add_parser("plot", help="plot result files (traces, spikes; jnml or SONATA) to a PNG")
     pl.add_argument("files", nargs="+",
                     help="result files: jnml .dat traces (time, then one column per quantity), jnml event "
@@ -286,6 +306,48 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--output", default="nmlsim_plot.png", help="PNG to write")
     pl.set_defaults(fn=cmd_plot)
     return p
+
+
+def cmd_params(args) -> int:
+    from . import api
+    sim = api.load(Path(args.file), include_root=args.include_root)
+    ps = sim.parameters(args.prefix)
+    if not ps:
+        print(f"no parameters{' under ' + repr(args.prefix) if args.prefix else ''}")
+        return 0
+    w = max(len(p.path) for p in ps)
+    for p in ps:
+        si = "" if p.value is None else f"{p.value:g} {p.unit}".rstrip()
+        print(f"{p.path:<{w}}  {p.text if p.text is not None else '(unset)':<14} {si}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from . import api
+    param, eq, vals = args.assign.partition("=")
+    values = [v.strip() for v in vals.split(",") if v.strip()]
+    if not eq or not param or not values:
+        raise ModelError(f"--set '{args.assign}': write PATH=V1,V2,... (e.g. pulseGen1/amplitude=0.05nA,0.1nA)")
+    sim = api.load(Path(args.file), include_root=args.include_root)
+    out = Path(args.outdir)
+    leaf = param.replace("/", ".")
+    dirs = [out / f"{leaf}={v.replace('/', '_').replace(' ', '')}" for v in values]
+    t0 = time.time()
+    results = api.sweep(sim, param, values, processes=args.jobs, outdirs=dirs, method=args.method,
+                        backend=args.backend, duration=args.duration, dt=args.dt, seed=args.seed)
+    _finished()
+    pops = sorted({p for r in results for p in r.spikes})
+    length = args.duration or sim.spec.length
+    print(f"{param:<24} " + " ".join(f"{p + ' (Hz/cell)':>18}" for p in pops) + "  folder")
+    for v, r, d in zip(values, results, dirs):
+        rates = []
+        for p in pops:
+            idx, t = r.spikes.get(p, ((), ()))
+            n = sim.network.populations[p].size if p in sim.network.populations else max(len(set(idx)), 1)
+            rates.append(len(t) / max(n, 1) / length)
+        print(f"{v:<24} " + " ".join(f"{x:>18.3f}" for x in rates) + f"  {d}")
+    print(f"{len(values)} runs in {time.time() - t0:.2f} s")
+    return 0
 
 
 def _is_number(text: str) -> bool:
@@ -339,7 +401,7 @@ def entry() -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # jnml compatibility: `nmlsim LEMS_x.xml -nogui`
-    if argv and argv[0] not in ("run", "info", "validate", "plot", "convert", "export", "-h", "--help", "--version") \
+    if argv and argv[0] not in ("run", "info", "validate", "plot", "convert", "export", "sweep", "params", "-h", "--help", "--version") \
             and argv[0].endswith((".xml", ".json")):
         argv = ["run"] + argv
     if argv and argv[0] == "-validate":  # jnml -validate f1.nml f2.nml ...

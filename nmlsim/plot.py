@@ -160,6 +160,54 @@ def result_figure(sim, res, duration: float = None):
     return fig
 
 
+_DIM_OF_UNIT = {"V": "voltage", "A": "current", "S": "conductance", "F": "capacitance", "s": "time",
+               "mol_per_m3": "concentration", "per_s": "per_time", "K": "temperature"}
+
+
+def results_figure(res):
+    """A run's outputs from Python (:meth:`nmlsim.results.RunResult.plot`): one panel per output
+    and unit (in mV / nA ...), and a raster of ``res.spikes`` with each population's rate."""
+    plt = _plt()
+    panels = []
+    for name in res.outputs():
+        out = res.output(name)
+        by_unit = {}
+        for j, c in enumerate(out.columns):
+            by_unit.setdefault(c.unit, []).append((c.quantity, out.data[:, j]))
+        for u, cols in by_unit.items():
+            panels.append((name, out.time, cols, _DIM_OF_UNIT.get(u, "none" if not u else u)))
+    spikes = {p: v for p, v in res.spikes.items() if len(v[1])}
+    n = len(panels) + bool(spikes)
+    fig, axes = _layout(plt, max(n, 1), max(n, 1))
+    for ax, (title, t, cols, d) in zip(axes, panels):
+        ylabel, factor = _axis(d)
+        for q, y in cols:
+            ax.plot(t * 1e3, y * factor, lw=0.8, label=q)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        if len(cols) <= 8:
+            ax.legend(fontsize=7, loc="upper right")
+    if spikes:
+        ax = axes[len(panels)]
+        offset, ticks, names = 0, [], []
+        t_end = max(float(np.max(t)) for _, t in spikes.values())
+        for c, (pop, (idx, t)) in enumerate(sorted(spikes.items())):
+            n_cells = int(np.max(idx)) + 1
+            ax.plot(np.asarray(t) * 1e3, offset + np.asarray(idx), "|" if len(t) < 5000 else ",", ms=3,
+                    color=f"C{c % 10}")
+            ticks.append(offset + n_cells / 2)
+            names.append(f"{pop} ({len(t) / max(n_cells, 1) / max(t_end, 1e-12):.1f} Hz)")
+            offset += n_cells
+        ax.set_yticks(ticks)
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set_ylabel("cell")
+        ax.set_title(f"spikes: {sum(len(t) for _, t in spikes.values())}", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("time (ms)")
+    fig.tight_layout()
+    return fig
+
+
 #: event files of jnml (``id time`` per line, or ``time id`` with format TIME_ID)
 EVENT_SUFFIXES = (".spikes", ".events", ".evt")
 
