@@ -27,6 +27,8 @@ is never reported: the check only says what it can prove.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import replace
 from fractions import Fraction
 from typing import Iterator, List, Optional, Tuple
@@ -67,6 +69,7 @@ def _scale(a: Dim, k: Fraction) -> Dim:
 
 #: "any": the literal 0, a name of dimension ``*``
 ANY = "any"
+_WHITE_NOISE = re.compile(r"^xi(_[A-Za-z0-9_]+)?$")
 
 
 def _is_dimensionless(d) -> bool:
@@ -111,6 +114,8 @@ class Checker:
         if k == "num":
             return ANY if node[1] == 0 else _NONE
         if k == "name":
+            if node[1] not in env and _WHITE_NOISE.match(node[1]):
+                return ANY  # white noise (nmlsim's xi): s^-1/2, which LEMS cannot write
             return env.get(node[1])
         if k == "neg":
             d = self.of(node[1], env)

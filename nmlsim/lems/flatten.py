@@ -114,6 +114,9 @@ class Handler:
     regime: Optional[Tuple[str, int]] = None  # active only in this regime
 
 
+#: names of white noise in expressions (nmlsim's extension, Brian2's spelling): xi, xi_1, xi_exc...
+_WHITE_NOISE = re.compile(r"^xi(_[A-Za-z0-9_]+)?$")
+
 _SEG = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\*|([A-Za-z_][A-Za-z0-9_]*)\s*=\s*'([^']*)')\])?$")
 
 
@@ -183,6 +186,8 @@ class Group:
         self.nodes: List[Node] = []
         self.kinetic_init: List[KineticScheme] = []
         self.has_random = False
+        #: per-instance keys of white-noise sources (``xi``): N(0, 1)/sqrt(dt), drawn afresh each step
+        self.noise: List[str] = []
         self.merged = False  # one instance per host carries the sum of several connections
         #: fused input lists: the component id of each instance (None: all are ``comp``'s)
         self.member_ids: Optional[np.ndarray] = None
@@ -360,6 +365,13 @@ class Group:
             if g is self:
                 return ("name", anc.key(name))
             return ("name", self.gather(chain, anc.key(name)))
+        if _WHITE_NOISE.match(name):
+            # Brian2's white noise: a Wiener term of the TimeDerivative it appears in (docs/features.md)
+            key = node.key(f"__{name}")
+            if key not in self.per_instance:
+                self.per_instance[key] = np.zeros(self.n)
+                self.noise.append(key)
+            return ("name", key)
         raise ModelError(f"'{name}' is not defined for {node.tname}" +
                          (f" '{node.comp.id}'" if node.comp.id else "") +
                          " (not a parameter, variable or requirement met by a parent)", **(where or node.where()))
