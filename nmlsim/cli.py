@@ -265,9 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "(NeuroML2 + LEMS XML), neuroml-h5 (the network structure in NeuroML HDF5)")
     cv.add_argument("--include-root", default=None, help="folder that includes may not leave (default: three levels above the file)")
     cv.set_defaults(fn=cmd_convert)
-    ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif, thalamus: all four states) as NeuroML2 + LEMS and/or SONATA")
-    ex.add_argument("model", choices=("ei_hh", "coba_lif", "thalamus"),
-                    help="ei_hh (COBAHH), coba_lif (Vogels-Abbott COBA) or thalamus (Li et al. 2017, four states)")
+    ex = sub.add_parser("export", help="write a shipped model (ei_hh, coba_lif, thalamus: all four states, noisy_hh) as NeuroML2 + LEMS and/or SONATA")
+    ex.add_argument("model", choices=("ei_hh", "coba_lif", "thalamus", "noisy_hh"),
+                    help="ei_hh (COBAHH), coba_lif (Vogels-Abbott COBA), thalamus (Li et al. 2017, four states) "
+                         "or noisy_hh (HH cells on a gap-junction ring with white-noise currents)")
     ex.add_argument("outdir", help="folder to write the model into (created if missing)")
     ex.add_argument("--to", default="neuroml", help="comma-separated formats: neuroml, neuroml-h5 (network structure in NeuroML HDF5), sonata")
     ex.add_argument("--size", type=int, default=None, help="number of cells (default 4000; in-degree kept)")

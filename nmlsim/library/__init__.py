@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 MODELS = {
     "ei_hh": ("cobahh", 1.0, 1e-4),
     "coba_lif": ("coba_lif", 1.0, 1e-4),
+    "noisy_hh": ("noisy", 1.0, 2.5e-5),  # nmlsim.library.noisy (NeuroML + LEMS only: its noise is nmlsim's xi)
 }
 
 
@@ -24,6 +25,9 @@ def build(name: str, size: Optional[int] = None, seed: int = 1, state: str = "al
     if name not in MODELS:
         from ..errors import ModelError
         raise ModelError(f"unknown model '{name}' (choose from {', '.join(sorted([*MODELS, *MULTI_STATE]))})")
+    if name == "noisy_hh":
+        from . import noisy
+        return noisy.build(n=size or 100, seed=seed)
     return ei.build(MODELS[name][0], n=size or 4000, seed=seed)
 
 
@@ -51,6 +55,9 @@ def _export(name: str, outdir, *, to, size, seed, duration, step, trace_cells, t
             raise UnsupportedFeature(f"the thalamus is exported as neuroml and/or sonata, not {', '.join(bad)}")
         kw = {k: v for k, v in (("duration", duration), ("step", step)) if v is not None}
         return thalamus.export(outdir, to=to, seed=seed, tc_gap_junctions=tc_gap_junctions, std=std, **kw)
+    if name == "noisy_hh" and [f for f in to if f != "neuroml"]:
+        raise UnsupportedFeature("noisy_hh is exported as neuroml only (its white noise has no SONATA or "
+                                 "NeuroML-HDF5 form)")
     net = build(name, size, seed)
     _, default_len, default_step = MODELS[name]
     step = step if step is not None else default_step

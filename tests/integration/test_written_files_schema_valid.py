@@ -30,7 +30,7 @@ def test_shipped_networks_validate_with_their_includes():
     document can hold (they are in Thalamus_components.xml, included by the LEMS files; jnml
     -validate reports the same references)."""
     nets = sorted(MODELS.rglob("*.net.nml"))
-    assert len(nets) == 6
+    assert len(nets) == 7
     for f in nets:
         problems = validate_file(f)
         if f.parent.name == "thalamus":
