@@ -287,12 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "(pulseGen1/amplitude=0.05nA,0.1nA,0.2nA)")
     sw.add_argument("--outdir", default="sweep", help="one folder per value in here (default: ./sweep)")
     sw.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: one per CPU)")
-    sw.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4", "neuron"))
+    sw.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4", "neuron"),
+                    help="integrator, as for run (default: exp_euler)")
     sw.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
                     help="numba: compiled once (the first run), reused by the others")
     sw.add_argument("--duration", type=_time_arg, default=None, help="simulated time (default: the Simulation's)")
     sw.add_argument("--dt", type=_time_arg, default=None, help="time step (default: the Simulation's)")
-    sw.add_argument("--seed", type=int, default=None)
+    sw.add_argument("--seed", type=int, default=None, help="seed of every run (default: the Simulation's)")
     sw.add_argument("--include-root", default=None, help="folder that includes may not leave")
     sw.set_defaults(fn=cmd_sweep)
     pa = sub.add_parser("params", help="list a LEMS model's parameters (paths for --set and sim.set) with values")

@@ -631,11 +631,10 @@ class LoopRun:
             return
         codes, idx, steps = SBK[:n].copy(), SBI[:n].copy(), SBS[:n].copy()
         SBN[0] = 0
-        dt = self.sim.dt
         for code, cbs in self.by_code.items():
             sel = codes == code
             if sel.any():
-                t = steps[sel] * dt + dt
+                t = self.sim.event_times(steps[sel])
                 for cb in cbs:
                     cb.block(idx[sel], t)
 

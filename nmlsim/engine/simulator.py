@@ -227,6 +227,20 @@ class Simulator:
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
 
+    def event_times(self, ticks: np.ndarray) -> np.ndarray:
+        """The time the conditions of event phase ``ticks`` were tested with (what events are
+        stamped with): (tick + 1)·dt, or jLEMS's accumulated clock with --method euler."""
+        ticks = np.asarray(ticks, dtype=np.int64)
+        if not self.accumulated_time:
+            return ticks * self.dt + self.dt
+        need = int(ticks.max()) + 2 if ticks.size else 1
+        acc = getattr(self, "_clock", None)
+        if acc is None or len(acc) < need:
+            # t += dt from 0, as np.add.accumulate adds: one after another
+            n = max(need, 2 * (0 if acc is None else len(acc)))
+            acc = self._clock = np.concatenate([[0.0], np.cumsum(np.full(n, self.dt))])
+        return acc[ticks + 1]
+
     def _noise_sources(self, seed):
         """(array, generator) of every white-noise term (``xi`` in a TimeDerivative): each step
         the engine fills the array with N(0, 1)/sqrt(dt), so that the explicit step's dt·xi is

@@ -55,7 +55,7 @@ def test_fused_inputs_give_the_unfused_traces(lems_file, monkeypatch, backend, m
     sim = api.load(lems_file(NET, SIM))
     fused = api.run(sim, method=method, write=False, backend=backend).traces["of"]
     real = api_mod.build_groups
-    monkeypatch.setattr(api_mod, "build_groups", lambda net, **kw: real(net, fuse_populations=False, **kw))
+    monkeypatch.setattr(api_mod, "build_groups", lambda net, **kw: real(net, **{**kw, "fuse_populations": False}))
     apart = api.run(sim, method=method, write=False, backend=backend).traces["of"]
     assert np.allclose(fused, apart, rtol=0, atol=1e-15)
     t = fused[:, 0]
