@@ -255,6 +255,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
                                   for p, (i, t) in spikes.items()})
         recorders.append(SpikeRecorder(spiking_groups(built), sink=keep_spikes))
     result.parameters = dict(sim.overrides)
+    result.sizes = {pid: p.size for pid, p in sim.network.populations.items()}
     recorders += [EventRecorder(ef.id, sels, event_sink(ef)) for ef, sels in events]
     if sonata_spikes:
         from .compile.build import spiking_groups

@@ -79,6 +79,8 @@ def cmd_run(args) -> int:
             "nmlsim: compiling this model's kernels (its first run on the numba backend; later runs "
             "load them from the cache)...", file=sys.stderr, flush=True)
     if path.suffix == ".json":
+        if args.nwb:
+            raise ModelError("--nwb is for LEMS runs; a SONATA run writes SONATA spikes and reports")
         try:
             show = not args.quiet and sys.stderr.isatty()
             spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration,
@@ -103,11 +105,16 @@ def cmd_run(args) -> int:
         res = api.run(sim, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
                       extra_quantities=displays, like_jnml=bool(getattr(args, "nogui", False)),
                       outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes,
+                      record_spikes=bool(args.nwb),
                       backend=args.backend, crank_nicolson=args.crank_nicolson,
                       allow_outputs_anywhere=args.allow_outputs_anywhere)
     except KeyboardInterrupt:
         print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if args.nwb:
+        nwb = Path(args.nwb) if Path(args.nwb).is_absolute() else Path(args.outdir or ".") / args.nwb
+        res.to_nwb(nwb, session_description=f"nmlsim run of {path.name} ({sim.spec.id})")
+        res.files.append(str(nwb))
     if not args.plot:
         _finished()
     if not args.quiet:
@@ -237,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SONATA reports: float32 (the default, what libsonata reads) or float64 (bmtk's "
                         "precision); overrides a report's own \"dtype\"")
     r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
+    r.add_argument("--nwb", default=None, metavar="FILE",
+                   help="LEMS runs: also write every population's spikes (NWB Units) and the OutputFiles' traces "
+                        "(TimeSeries, SI units) to an NWB file (relative to --outdir; needs pynwb)")
     r.add_argument("--sonata-spikes", default=None, metavar="FILE",
                    help="also write every population's spikes to a SONATA spikes.h5 (relative to --outdir)")
     r.add_argument("-q", "--quiet", action="store_true",

@@ -67,6 +67,8 @@ class RunResult:
     spikes: Dict[str, Tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     columns: Dict[str, List[Column]] = field(default_factory=dict)
     parameters: Dict[str, str] = field(default_factory=dict)
+    #: cells per population of the network run (silent cells included)
+    sizes: Dict[str, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ access
     def outputs(self) -> List[str]:

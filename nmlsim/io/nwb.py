@@ -43,10 +43,10 @@ def write_nwb(result, path, *, session_description: str = "nmlsim simulation",
             idx, times = np.asarray(idx, dtype=np.int64), np.asarray(times, dtype=float)
             order = np.lexsort((times, idx))
             idx, times = idx[order], times[order]
-            cells, starts = np.unique(idx, return_index=True)
-            ends = list(starts[1:]) + [len(idx)]
-            for c, a, b in zip(cells, starts, ends):
-                nwb.add_unit(spike_times=times[a:b], population=pop, cell=int(c))
+            n = max(result.sizes.get(pop, 0), int(idx.max()) + 1 if len(idx) else 0)
+            bounds = np.searchsorted(idx, np.arange(n + 1))
+            for c in range(n):  # every cell, silent ones with no spikes
+                nwb.add_unit(spike_times=times[bounds[c]:bounds[c + 1]], population=pop, cell=c)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.nwb", dir=str(path.parent))
     os.close(fd)

@@ -19,3 +19,24 @@ def test_api_examples_run(tmp_path, monkeypatch):
     for i, code in enumerate(blocks):
         exec(compile(code, f"docs/api.md block {i + 1}", "exec"), ns)
     assert (tmp_path / "examples" / "demo.nwb").exists() and (tmp_path / "examples" / "demo.png").exists()
+
+
+def test_run_writes_nwb_beside_the_jnml_files(tmp_path):
+    """`nmlsim run --nwb`: every cell a unit (silent ones too), spike counts as in the .spikes
+    files, traces with their units."""
+    pytest.importorskip("pynwb")
+    import numpy as np
+    from pynwb import NWBHDF5IO
+
+    from conftest import run_cli
+    shutil.copytree(DOCS / "examples", tmp_path / "ex")
+    p = run_cli(["run", "LEMS_izh_demo.xml", "--nwb", "demo.nwb", "-q"], cwd=tmp_path / "ex")
+    assert p.returncode == 0, p.stderr
+    ev = np.loadtxt(tmp_path / "ex" / "results" / "izh.spikes")
+    with NWBHDF5IO(str(tmp_path / "ex" / "demo.nwb"), "r") as io:
+        nwb = io.read()
+        units = nwb.units.to_dataframe()
+        assert len(units) == 11 and set(units.population) == {"exc", "reader"}
+        n = {(r.population, r.cell): len(r.spike_times) for r in units.itertuples()}
+        assert n[("exc", 0)] == int(np.sum(ev[:, 0] == 0)) and n[("reader", 0)] == int(np.sum(ev[:, 0] == 1))
+        assert nwb.acquisition["v.exc0"].unit == "V"
