@@ -279,6 +279,9 @@ class Group:
         segs = node.children.get("segments")
         if not segs or node.tname != "morphology" and not self.model.is_a(node.tname, "morphology"):
             return
+        owner = node.parent
+        if owner is not None and not self.model.is_a(owner.tname, "cell"):
+            return  # a morphology inside a LEMS type of its own (a two-compartment cell): data it reads
         if len(segs) > 1:
             raise UnsupportedFeature(
                 f"a multi-compartment cell ({len(segs)} segments) runs only as cells of a population "
@@ -557,7 +560,10 @@ class Group:
         if h.test:
             out.test = self.resolve_expr(node, h.test)
         loc = self.local_names(node)
+        dyn = node.ct.dynamics
         for a in h.assignments:
+            if loc.get(a.variable) == "derived" and dyn is not None and a.variable in dyn.state:
+                continue  # declared both ways: the derived value, recomputed each step, wins (as in jLEMS)
             if loc.get(a.variable) != "state":
                 raise ModelError(f"StateAssignment to '{a.variable}', which is not a StateVariable of "
                                  f"{node.tname}", **node.where())
