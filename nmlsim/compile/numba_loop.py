@@ -314,6 +314,9 @@ class LoopGen:
             if rand_test:
                 out.append(f"    {cur}[0] += {n * len(_post_order_random(h.test))}")
         test = self.test_code(g, h, i, random_mode, bt if random_mode == "buffer" else None)
+        if self.spec.jlems_clock and not rand_test and h.test is not None and not self.prog._time_only(g, h.test):
+            # jLEMS tests a condition on the states after a step: none before the first
+            test = f"(ee > 0 and ({test}))"
         bb = None
         if random_mode == "buffer" and rand_body:
             bb = self.fresh("bb")

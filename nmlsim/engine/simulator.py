@@ -30,6 +30,7 @@ from ..compile.codegen import Program
 from ..compile.integrators import add_attached_slopes, make_integrator, stale_ancestor_reads
 from ..compile.jlems_order import jlems_reads
 from ..errors import SimulationError
+from ..lems import expr as E
 
 
 class Recorder:
@@ -144,6 +145,10 @@ class Simulator:
                     ks.append((g, k.states, k.pairs))
             self.program.solved_apart = {(g.gid, st) for g, states, _ in ks for st in states}
         self._setup_events()
+        #: OnCondition handlers that test states (not time alone, no random draw in the test)
+        self._state_tests = {id(h) for g, h, _ in self.cond_handlers
+                             if h.test is not None and not E.has_random(h.test)
+                             and not self.program._time_only(g, h.test)}
         self.kernels = None
         self.observe = None if observe is None else set(observe)
         if self.observe is not None:
@@ -857,7 +862,10 @@ class Simulator:
                 end = int(np.searchsorted(steps, k, side="right"))
                 entry[2] = end
                 self._queue_in_rounds(src, src.port, src.ids[cur:end], queue)
+        early = self._state_tests if k == 0 and self.accumulated_time else ()
         for g, h, fn in self.cond_handlers:
+            if id(h) in early:  # jLEMS tests conditions on states after a step: none before the first
+                continue
             m = fn(V, t, None)
             if m is not None:
                 if h.transition is not None:

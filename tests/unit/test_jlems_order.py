@@ -93,3 +93,23 @@ def test_conditions_use_jlems_accumulated_clock(lems_file, backend):
     on = int(np.count_nonzero((clock >= 0.05) & (clock < 0.1)))
     assert on == 5001  # k*dt would give 5000
     assert d[-1, 1] == pytest.approx(on * dt * 1e-9, rel=1e-9)
+
+
+ABOVE = """
+<iafTauCell id="above" leakReversal="-50mV" thresh="-55mV" reset="-70mV" tau="30ms"/>
+<network id="net"><population id="p" component="above" size="1"/></network>
+"""
+ABOVE_SIM = """<Simulation id="sim1" length="1ms" step="0.005ms" target="net">
+  <OutputFile id="of" fileName="v.dat"><OutputColumn id="v" quantity="p[0]/v"/></OutputFile>
+</Simulation>"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_no_condition_on_states_before_the_first_step(lems_file, backend):
+    """A cell starting above threshold: jLEMS tests conditions on the states a step produced, so
+    row 0 is the initial state and the reset shows in row 1 (NeuroML2 ex0, as jnml writes it)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    sim = api.load(lems_file(ABOVE, ABOVE_SIM))
+    d = api.run(sim, method="euler", backend=backend, write=False).traces["of"]
+    assert d[0, 1] == pytest.approx(-0.050) and d[1, 1] == pytest.approx(-0.070)
