@@ -139,13 +139,23 @@ def validate_file(path, include_root=None, includes: bool = True, named: bool = 
             Program(built.groups)
             resolve_outputs(built, spec, path)
         else:
+            # a NeuroML document, not a simulation: a cell without biophysics (a morphology file)
+            # or an input list whose input another file defines keeps the network from running
+            # but leaves the document valid, as jnml -validate finds it: a warning
             for c in model.components.values():
                 try:
                     is_net = model.is_a(model.type_of(c), "network")
                 except NmlsimError:
                     is_net = False
                 if is_net:
-                    build_groups(build_network(model, c))
+                    try:
+                        build_groups(build_network(model, c))
+                    except NmlsimError as e:
+                        element = str(e.element or "")
+                        if warnings is None or not ("has no biophysicalProperties" in e.message
+                                                    or element.lstrip("<").startswith(("inputList", "input "))):
+                            raise
+                        warnings.append(f"warning: not runnable as it stands: {e}")
     except NmlsimError as e:
         problems.append(str(e))
     return problems

@@ -58,3 +58,15 @@ def test_lems_file_named_nml(tmp_path):
     (tmp_path / "types.nml").write_text('<Lems><ComponentType name="x"/></Lems>\n')
     p = run_cli(["validate", "types.nml"], cwd=tmp_path)
     assert p.returncode == 3 and "the root element is <Lems>, not <neuroml>" in p.stdout, p.stdout
+
+
+def test_a_document_that_cannot_run_alone_is_still_valid(tmp_path):
+    """A morphology-only cell in a network, an input list whose input another file defines:
+    valid NeuroML (jnml -validate agrees), reported as warnings, exit 0."""
+    (tmp_path / "m.nml").write_text(
+        f'<neuroml {NS} id="m"><cell id="c"><morphology id="mo"><segment id="0" name="s">'
+        '<proximal x="0" y="0" z="0" diameter="10"/><distal x="10" y="0" z="0" diameter="10"/></segment>'
+        '</morphology></cell><network id="net"><population id="p" component="c" size="1"/></network></neuroml>')
+    p = run_cli(["validate", "m.nml"], cwd=tmp_path)
+    assert p.returncode == 0 and "m.nml: valid" in p.stdout, p.stdout + p.stderr
+    assert "has no biophysicalProperties" in p.stdout + p.stderr
