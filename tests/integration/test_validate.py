@@ -66,6 +66,7 @@ def test_a_document_that_cannot_run_alone_is_still_valid(tmp_path):
     (tmp_path / "m.nml").write_text(
         f'<neuroml {NS} id="m"><cell id="c"><morphology id="mo"><segment id="0" name="s">'
         '<proximal x="0" y="0" z="0" diameter="10"/><distal x="10" y="0" z="0" diameter="10"/></segment>'
+        '<segment id="1" name="d"><parent segment="0"/><distal x="20" y="0" z="0" diameter="2"/></segment>'
         '</morphology></cell><network id="net"><population id="p" component="c" size="1"/></network></neuroml>')
     p = run_cli(["validate", "m.nml"], cwd=tmp_path)
     assert p.returncode == 0 and "m.nml: valid" in p.stdout, p.stdout + p.stderr
