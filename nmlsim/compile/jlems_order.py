@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import numpy as np
 
 from ..lems import expr as E
-from ..lems.flatten import Derived, Group, Node
+from ..lems.flatten import Derived, Group, Handler, Node
 
 
 def _node_of(key: str) -> str:
@@ -315,6 +315,7 @@ class _Reads:
                 if h.test is not None:
                     h.test = E.rename(h.test, fn)
                 h.assignments = [(k, E.rename(a, fn)) for k, a in h.assignments]
+        self._early_handlers()
         for g in self.groups:
             self._regime_sequence(g)
             # recorded through the exposure too: a step behind
@@ -330,6 +331,28 @@ class _Reads:
             step = ("bin", "*", ("num", self.dt), g.rates[key])
             g.derived[nxt] = Derived(nxt, "expr", ast=("bin", "+", ("name", key), step))
         self._break_circles()
+
+    def _early_handlers(self) -> None:
+        """jLEMS sends a zero-delay event in the sender's own step, and a receiver further on in
+        its walk handles it before it advances that step. For each OnCondition that sends events
+        (no regime, no random draw), a copy tested on the states the coming step will produce
+        (``x + dt·x'``; derived values as they stand, as jLEMS's conditions see them) lets the
+        engine send those events before the step (``Handler.early``; the engine routes them only
+        to such receivers, and the handler itself only to the others)."""
+        for g in self.groups:
+            for h in list(g.handlers):
+                if h.kind != "condition" or not h.event_outs or h.regime is not None or h.test is None \
+                        or E.has_random(h.test) or getattr(h, "early_of", None) is not None:
+                    continue
+                names = E.names(h.test)
+                if "t" in names or not any(n in g.rates or n in g.rate_cases or n in g.derived for n in names):
+                    # a test on time (a spike generator's t > tnext) is tested with the coming
+                    # step's clock already: its events go out in time
+                    continue
+                test = E.rename(h.test, lambda n: (self._lead(g, n) or n) if n in g.state else n)
+                early = Handler(node=h.node, kind="condition", test=test, event_outs=list(h.event_outs))
+                early.early_of = h
+                g.handlers.append(early)
 
     def _regime_sequence(self, g: Group) -> None:
         """jLEMS moves a regime's states one after another (``ComponentRegime.advance``): each
@@ -408,6 +431,16 @@ class _Reads:
                     if h.test is not None:
                         h.test = E.rename(h.test, back)
                     h.assignments = [(k, E.rename(a, back)) for k, a in h.assignments]
+
+
+def walk_before(groups: List[Group]):
+    """``before(ga, ia, prefix_a, gb, ib, prefix_b)``: whether instance ``ia`` of group ``ga``'s
+    node ``prefix_a`` advances before instance ``ib`` of ``gb``'s node in jLEMS's walk."""
+    r = _Reads(groups, 1.0, set())
+
+    def before(ga, ia, pa, gb, ib, pb) -> bool:
+        return r._before(r._path(ga, int(ia), pa), r._path(gb, int(ib), pb))
+    return before
 
 
 def jlems_reads(groups: List[Group], dt: float, skip: Set[int] = frozenset(), recorded=None) -> None:

@@ -145,12 +145,19 @@ class Simulator:
                     ks.append((g, k.states, k.pairs))
             self.program.solved_apart = {(g.gid, st) for g, states, _ in ks for st in states}
         self._setup_events()
+        #: --method euler: the senders' early handlers that have receivers to serve
+        self._early = [(g, h, fn) for g, h, fn in self.cond_handlers if getattr(h, "early_of", None) is not None
+                       and any((g.gid, o) in self.early_routes for o in h.event_outs)]
         #: OnCondition handlers that test states (not time alone, no random draw in the test)
         self._state_tests = {id(h) for g, h, _ in self.cond_handlers
                              if h.test is not None and not E.has_random(h.test)
-                             and not self.program._time_only(g, h.test)}
+                             and not self.program._time_only(g, h.test) and getattr(h, "early_of", None) is None}
         self.kernels = None
         self.observe = None if observe is None else set(observe)
+        if self.observe is not None:  # (the updated states early handlers test, kept in arrays)
+            for g, h, _ in self.cond_handlers:
+                if getattr(h, "early_of", None) is not None and h.test is not None:
+                    self.observe.update((g.gid, n) for n in E.names(h.test) if n in g.derived)
         if self.observe is not None:
             # the kinetic schemes solved here (steady state, backward Euler) read their
             # transition rates from the arrays: the numba kernels must store them
@@ -397,7 +404,7 @@ class Simulator:
         # (and jLEMS's kinetic schemes, moved by the engine between compiled calls; white noise,
         # drawn by the engine each step)
         spec = (None if self.program.implicit or self.method == "neuron" or getattr(self.program, "solved_apart", None)
-                or self.noise else self._loop_spec())
+                or self.noise or self.early_routes else self._loop_spec())
         kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept, nmodl=self.nmodl)
         self.kernels = kernels
         self.program.derived = kernels.derived
@@ -419,7 +426,7 @@ class Simulator:
         groups = {g.gid: g for g in self.built.groups}
         groups.update({src.gid: src for src in self.built.sources.values()})
         return LoopSpec(
-            cond_handlers=[(g, h) for g, h, _ in self.cond_handlers],
+            cond_handlers=[(g, h) for g, h, _ in self.cond_handlers if getattr(h, "early_of", None) is None],
             event_handlers={k: [(g, h) for g, h, _ in v] for k, v in self.event_handlers.items()},
             entry_handlers=dict(entry), internal=dict(self.internal), routes=dict(self.routes),
             sources=[(src, steps, src.ids) for src, steps, _ in self.sources],
@@ -461,20 +468,41 @@ class Simulator:
             for src, sport, dst, dport in g.internal:
                 self.internal[(g.gid, src.prefix, sport)].append((dst.prefix, dport))
         self.routes = defaultdict(list)
+        #: --method euler: the zero-delay connections to receivers further on in jLEMS's walk,
+        #: served by the senders' early handlers (jlems_order._early_handlers) before the step
+        self.early_routes = defaultdict(list)
+        early_ports = {(g.gid, o) for g, h, _ in self.cond_handlers if getattr(h, "early_of", None) is not None
+                       for o in h.event_outs}
+        before = None
         maxd = 0
-        for r in self.built.routes:
-            steps = np.rint(r.delay_s / self.dt).astype(np.int64)
-            order = np.argsort(r.pre_idx, kind="stable")
+
+        def record(r, keep):
+            pre, dst = r.pre_idx[keep], r.dst_idx[keep]
+            steps = np.rint(np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape)[keep]
+                            / self.dt).astype(np.int64)
+            order = np.argsort(pre, kind="stable")
             indptr = np.zeros(r.src.n + 1, dtype=np.int64)
-            np.add.at(indptr, r.pre_idx + 1, 1)
+            np.add.at(indptr, pre + 1, 1)
             indptr = np.cumsum(indptr)
-            w = r.weight[order] if r.weight is not None else np.ones(len(order))
-            rec = dict(route=r, indptr=indptr, dst=r.dst_idx[order], steps=steps[order], w=w,
-                       delay_s=np.broadcast_to(np.asarray(r.delay_s, dtype=float), steps.shape)[order],
-                       any_delay=bool(np.any(steps > 0)),
-                       merged=self.program.merged_event_fns.get(r.dst.gid) if r.dst.merged else None)
-            maxd = max(maxd, int(steps.max()) if len(steps) else 0)
+            w = r.weight[keep][order] if r.weight is not None else np.ones(len(order))
+            return dict(route=r, indptr=indptr, dst=dst[order], steps=steps[order], w=w,
+                        delay_s=np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape)[keep][order],
+                        any_delay=bool(np.any(steps > 0)),
+                        merged=self.program.merged_event_fns.get(r.dst.gid) if r.dst.merged else None)
+        for r in self.built.routes:
+            allc = np.ones(len(r.pre_idx), dtype=bool)
+            early = np.zeros(len(r.pre_idx), dtype=bool)
+            if (r.src.gid, r.port) in early_ports:
+                from ..compile.jlems_order import walk_before
+                before = before or walk_before(self.built.groups)
+                zero = np.rint(np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape) / self.dt) == 0
+                early = zero & np.array([before(r.src, p, "", r.dst, q, "") for p, q in zip(r.pre_idx, r.dst_idx)],
+                                        dtype=bool)
+            rec = record(r, allc & ~early)
+            maxd = max(maxd, int(rec["steps"].max()) if len(rec["steps"]) else 0)
             self.routes[(r.src.gid, r.port)].append(rec)
+            if early.any():
+                self.early_routes[(r.src.gid, r.port)].append(record(r, early))
         self.ring_len = maxd + (2 if self.accumulated_time else 1)  # (jLEMS's clock: one step later at most)
         self.ring = [defaultdict(list) for _ in range(self.ring_len)]
         # spike sources: emission step of each spike and a cursor. ceil(t/dt): the first step
@@ -798,6 +826,7 @@ class Simulator:
         self._event_phase(0, lead)
         clock = lead
         noise = self._draw_noise if self.noise else None
+        early = bool(self._early)
         for k in range(nsteps + 1):
             self.step_index = k
             t = k * self.dt
@@ -809,6 +838,8 @@ class Simulator:
                 r.sample(self, k, t)
             if k == nsteps:
                 break
+            if early and self._send_early(clock):
+                derived_now(V, t)
             self.integrate(V, t)
             t1 = (k + 1) * self.dt
             # jLEMS tests conditions with the time at the end of the step it is about
@@ -862,10 +893,12 @@ class Simulator:
                 end = int(np.searchsorted(steps, k, side="right"))
                 entry[2] = end
                 self._queue_in_rounds(src, src.port, src.ids[cur:end], queue)
-        early = self._state_tests if k == 0 and self.accumulated_time else ()
+        skip = self._state_tests if k == 0 and self.accumulated_time else ()
         for g, h, fn in self.cond_handlers:
-            if id(h) in early:  # jLEMS tests conditions on states after a step: none before the first
+            if id(h) in skip:  # jLEMS tests conditions on states after a step: none before the first
                 continue
+            if getattr(h, "early_of", None) is not None:
+                continue  # (run by _send_early, once the derived values of these states are known)
             m = fn(V, t, None)
             if m is not None:
                 if h.transition is not None:
@@ -875,6 +908,24 @@ class Simulator:
                     queue.append((g, h.node.prefix, out, m))
         if queue:
             self._process_events(queue, t)
+
+    def _send_early(self, t: float) -> bool:
+        """--method euler: the events jLEMS sends in the coming step to receivers further on in its
+        walk (which handle them before they advance): the senders' conditions tested on the states
+        the step will produce. Called after the derived values of the step's start; True if any
+        event went out (the derived values are then computed again)."""
+        queue, sent = [], False
+        for g, h, fn in self._early:
+            m = fn(self.V, t, None)
+            if m is None or not np.any(m):
+                continue
+            for out in h.event_outs:
+                for rec in self.early_routes.get((g.gid, out), ()):
+                    self._route(rec, np.broadcast_to(m, (g.n,)), queue, t)
+                    sent = True
+        if queue:
+            self._process_events(queue, t)
+        return sent
 
     def _check_finite(self, t):
         prog = self.program

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import CORPUS, SHARED, needs_shared, run_cli
 
-FAST = ["nml2_ex1_hh", "nml2_ex4a_ks", "nml2_ex5_detcell", "nml2_ex7_stp", "nml2_ex9_fn", "nml2_ex10_q10",
+FAST = ["nml2_ex1_hh", "nml2_ex3_net", "nml2_ex4a_ks", "nml2_ex5_detcell", "nml2_ex7_stp", "nml2_ex9_fn", "nml2_ex10_q10",
         "nml2_ex13_instances", "nml2_ex17_tissue", "nml2_ex19_gapjunctions", "nml2_ex20_analogsynapses",
         "nml2_ex24_fractional", "osb_izh2007_fivecells", "osb_pospischil_im", "osb_wilsoncowan_driven"]
 
@@ -52,7 +52,7 @@ def test_fast_cases_euler(case, tmp_path):
 
 
 @needs_shared
-@pytest.mark.parametrize("case", ["nml2_ex1_hh", "nml2_ex4a_ks", "osb_wilsoncowan_driven"])
+@pytest.mark.parametrize("case", ["nml2_ex1_hh", "nml2_ex3_net", "nml2_ex4a_ks", "osb_wilsoncowan_driven"])
 def test_fast_cases_euler_compiled(case, tmp_path):
     """The compiled backend steps jLEMS's order too (history slots, kinetic schemes, peers, clock)."""
     pytest.importorskip("numba")
