@@ -229,22 +229,26 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     recorders = [TraceRecorder(of.id, cols, trace_sink(of)) for of, cols in traces]
     reg = sim.model.units
 
-    def unit(q):
+    def column(cid, q):
         try:
             dim = quantity_dimension(built, q)
         except ModelError:
             dim = None
-        return reg.symbol_for(dim) if dim and dim != "none" else ""
-    for of, _ in traces:
-        result.columns[of.id] = [Column(c.id, c.quantity, unit(c.quantity)) for c in of.columns]
-    if record:
+        return Column(cid, q, reg.symbol_for(dim) if dim and dim != "none" else "", dim)
+
+    def resolved(quantities, element):
         cols = []
-        for q in record:
+        for q in quantities:
             try:
                 cols.append(resolve_quantity(built, q))
             except ModelError as e:
-                raise e.located(file=sim.path, element=f"record '{q}'") from None
-        result.columns["record"] = [Column(q, q, unit(q)) for q in record]
+                raise e.located(file=sim.path, element=element.format(q)) from None
+        return cols
+    for of, _ in traces:
+        result.columns[of.id] = [column(c.id, c.quantity) for c in of.columns]
+    if record:
+        cols = resolved(record, "record '{}'")
+        result.columns["record"] = [column(q, q) for q in record]
         recorders.append(TraceRecorder("record", cols, lambda n, d, c: result.traces.__setitem__(n, d)))
     if record_spikes:
         from .compile.build import spiking_groups
@@ -269,12 +273,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         spike_rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink, state_time=True)
         recorders.append(spike_rec)
     if extra_quantities:
-        cols = []
-        for q in extra_quantities:
-            try:
-                cols.append(resolve_quantity(built, q))
-            except ModelError as e:
-                raise e.located(file=sim.path, element=f"Line quantity='{q}'") from None
+        cols = resolved(extra_quantities, "Line quantity='{}'")
         recorders.append(TraceRecorder(DISPLAY_TRACES, cols, lambda n, d, c: result.traces.__setitem__(n, d)))
     result.complete = True
     simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),

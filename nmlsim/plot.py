@@ -102,15 +102,8 @@ def result_figure(sim, res, duration: float = None):
         axes[0].set_title(f"input current into {label}", fontsize=9)
         k = 1
     for title, t, cols, d in traces:
-        ax = axes[k]
+        _trace_panel(axes[k], title, t, cols, d)
         k += 1
-        ylabel, factor = _axis(d)
-        for q, y in cols:
-            ax.plot(t * 1e3, y * factor, lw=0.8, label=q)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=9)
-        if len(cols) <= 8:
-            ax.legend(fontsize=7, loc="upper right")
     if events:
         ax, axr = axes[k], axes[k + 1]
         k += 2
@@ -160,8 +153,15 @@ def result_figure(sim, res, duration: float = None):
     return fig
 
 
-_DIM_OF_UNIT = {"V": "voltage", "A": "current", "S": "conductance", "F": "capacitance", "s": "time",
-               "mol_per_m3": "concentration", "per_s": "per_time", "K": "temperature"}
+def _trace_panel(ax, title, t, cols, dim):
+    """One panel of traces (``cols``: (label, values SI)) in the units of LEMS dimension ``dim``."""
+    ylabel, factor = _axis(dim)
+    for q, y in cols:
+        ax.plot(t * 1e3, y * factor, lw=0.8, label=q)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if len(cols) <= 8:
+        ax.legend(fontsize=7, loc="upper right")
 
 
 def results_figure(res):
@@ -171,22 +171,16 @@ def results_figure(res):
     panels = []
     for name in res.outputs():
         out = res.output(name)
-        by_unit = {}
+        by_dim = {}
         for j, c in enumerate(out.columns):
-            by_unit.setdefault(c.unit, []).append((c.quantity, out.data[:, j]))
-        for u, cols in by_unit.items():
-            panels.append((name, out.time, cols, _DIM_OF_UNIT.get(u, "none" if not u else u)))
+            by_dim.setdefault(c.dimension, []).append((c.quantity, out.data[:, j]))
+        for d, cols in by_dim.items():
+            panels.append((name, out.time, cols, d))
     spikes = {p: v for p, v in res.spikes.items() if len(v[1])}
     n = len(panels) + bool(spikes)
     fig, axes = _layout(plt, max(n, 1), max(n, 1))
     for ax, (title, t, cols, d) in zip(axes, panels):
-        ylabel, factor = _axis(d)
-        for q, y in cols:
-            ax.plot(t * 1e3, y * factor, lw=0.8, label=q)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=9)
-        if len(cols) <= 8:
-            ax.legend(fontsize=7, loc="upper right")
+        _trace_panel(ax, title, t, cols, d)
     if spikes:
         ax = axes[len(panels)]
         offset, ticks, names = 0, [], []

@@ -15,10 +15,12 @@ import numpy as np
 
 @dataclass
 class Column:
-    """One recorded column: its id in the OutputFile, the LEMS quantity path, its SI unit."""
+    """One recorded column: its id in the OutputFile, the LEMS quantity path, its SI unit and
+    LEMS dimension (None where its type does not declare one)."""
     id: str
     quantity: str
     unit: str
+    dimension: Optional[str] = None
 
 
 @dataclass

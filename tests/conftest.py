@@ -36,6 +36,14 @@ def have_jnml() -> bool:
     return True
 
 
+def run_jnml(lems: Path, timeout=1800, memory="2G") -> subprocess.CompletedProcess:
+    """Run pyNeuroML's jNeuroML jar on ``lems`` in its folder (``jnml LEMS -nogui``)."""
+    import pyneuroml
+    jar = next((Path(pyneuroml.__file__).parent / "lib").glob("jNeuroML-*-jar-with-dependencies.jar"))
+    return subprocess.run(["java", f"-Xmx{memory}", "-Djava.awt.headless=true", "-jar", str(jar), lems.name, "-nogui"],
+                          cwd=lems.parent, capture_output=True, text=True, timeout=timeout)
+
+
 def run_cli(args, cwd=None, timeout=600):
     """Run `python -m nmlsim.cli ARGS`; return the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "nmlsim.cli", *map(str, args)], cwd=cwd, capture_output=True,

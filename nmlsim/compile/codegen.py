@@ -100,6 +100,24 @@ def _scatter_mul(idx, vals, nsrc, n):
     return out
 
 
+def derived_deps(g: Group, d: Derived) -> Set[Key]:
+    """The (group id, key) values derived value ``d`` of ``g`` is computed from."""
+    if d.kind == "expr":
+        return {(g.gid, n) for n in E.names(d.ast) if n != "t"}
+    if d.kind == "cases":
+        out = set()
+        for c, v in d.cases:
+            if c is not None:
+                out |= {(g.gid, n) for n in E.names(c) if n != "t"}
+            out |= {(g.gid, n) for n in E.names(v) if n != "t"}
+        return out
+    if d.kind == "gather":
+        return {(d.src.gid, d.src_key)}
+    if d.kind == "scatter":
+        return {(ag.gid, k) for ag, k, _ in d.terms}
+    raise ValueError(d.kind)
+
+
 class Program:
     """Generated code and data of one network."""
 
@@ -262,20 +280,7 @@ class Program:
         return src
 
     def _deps(self, g: Group, d: Derived) -> Set[Key]:
-        if d.kind == "expr":
-            return {(g.gid, n) for n in E.names(d.ast) if n != "t"}
-        if d.kind == "cases":
-            out = set()
-            for c, v in d.cases:
-                if c is not None:
-                    out |= {(g.gid, n) for n in E.names(c) if n != "t"}
-                out |= {(g.gid, n) for n in E.names(v) if n != "t"}
-            return out
-        if d.kind == "gather":
-            return {(d.src.gid, d.src_key)}
-        if d.kind == "scatter":
-            return {(ag.gid, k) for ag, k, _ in d.terms}
-        raise ValueError(d.kind)
+        return derived_deps(g, d)
 
     def _uses_t_or_random(self, g, d) -> bool:
         asts = []

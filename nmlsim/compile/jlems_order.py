@@ -30,6 +30,7 @@ import numpy as np
 
 from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Handler, Node
+from .codegen import derived_deps
 
 
 def _node_of(key: str) -> str:
@@ -381,17 +382,7 @@ class _Reads:
         def deps(gid, key):
             g = groups.get(gid)
             d = None if g is None else g.derived.get(key)
-            if d is None:
-                return ()
-            if d.kind == "expr":
-                return [(gid, n) for n in E.names(d.ast)]
-            if d.kind == "cases":
-                return [(gid, n) for c, v in d.cases for a in (c, v) if a is not None for n in E.names(a)]
-            if d.kind == "gather":
-                return [(d.src.gid, d.src_key)]
-            if d.kind == "scatter":
-                return [(ag.gid, k) for ag, k, _ in d.terms]
-            return ()
+            return () if d is None else derived_deps(g, d)
         while True:
             leads = [(g.gid, k) for g in self.groups for k in g.derived if k.endswith(suffix)]
             circular = set()

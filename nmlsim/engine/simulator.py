@@ -476,33 +476,30 @@ class Simulator:
         before = None
         maxd = 0
 
-        def record(r, keep):
-            pre, dst = r.pre_idx[keep], r.dst_idx[keep]
-            steps = np.rint(np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape)[keep]
-                            / self.dt).astype(np.int64)
+        def record(r, delays, keep):
+            pre, dst, delays = r.pre_idx[keep], r.dst_idx[keep], delays[keep]
+            steps = np.rint(delays / self.dt).astype(np.int64)
             order = np.argsort(pre, kind="stable")
             indptr = np.zeros(r.src.n + 1, dtype=np.int64)
             np.add.at(indptr, pre + 1, 1)
             indptr = np.cumsum(indptr)
             w = r.weight[keep][order] if r.weight is not None else np.ones(len(order))
-            return dict(route=r, indptr=indptr, dst=dst[order], steps=steps[order], w=w,
-                        delay_s=np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape)[keep][order],
+            return dict(route=r, indptr=indptr, dst=dst[order], steps=steps[order], w=w, delay_s=delays[order],
                         any_delay=bool(np.any(steps > 0)),
                         merged=self.program.merged_event_fns.get(r.dst.gid) if r.dst.merged else None)
         for r in self.built.routes:
-            allc = np.ones(len(r.pre_idx), dtype=bool)
+            delays = np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape)
             early = np.zeros(len(r.pre_idx), dtype=bool)
             if (r.src.gid, r.port) in early_ports:
                 from ..compile.jlems_order import walk_before
                 before = before or walk_before(self.built.groups)
-                zero = np.rint(np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape) / self.dt) == 0
-                early = zero & np.array([before(r.src, p, "", r.dst, q, "") for p, q in zip(r.pre_idx, r.dst_idx)],
-                                        dtype=bool)
-            rec = record(r, allc & ~early)
+                early = (np.rint(delays / self.dt) == 0) & np.array(
+                    [before(r.src, p, "", r.dst, q, "") for p, q in zip(r.pre_idx, r.dst_idx)], dtype=bool)
+            rec = record(r, delays, ~early)
             maxd = max(maxd, int(rec["steps"].max()) if len(rec["steps"]) else 0)
             self.routes[(r.src.gid, r.port)].append(rec)
             if early.any():
-                self.early_routes[(r.src.gid, r.port)].append(record(r, early))
+                self.early_routes[(r.src.gid, r.port)].append(record(r, delays, early))
         self.ring_len = maxd + (2 if self.accumulated_time else 1)  # (jLEMS's clock: one step later at most)
         self.ring = [defaultdict(list) for _ in range(self.ring_len)]
         # spike sources: emission step of each spike and a cursor. ceil(t/dt): the first step

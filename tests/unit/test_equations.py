@@ -2,11 +2,11 @@
 their analytic answers, dimension errors, and the LEMS written (nmlsim and, optionally, jnml and
 Brian2 run it)."""
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
+from conftest import have_jnml, run_jnml
 from nmlsim.equations import EquationError, NeuronModel
 
 TAU = 0.01
@@ -92,20 +92,12 @@ def test_written_lems_is_valid_and_jnml_runs_it(tmp_path):
     from nmlsim import api
     r = api.run(api.load(p), method="euler", outdir=tmp_path / "nmlsim")
     ours = np.loadtxt(tmp_path / "nmlsim" / "lif.spikes")[:, 1]
-    pytest.importorskip("pyneuroml")
-    if shutil.which("java") is None:
-        pytest.skip("no Java")
-    import os
-    import pyneuroml
-    lib = os.path.join(os.path.dirname(pyneuroml.__file__), "lib")
-    jars = [f for f in os.listdir(lib) if f.startswith("jNeuroML") and f.endswith(".jar")]
-    if not jars:
-        pytest.skip("no jNeuroML jar")
+    if not have_jnml():
+        pytest.skip("jnml (pyNeuroML + Java) not available")
     work = tmp_path / "jnml"
     work.mkdir()
     shutil.copy(p, work / p.name)
-    q = subprocess.run(["java", "-jar", os.path.join(lib, jars[0]), p.name, "-nogui"], cwd=work,
-                       capture_output=True, text=True, timeout=300)
+    q = run_jnml(work / p.name, timeout=300)
     assert q.returncode == 0, q.stdout[-2000:] + q.stderr[-2000:]
     theirs = np.loadtxt(work / "lif.spikes")[:, 1]
     assert len(theirs) == len(ours) and np.allclose(theirs, ours, atol=1.5e-5)

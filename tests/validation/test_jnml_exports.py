@@ -1,22 +1,18 @@
 """Exported models re-run by the reference tool (jNeuroML); skipped without pyNeuroML/Java."""
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import have_jnml, run_cli
+from conftest import have_jnml, run_cli, run_jnml
 from nmlsim.library import export
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not have_jnml(), reason="jnml (pyNeuroML + Java) not available")]
 
 
 def _jnml(lems: Path):
-    import pyneuroml
-    jar = next((Path(pyneuroml.__file__).parent / "lib").glob("jNeuroML-*-jar-with-dependencies.jar"))
     (lems.parent / "results").mkdir(exist_ok=True)
-    p = subprocess.run(["java", "-Xmx2G", "-Djava.awt.headless=true", "-jar", str(jar), lems.name, "-nogui"],
-                       cwd=lems.parent, capture_output=True, text=True, timeout=1800)
+    p = run_jnml(lems)
     assert p.returncode == 0 and "Exception" not in p.stdout, p.stdout[-2000:]
 
 
