@@ -40,3 +40,18 @@ def test_run_writes_nwb_beside_the_jnml_files(tmp_path):
         n = {(r.population, r.cell): len(r.spike_times) for r in units.itertuples()}
         assert n[("exc", 0)] == int(np.sum(ev[:, 0] == 0)) and n[("reader", 0)] == int(np.sum(ev[:, 0] == 1))
         assert nwb.acquisition["v.exc0"].unit == "V"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["sweep", "LEMS_izh_demo.xml", "--set", "step/amplitude"], "write PATH=V1,V2"),
+    (["sweep", "LEMS_izh_demo.xml", "--set", "step/nothing=1nA"], "no parameter 'step/nothing'"),
+    (["sweep", "LEMS_izh_demo.xml", "--set", "step/amplitude=3mV"], "dimension voltage, expected current"),
+    (["run", "simulation_config.json", "--nwb", "x.nwb"], "--nwb is for LEMS runs"),
+])
+def test_bad_sweep_and_nwb_arguments_are_one_line_errors(tmp_path, args, msg):
+    from conftest import run_cli
+    shutil.copytree(DOCS / "examples", tmp_path / "ex")
+    (tmp_path / "ex" / "simulation_config.json").write_text("{}")
+    p = run_cli(args, cwd=tmp_path / "ex")
+    assert p.returncode != 0 and msg in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
