@@ -18,7 +18,7 @@ from .graph.network import Network
 from .io.lems_reader import load_model
 from .io.lems_sim import SimulationSpec, read_simulation
 from .io.neuroml import build_network
-from .io.results import partial_name, write_dat, write_events, write_sonata_report, write_sonata_spikes
+from .io.results import partial_name, write_dat, write_events, write_sonata_spikes
 from .lems.model import LemsModel
 from .results import Column, RunResult
 
@@ -38,29 +38,30 @@ class Parameter:
     unit: str
 
 
-@dataclass
-class LoadedSimulation:
-    """A LEMS simulation file, loaded: its model, its <Simulation> settings and the network it
-    targets. ``parameters()`` lists what can be changed, ``set()`` changes it, ``run()`` runs."""
-    path: Path
+class Parameterised:
+    """``parameters()`` and ``set()`` over the components of a loaded model, by path (component
+    ids and child names, then the parameter). Subclasses give the model, the top-level
+    components to walk and what a change must redo."""
     model: LemsModel
-    spec: SimulationSpec
-    network: Network
-    include_root: Optional[Path] = None
-    #: the values set with ``set()`` (path -> text), replayed by ``sweep`` in its workers
-    overrides: Dict[str, str] = field(default_factory=dict)
+    path: Path
+    overrides: Dict[str, str]
+
+    def _roots(self):
+        """(id, component) of the top-level components whose parameters can be set."""
+        return self.model.components.items()
+
+    def _changed(self) -> None:
+        """Called after a parameter changed (rebuild what depends on it)."""
 
     def _walk(self):
         """(path, component) of every component below the top level, depth first."""
         def rec(prefix, comp):
             yield prefix, comp
-            for k, ch in enumerate(comp.children):
+            for ch in comp.children:
                 if ch.tag in ("notes", "annotation", "property", "include"):
                     continue
                 yield from rec(f"{prefix}/{ch.id or ch.tag}", ch)
-        for cid, comp in self.model.components.items():
-            if comp is self.spec.component:
-                continue
+        for cid, comp in self._roots():
             yield from rec(cid, comp)
 
     def parameters(self, prefix: str = "") -> List[Parameter]:
@@ -85,10 +86,10 @@ class LoadedSimulation:
                 out.append(Parameter(full, text, value, dim, reg.symbol_for(dim) if dim != "none" else ""))
         return out
 
-    def set(self, path: str, value) -> "LoadedSimulation":
+    def set(self, path: str, value):
         """Set a parameter: ``sim.set("pulseGen1/amplitude", "0.1 nA")`` (a string with units,
-        checked against the parameter's dimension) or a number in SI units. The network is
-        rebuilt, so sizes and structure follow. Returns the simulation, for chaining."""
+        checked against the parameter's dimension) or a number in SI units. Returns the
+        simulation, for chaining."""
         from .errors import UnitError
         comp_path, _, name = path.rpartition("/")
         comp = dict(self._walk()).get(comp_path)
@@ -111,8 +112,33 @@ class LoadedSimulation:
             text = repr(v)  # a bare number is SI, as jLEMS reads it
         comp.attrs[name] = text
         self.overrides[path] = text
-        self.network = build_network(self.model, self.model.component(self.spec.target))
+        self._changed()
         return self
+
+
+@dataclass
+class LoadedSimulation(Parameterised):
+    """A LEMS simulation file, loaded: its model, its <Simulation> settings and the network it
+    targets. ``parameters()`` lists what can be changed, ``set()`` changes it (the network is
+    rebuilt, so sizes and structure follow), ``run()`` runs."""
+    path: Path
+    model: LemsModel
+    spec: SimulationSpec
+    network: Network
+    include_root: Optional[Path] = None
+    #: the values set with ``set()`` (path -> text), replayed by ``sweep`` in its workers
+    overrides: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        """The run's length (s) as the file gives it."""
+        return self.spec.length
+
+    def _roots(self):
+        return [(cid, c) for cid, c in self.model.components.items() if c is not self.spec.component]
+
+    def _changed(self) -> None:
+        self.network = build_network(self.model, self.model.component(self.spec.target))
 
     def run(self, *, write: bool = False, **kw) -> "RunResult":
         """Run; see :func:`run` for the options. Files are written only with ``write=True``
@@ -123,9 +149,15 @@ class LoadedSimulation:
         return run(self, write=write, **kw)
 
 
-def load(path, include_root=None) -> LoadedSimulation:
-    """Read a LEMS simulation file (and everything it includes)."""
+def load(path, include_root=None):
+    """Read a LEMS simulation file (and everything it includes) into a
+    :class:`LoadedSimulation`, or a SONATA simulation/circuit config (``.json``) into a
+    :class:`nmlsim.sonata_sim.SonataSimulation`; both have ``parameters()``, ``set()`` and
+    ``run()``."""
     path = Path(path)
+    if path.suffix == ".json":
+        from .sonata_sim import load_sonata
+        return load_sonata(path, include_root=include_root)
     model = load_model(path, include_root=include_root)
     dimension_errors = check_model(model, user_types(model))
     if dimension_errors:  # jLEMS refuses these at load time too
@@ -305,78 +337,17 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
                seed: Optional[int] = None, include_root=None, progress: Optional[Callable] = None,
                output_dir=None, backend: str = "numpy", crank_nicolson: bool = False,
                allow_outputs_anywhere: bool = False, report_dtype: Optional[str] = None):
-    """Simulate a SONATA simulation config; writes its spike file and reports.
-
-    ``report_dtype`` (float32 / float64) overrides the reports' own ``dtype``.
-
-    Spikes and reports use the SONATA population names and node ids (a population split
-    into node types inside nmlsim is written back as one).  Returns (spikes {population:
-    (node ids, times s)}, path of the spike file).
-    """
-    from .compile.build import spiking_groups
-    from .engine.record import SpikeRecorder
-    from .io.sonata_reader import read_sonata_run
-    r = read_sonata_run(config, include_root=include_root)
-    net = r.network
-    dt = dt or r.dt_s
-    duration = duration if duration is not None else r.tstop_s
-    seed = seed if seed is not None else r.seed
-    _check_run(duration, dt, seed)
-    out = r.spikes_file
-    reports = r.reports
-    if report_dtype is not None:
-        if report_dtype not in ("float32", "float64"):
-            raise ModelError(f"report dtype '{report_dtype}' must be float32 or float64")
-        for rep in reports:
-            rep.dtype = report_dtype
-    if output_dir is not None:
-        out = Path(output_dir) / out.name
-        for rep in reports:
-            rep.file = Path(output_dir) / rep.file.name
-    else:
-        confine_outputs([out] + [rep.file for rep in reports], Path(config).resolve().parent, config,
-                        allow_outputs_anywhere)
-    built = build_groups(net)
-    if method is None:  # the reader's choice (NEST cells: RK4; bmtk biophysical cells: NEURON's
-        # step); otherwise what a LEMS run of the same cells defaults to (multi-compartment: neuron)
-        method = r.method if (r.nmodl or r.method != "exp_euler") else default_method(built)
-
-    def to_sonata(spikes):
-        merged: Dict[str, list] = {}
-        for pid, (idx, times) in spikes.items():
-            origin = net.populations[pid].origin
-            name, ids = (origin[0], origin[1][idx]) if origin is not None else (pid, idx)
-            merged.setdefault(name, []).append((ids, times))
-        return {k: (np.concatenate([a for a, _ in v]), np.concatenate([b for _, b in v])) for k, v in merged.items()}
-
-    # written from the recorders' finalize, so an interrupted run still leaves its (marked) outputs
-    recorders = [SpikeRecorder(spiking_groups(built),
-                               sink=lambda sp, complete: write_sonata_spikes(out, to_sonata(sp), complete,
-                                                                             sort=r.spikes_sort_order),
-                               state_time=True)]
-    for rep in reports:
-        every = max(1, int(round(rep.dt_ms * 1e-3 / dt)))
-        pops = list(rep.quantities)
-        cols = [resolve_quantity(built, q) for p in pops for q in rep.quantities[p]]
-        bounds = np.cumsum([0] + [len(rep.quantities[p]) for p in pops])
-
-        def sink(name, data, complete, rep=rep, pops=pops, bounds=bounds, every=every):
-            t = data[:, 0] * 1e3
-            if r.nmodl:  # BioNet's rows: the state each step reaches, labelled with the step's start
-                t = t - every * dt * 1e3
-            rows = (t >= rep.start_ms - 1e-9) & (t <= rep.end_ms + 1e-9)
-            t0 = float(t[rows][0]) if rows.any() else rep.start_ms
-            step_ms = every * dt * 1e3
-            t_end = t0 + int(rows.sum()) * step_ms  # SONATA's stop is open: one step past the last row
-            write_sonata_report(rep.file, {
-                p: (rep.cells[p], data[rows, 1 + bounds[k]:1 + bounds[k + 1]] * rep.scale,
-                    (t0, t_end, step_ms), rep.unit) for k, p in enumerate(pops)}, complete,
-                dtype=rep.dtype)
-        recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
-    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
-                          nmodl=r.nmodl, crank_nicolson=crank_nicolson)
-    simulator.run(duration, recorders, progress=progress)
-    return to_sonata(recorders[0].result()), out
+    """Simulate a SONATA simulation config and write its spike file and reports (what
+    ``nmlsim run config.json`` does; :func:`load` gives the same run as an object to set
+    parameters on). Spikes and reports use the SONATA population names and node ids.
+    Returns (spikes {population: (node ids, times s)}, path of the spike file)."""
+    from .sonata_sim import load_sonata
+    sim = load_sonata(config, include_root=include_root)
+    res = sim.run(write=True, method=method, dt=dt, duration=duration, seed=seed, outdir=output_dir,
+                  progress=progress, backend=backend, crank_nicolson=crank_nicolson,
+                  allow_outputs_anywhere=allow_outputs_anywhere, report_dtype=report_dtype)
+    out = sim.run_spec.spikes_file if output_dir is None else Path(output_dir) / sim.run_spec.spikes_file.name
+    return res.spikes, out
 
 
 def _sweep_one(args):
@@ -392,14 +363,14 @@ def _sweep_one(args):
 
 
 def sweep(sim, param: str, values, *, processes: Optional[int] = None, outdirs=None, **run_kw) -> List[RunResult]:
-    """Run ``sim`` (a :class:`LoadedSimulation` or a LEMS file) once per value of ``param``
+    """Run ``sim`` (a loaded simulation, or a LEMS file or SONATA config) once per value of ``param``
     (``"pulseGen1/amplitude"``; values as for :meth:`LoadedSimulation.set`), in a pool of
     ``processes`` worker processes (default: one per CPU, at most one per value; 1: in this
     process). Each run starts from the file plus the values already set on ``sim``. With
     ``backend="numba"`` the compiled kernels are shared through their cache: parameters are
     runtime values, so only the first run compiles. ``outdirs``: a folder per value to write
     the run's files to. Returns the results in the order of ``values``."""
-    if not isinstance(sim, LoadedSimulation):
+    if not isinstance(sim, Parameterised):
         sim = load(sim)
     values = list(values)
     if outdirs is not None and len(list(outdirs)) != len(values):

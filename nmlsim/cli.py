@@ -79,23 +79,27 @@ def cmd_run(args) -> int:
             "nmlsim: compiling this model's kernels (its first run on the numba backend; later runs "
             "load them from the cache)...", file=sys.stderr, flush=True)
     if path.suffix == ".json":
-        if args.nwb:
-            raise ModelError("--nwb is for LEMS runs; a SONATA run writes SONATA spikes and reports")
+        sim = api.load(path, include_root=args.include_root)
         try:
             show = not args.quiet and sys.stderr.isatty()
-            spikes, out = api.run_sonata(path, method=args.method, dt=args.dt, duration=args.duration,
-                                         seed=args.seed, include_root=args.include_root,
-                                         output_dir=args.outdir, progress=_progress_bar(show),
-                                         backend=args.backend, crank_nicolson=args.crank_nicolson,
-                                         allow_outputs_anywhere=args.allow_outputs_anywhere,
-                                         report_dtype=args.report_dtype)
+            res = sim.run(write=True, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
+                          outdir=args.outdir, progress=_progress_bar(show), backend=args.backend,
+                          crank_nicolson=args.crank_nicolson, allow_outputs_anywhere=args.allow_outputs_anywhere,
+                          report_dtype=args.report_dtype)
         except KeyboardInterrupt:
             print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
             return EXIT_INTERRUPTED
+        if args.nwb:
+            nwb = Path(args.nwb) if Path(args.nwb).is_absolute() else Path(args.outdir or ".") / args.nwb
+            res.to_nwb(nwb, session_description=f"nmlsim run of {path.name} (SONATA)")
+            res.files.append(str(nwb))
         _finished()
         if not args.quiet:
-            n = sum(len(i) for i, _ in spikes.values())
-            print(f"wrote {out} ({n} spikes) in {time.time() - t0:.2f} s")
+            n = sum(len(t) for _, t in res.spikes.values())
+            for f in res.files:
+                print(f"wrote {f}")
+            print(f"simulated {args.duration if args.duration is not None else sim.duration:g} s "
+                  f"({n} spikes) in {time.time() - t0:.2f} s ({res.simulator.method})")
         return 0
     sim = api.load(path, include_root=args.include_root)
     nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
@@ -290,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--std", action="store_true",
                     help="thalamus: short-term depression scales release (the original model; a no-op in the seed)")
     ex.set_defaults(fn=cmd_export)
-    sw = sub.add_parser("sweep", help="run a LEMS simulation once per value of a parameter, in parallel")
-    sw.add_argument("file", help="LEMS simulation file")
+    sw = sub.add_parser("sweep", help="run a LEMS simulation or SONATA config once per value of a parameter, in parallel")
+    sw.add_argument("file", help="LEMS simulation file or SONATA config (.json)")
     sw.add_argument("--set", required=True, metavar="PATH=V1,V2,...", dest="assign",
                     help="the parameter (as `nmlsim sweep FILE --list` shows it) and its values, with units "
                          "(pulseGen1/amplitude=0.05nA,0.1nA,0.2nA)")
@@ -306,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=int, default=None, help="seed of every run (default: the Simulation's)")
     sw.add_argument("--include-root", default=None, help="folder that includes may not leave")
     sw.set_defaults(fn=cmd_sweep)
-    pa = sub.add_parser("params", help="list a LEMS model's parameters (paths for --set and sim.set) with values")
-    pa.add_argument("file", help="LEMS simulation file")
+    pa = sub.add_parser("params", help="list a LEMS model's or SONATA circuit's parameters (paths for --set and sim.set) with values")
+    pa.add_argument("file", help="LEMS simulation file or SONATA config (.json)")
     pa.add_argument("prefix", nargs="?", default="", help="only paths starting with this (a component id)")
     pa.add_argument("--include-root", default=None, help="folder that includes may not leave")
     pa.set_defaults(fn=cmd_params)
@@ -349,13 +353,13 @@ def cmd_sweep(args) -> int:
                         backend=args.backend, duration=args.duration, dt=args.dt, seed=args.seed)
     _finished()
     pops = sorted({p for r in results for p in r.spikes})
-    length = args.duration or sim.spec.length
+    length = args.duration or sim.duration
     print(f"{param:<24} " + " ".join(f"{p + ' (Hz/cell)':>18}" for p in pops) + "  folder")
     for v, r, d in zip(values, results, dirs):
         rates = []
         for p in pops:
             idx, t = r.spikes.get(p, ((), ()))
-            n = sim.network.populations[p].size if p in sim.network.populations else max(len(set(idx)), 1)
+            n = r.sizes.get(p) or max(len(set(idx)), 1)
             rates.append(len(t) / max(n, 1) / length)
         print(f"{v:<24} " + " ".join(f"{x:>18.3f}" for x in rates) + f"  {d}")
     print(f"{len(values)} runs in {time.time() - t0:.2f} s")

@@ -1280,6 +1280,9 @@ def _rename_refs(c: Component, ren: Dict[str, str]) -> None:
         v = c.attrs.get(a)
         if v in ren:
             c.attrs[a] = ren[v]
+    for a, v in c.attrs.items():  # paths to a referenced component (spikeTarget="./ampa")
+        if isinstance(v, str) and v.startswith("./") and v[2:] in ren:
+            c.attrs[a] = "./" + ren[v[2:]]
     for ch in c.children:
         _rename_refs(ch, ren)
 

@@ -46,7 +46,7 @@ def test_run_writes_nwb_beside_the_jnml_files(tmp_path):
     (["sweep", "LEMS_izh_demo.xml", "--set", "step/amplitude"], "write PATH=V1,V2"),
     (["sweep", "LEMS_izh_demo.xml", "--set", "step/nothing=1nA"], "no parameter 'step/nothing'"),
     (["sweep", "LEMS_izh_demo.xml", "--set", "step/amplitude=3mV"], "dimension voltage, expected current"),
-    (["run", "simulation_config.json", "--nwb", "x.nwb"], "--nwb is for LEMS runs"),
+    (["run", "simulation_config.json", "--nwb", "x.nwb"], "no 'networks' section"),
 ])
 def test_bad_sweep_and_nwb_arguments_are_one_line_errors(tmp_path, args, msg):
     from conftest import run_cli
