@@ -630,7 +630,14 @@ class NumbaKernels:
                     src += [f"def _dstep({args}):"] + (_fuse(lines_d + lines_s) or ["    pass"])
                 pre = (f"        if e == nsteps:\n            _derived(t, {plain})" if fused else
                        f"        _derived(t, {plain})")
-                src += RUN_TEMPLATE.format(args=plain, random_checks=checks, pre=pre,
+                due = ""
+                if self.loop.spec.jlems_clock:  # delayed events jLEMS hands over before the step
+                    due = "\n".join([
+                        "        if CLK[0] > 0.0:",
+                        f"            _g = _due(e + 1, CLK[1] + dt, SBK, SBI, SBS, SBN, {plain})",
+                        "            if _g == 1:", "                ST[0] = 3", "                return e"]
+                        + ([] if fused else ["            if _g == 2:", f"                _derived(t, {plain})"]))
+                src += RUN_TEMPLATE.format(args=plain, random_checks=checks, pre=pre, due=due,
                                            update="_dstep" if fused else "_step",
                                            finite="\n".join(finite) or "            pass").splitlines()
         src, self.extras[kslot] = hoist_literals(src, f"x{kslot}", direct=not self.table)
@@ -665,8 +672,11 @@ class NumbaKernels:
         self._d, self._s = kernel("_derived"), kernel("_step")
         self._s2, self._d2 = kernel("_step2"), kernel("_derived2")
         self._run = None
+        self._due = None
         if self.loop is not None:
             self._events = jit("_events")
+            if "_due" in ns:
+                self._due = jit("_due")
             if not self.table:
                 if "_dstep" in ns:
                     jit("_dstep")
@@ -685,6 +695,8 @@ class NumbaKernels:
             self._seed = ns["_seed"]
             sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]  # the event buffer's types
             self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
+            if self._due is not None:
+                self._due.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
             if self._run is not None:
                 # the loop itself, for the usual case of at most one recorded array (LoopRun.R);
                 # other cases compile or load on their first chunk

@@ -255,7 +255,8 @@ class LoopGen:
                     f"{ind2}    for _q in range({d}):", f"{ind2}        {pa} = {a}", f"{ind2}        {a} = {a} + {dt}",
                     f"{ind2}    if {pa} >= {due}:", f"{ind2}        {d} = max({d} - 1, 1)",
                     f"{ind2}    elif {a} < {due}:", f"{ind2}        {d} = {d} + 1"]
-        out += [f"{ind2}    {s} = (ee + {d}) % {L}", f"{ind2}    {flag}[{s}] = 1"]
+        lag = " + 1" if getattr(self, "_lag", 0) else ""
+        out += [f"{ind2}    {s} = (ee + {d}{lag}) % {L}", f"{ind2}    {flag}[{s}] = 1"]
         if merged:
             rings = []
             for tgt, code in incs:
@@ -366,7 +367,9 @@ class LoopGen:
                     f"        {anyv} += _m_"] + ([f"    {cnt} = 0"] if emits else [])
             out += [f"    if {anyv}:", f"        for {i} in range({n}):",
                     f"            if {mask}[{i}]:"] + ind(body + listed, 4)
-        # its events go out after every OnCondition handler has run (the engine's queue)
+        # its events go out after every OnCondition handler has run (the engine's queue);
+        # delayed ones of a test on t a step later under jLEMS's clock (Simulator._clock_tests)
+        self._lag = 1 if self.spec.jlems_clock and h.test is not None and "t" in E.names(h.test) else 0
         if emits and fired is not None:
             k = self.fresh("k")
             emit = [f"    if {anyv}:", f"        for {k} in range({cnt}):", f"            {i} = {fired}[{k}]"]
@@ -378,6 +381,7 @@ class LoopGen:
             for o in h.event_outs:
                 emit += self.emit(g, h.node.prefix, o, i, "                ", 1)
             self.deferred.append(emit)
+        self._lag = 0
         return out
 
     def _settles(self, g, h) -> bool:
@@ -421,12 +425,15 @@ class LoopGen:
                         out.append(f)
         return out
 
-    def ring_delivery(self) -> List[str]:
+    def ring_delivery(self, mark: Optional[str] = None) -> List[str]:
+        """The delayed events due at ``_slot``; ``mark``: a local set to 2 when any arrive."""
         out = []
         for kind, data, flag, n in self.rings:
             q = self.fresh("q")
             out.append(f"    if {flag}[_slot]:")
             out.append(f"        {flag}[_slot] = 0")
+            if mark:
+                out.append(f"        {mark} = 2")
             out.append(f"        for {q} in range({n}):")
             if kind == "merged":
                 for ring, tgt in data:
@@ -482,11 +489,18 @@ class LoopGen:
         src = self.source_replay()
         inbox = self.inbox_processing()
         ring = self.ring_delivery()  # after the routes, which registered the rings
+        due = []
+        if self.spec.jlems_clock:
+            # jLEMS hands delayed events over at the start of a step, before any instance
+            # advances: _due(ee) before the step to ee (1: an event loop, 2: something arrived)
+            due = [f"def _due(ee, t, SBK, SBI, SBS, SBN, {args}):", f"    _slot = ee % {self.spec.ring_len}",
+                   "    _got = 0"] + self.ring_delivery("_got") + inbox + ["    return _got"]
+            ring = []
         body += ring + src + cond + inbox + ["    return 0"]
         for gid, (buf, cur, per) in self.random_groups.items():
             # room for many steps; the loop stops for a refill when less than a step is left
             self.K.extras[int(buf[1:])] = np.zeros(per * max(4, min(1100, (1 << 23) // max(per, 1))))
-        return [f"def _events(ee, t, SBK, SBI, SBS, SBN, {args}):"] + body
+        return due + [f"def _events(ee, t, SBK, SBI, SBS, SBN, {args}):"] + body
 
 
 RUN_TEMPLATE = """
@@ -502,6 +516,7 @@ def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN,
         if SBN[0] + need > SBK.shape[0]{random_checks}:
             ST[0] = 2
             return e
+{due}
         {update}(t, {args})
         ee = e + 1
         if CLK[0] > 0.0:  # jLEMS's clock: t += dt
@@ -665,6 +680,12 @@ class LoopRun:
                 for rng, b, c, per in self.randoms:
                     if K.extras[c][0] + per > len(K.extras[b]):
                         self._refill()
+                if K._due is not None:  # delayed events jLEMS hands over before the step
+                    got = K._due(e + 1, self.CLK[1] + dt, *SB, *args)
+                    if got == 1:
+                        raise self.Error("events keep triggering events (an event loop in the model?)")
+                    if got == 2:
+                        d(t, *args)
                 s(t, *args)
                 e += 1
                 if self.CLK[0] > 0.0:

@@ -152,6 +152,11 @@ class Simulator:
         self._state_tests = {id(h) for g, h, _ in self.cond_handlers
                              if h.test is not None and not E.has_random(h.test)
                              and not self.program._time_only(g, h.test) and getattr(h, "early_of", None) is None}
+        #: --method euler: handlers whose test reads t. The event phase after step k tests them with the
+        #: clock of step k + 1, as jLEMS does in step k + 1 (a state test there is jLEMS's step k): the
+        #: delayed events they send are stamped with that step's clock, so they arrive a step later
+        self._clock_tests = {id(h) for g, h, _ in self.cond_handlers
+                             if self.accumulated_time and h.test is not None and "t" in E.names(h.test)}
         self.kernels = None
         self.observe = None if observe is None else set(observe)
         if self.observe is not None:  # (the updated states early handlers test, kept in arrays)
@@ -500,7 +505,7 @@ class Simulator:
             self.routes[(r.src.gid, r.port)].append(rec)
             if early.any():
                 self.early_routes[(r.src.gid, r.port)].append(record(r, delays, early))
-        self.ring_len = maxd + (2 if self.accumulated_time else 1)  # (jLEMS's clock: one step later at most)
+        self.ring_len = maxd + (3 if self.accumulated_time else 1)  # (jLEMS: a step later by its clock, one more after a clock test)
         self.ring = [defaultdict(list) for _ in range(self.ring_len)]
         # spike sources: emission step of each spike and a cursor. ceil(t/dt): the first step
         # boundary at or after the spike (NEST's rule; a small tolerance keeps times on the grid
@@ -519,22 +524,24 @@ class Simulator:
             guard += 1
             if guard > 100000:
                 raise SimulationError("events keep triggering events (an event loop in the model?)")
-            g, prefix, port, mask = queue.pop(0)
+            g, prefix, port, mask, lag = queue.pop(0)
             # handlers on the node that owns the port (an incoming event)
             for gg, h, fn in self.event_handlers.get((g.gid, prefix, port), ()):
                 m = fn(self.V, t, mask.copy())
                 if m is not None:
                     for out in h.event_outs:
-                        queue.append((g, h.node.prefix, out, m))
+                        queue.append((g, h.node.prefix, out, m, lag))
             for dprefix, dport in self.internal.get((g.gid, prefix, port), ()):
-                queue.append((g, dprefix, dport, mask))
+                queue.append((g, dprefix, dport, mask, lag))
             if prefix == "":
                 for cb in self.event_listeners.get((g.gid, port), ()):
                     cb(mask, t)
                 for rec in self.routes.get((g.gid, port), ()):
-                    self._route(rec, mask, queue, t)
+                    self._route(rec, mask, queue, t, lag)
 
-    def _route(self, rec, mask, queue, t):
+    def _route(self, rec, mask, queue, t, lag: int = 0):
+        """Deliver or schedule the events of senders ``mask`` along one route; ``lag``: steps
+        added to delayed ones (see ``_clock_tests``)."""
         pre = np.nonzero(mask)[0]
         if len(pre) == 0:
             return
@@ -555,7 +562,7 @@ class Simulator:
                     at = ds == d
                     steps[at] = self._jlems_steps(t, float(d), int(steps[at][0]))
             for d in np.unique(steps[~now]):
-                slot = self.ring[(self.step_index + int(d)) % self.ring_len]
+                slot = self.ring[(self.step_index + int(d) + lag) % self.ring_len]
                 slot[id(rec)].append((rec, sel[steps == d]))
             sel = sel[now]
         if len(sel):
@@ -592,7 +599,7 @@ class Simulator:
             uniq, first = np.unique(idx, return_index=True)
             m = np.zeros(g.n, dtype=bool)
             m[uniq] = True
-            queue.append((g, "", port, m))
+            queue.append((g, "", port, m, 0))
             if len(uniq) == len(idx):
                 return
             keep = np.ones(len(idx), dtype=bool)
@@ -824,6 +831,8 @@ class Simulator:
         clock = lead
         noise = self._draw_noise if self.noise else None
         early = bool(self._early)
+        # jLEMS hands delayed events over at the start of a step, before any instance advances
+        deliver_before = self.accumulated_time
         for k in range(nsteps + 1):
             self.step_index = k
             t = k * self.dt
@@ -835,6 +844,8 @@ class Simulator:
                 r.sample(self, k, t)
             if k == nsteps:
                 break
+            if deliver_before and self._deliver_due(k + 1, clock + self.dt):
+                derived_now(V, t)
             if early and self._send_early(clock):
                 derived_now(V, t)
             self.integrate(V, t)
@@ -878,12 +889,8 @@ class Simulator:
         self.t = t
         self.step_index = k
         queue = []
-        slot = self.ring[k % self.ring_len]
-        if slot:
-            for _, items in list(slot.items()):
-                for rec, sel in items:
-                    self._deliver(rec, sel, queue)
-            slot.clear()
+        if not self.accumulated_time:  # (jLEMS's: before the step, by _deliver_due)
+            self._deliver_slot(k, queue)
         for entry in self.sources:
             src, steps, cur = entry
             if cur < len(steps) and steps[cur] <= k:
@@ -901,10 +908,32 @@ class Simulator:
                 if h.transition is not None:
                     for efn in self.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
                         efn(V, t, m.copy())
+                lag = 1 if id(h) in self._clock_tests else 0
                 for out in h.event_outs:
-                    queue.append((g, h.node.prefix, out, m))
+                    queue.append((g, h.node.prefix, out, m, lag))
         if queue:
             self._process_events(queue, t)
+
+    def _deliver_slot(self, k: int, queue: list) -> bool:
+        """Queue the delayed events due at step ``k``; True if there were any."""
+        slot = self.ring[k % self.ring_len]
+        if not slot:
+            return False
+        for _, items in list(slot.items()):
+            for rec, sel in items:
+                self._deliver(rec, sel, queue)
+        slot.clear()
+        return True
+
+    def _deliver_due(self, k: int, t: float) -> bool:
+        """--method euler: the delayed events jLEMS's EventManager hands over at the start of
+        the step to ``k`` (clock ``t``), before any instance advances; True if any."""
+        queue = []
+        if not self._deliver_slot(k, queue):
+            return False
+        self.t = t
+        self._process_events(queue, t)
+        return True
 
     def _send_early(self, t: float) -> bool:
         """--method euler: the events jLEMS sends in the coming step to receivers further on in its

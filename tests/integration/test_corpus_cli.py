@@ -16,7 +16,7 @@ import pytest
 from conftest import CORPUS, SHARED, needs_shared, run_cli
 
 FAST = ["nml2_ex1_hh", "nml2_ex3_net", "nml2_ex4a_ks", "nml2_ex5_detcell", "nml2_ex7_stp", "nml2_ex9_fn", "nml2_ex10_q10",
-        "nml2_ex13_instances", "nml2_ex17_tissue", "nml2_ex19_gapjunctions", "nml2_ex20_analogsynapses",
+        "nml2_ex13_instances", "nml2_ex14_pynn", "nml2_ex17_tissue", "nml2_ex19_gapjunctions", "nml2_ex20_analogsynapses",
         "nml2_ex24_fractional", "osb_izh2007_fivecells", "osb_pospischil_im", "osb_wilsoncowan_driven"]
 
 
@@ -27,7 +27,7 @@ def _cases():
 
 
 #: euler runs that still miss --strict (docs/conformance.md says why): judged with the manifest's tolerances
-STRICT_GAPS = {"nml2_ex14_pynn", "osb_pyloric_fig2a"}
+STRICT_GAPS = {"osb_pyloric_fig2a"}
 
 
 def _run_case(case, method, out, backend="numpy"):

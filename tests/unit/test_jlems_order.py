@@ -113,3 +113,47 @@ def test_no_condition_on_states_before_the_first_step(lems_file, backend):
     sim = api.load(lems_file(ABOVE, ABOVE_SIM))
     d = api.run(sim, method="euler", backend=backend, write=False).traces["of"]
     assert d[0, 1] == pytest.approx(-0.050) and d[1, 1] == pytest.approx(-0.070)
+
+
+DELAYED = """
+<spikeGenerator id="gen" period="2ms"/>
+<iafTauCell id="above" leakReversal="-50mV" thresh="-55mV" reset="-70mV" tau="30ms"/>
+<iafCell id="rest" leakReversal="-70mV" thresh="-55mV" reset="-70mV" C="1nF" leakConductance="10nS"/>
+<expOneSynapse id="syn" gbase="1nS" erev="0mV" tauDecay="5ms"/>
+<network id="net">
+  <population id="gen" component="gen" size="1"/>
+  <population id="above" component="above" size="1"/>
+  <population id="post" component="rest" size="2"/>
+  <projection id="pg" presynapticPopulation="gen" postsynapticPopulation="post" synapse="syn">
+    <connectionWD id="0" preCellId="../gen[0]" postCellId="../post[0]" weight="1" delay="0.5ms"/>
+  </projection>
+  <projection id="pa" presynapticPopulation="above" postsynapticPopulation="post" synapse="syn">
+    <connectionWD id="0" preCellId="../above[0]" postCellId="../post[1]" weight="1" delay="0.5ms"/>
+  </projection>
+</network>
+"""
+DELAYED_SIM = """<Simulation id="sim1" length="3ms" step="0.01ms" target="net">
+  <OutputFile id="of" fileName="g.dat">
+    <OutputColumn id="from_gen" quantity="post[0]/synapses:syn:0/g"/>
+    <OutputColumn id="from_above" quantity="post[1]/synapses:syn:0/g"/>
+  </OutputFile>
+</Simulation>"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_delayed_events_arrive_before_the_step_jlems_clock_reaches(lems_file, backend):
+    """jLEMS stamps a delayed event with the clock of the step that sent it plus the delay and
+    hands it over at the start of the first step whose clock reaches that, before any update:
+    that row shows the jump already decayed by one step, the row before nothing. A cell above
+    threshold fires in step 1; the spike generator in the first step whose clock passes 2 ms."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    sim = api.load(lems_file(DELAYED, DELAYED_SIM))
+    d = api.run(sim, method="euler", backend=backend, write=False).traces["of"]
+    dt, delay, tau, w = 1e-5, 5e-4, 5e-3, 1e-9
+    clock = np.concatenate([[0.0], np.cumsum(np.full(len(d) - 1, dt))])  # (np.cumsum adds in order)
+    fired = {"from_above": 1, "from_gen": int(np.argmax(clock > 0.002))}
+    for col, name in ((1, "from_gen"), (2, "from_above")):
+        j = int(np.argmax(clock >= clock[fired[name]] + delay))
+        assert d[j - 1, col] == 0.0, name
+        assert d[j, col] == pytest.approx(w * (1 - dt / tau), rel=1e-12), name
