@@ -25,7 +25,6 @@ import numpy as np
 from ..errors import ModelError, SimulationError
 from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Handler
-from .integrators import exp_euler_quotient
 
 Key = Tuple[int, str]
 
@@ -609,50 +608,38 @@ class Program:
         (∂f/∂x per state, as ASTs) is given; ``keys``: only these states (default all).
         All new values are computed before any state is written, so the scalar version
         can fall back mid-way safely."""
+        from .integrators import lower_updates
         fns = {}
         self._nstep += 1
+        updates = lower_updates(self, dt, jdiag, keys)
         for fast in ((False, True) if self.scalar_gids else (False,)):
             self.mode_fast = fast
             loads: Set[str] = set()
             calc, write = [], []
-            for j, (gid, key) in enumerate(self.rate_keys):
-                if keys is not None and (gid, key) not in keys:
-                    continue
-                g = self.by_gid[gid]
-                x = self.py(gid, key)
+            for u in updates:  # (integrators.lower_updates: the step of each state, rendered here)
+                j, g = u.j, self.by_gid[u.gid]
+                x = self.py(u.gid, u.key)
                 loads.add(x)
-                fa = self.rate_ast(g, key)
-                f = self._code(g, fa, loads)
-                calc.append(f"    r{j} = {f}")
-                b = jdiag[j] if jdiag is not None else None
-                if (gid, key) in self.implicit:
-                    _, fn, bn = self.implicit[(gid, key)]
-                    bcode = "0.0" if b is None else self._code(g, b, loads)
-                    calc.append(f"    q{j} = {bcode}")
+                calc.append(f"    r{j} = {self._code(g, u.rate, loads)}")
+                if u.kind == "implicit":
+                    _, fn, bn = self.implicit[(u.gid, u.key)]
+                    calc.append(f"    q{j} = {'0.0' if u.coef is None else self._code(g, u.coef, loads)}")
                     write.append(f"    V[{fn!r}][...] = r{j}")
                     write.append(f"    V[{bn!r}][...] = q{j}")
                     continue
                 inc = f"{dt!r} * r{j}"  # the step's increment of x
-                if b is not None and not (b[0] == "num" and b[1] == 0.0):
-                    quot = exp_euler_quotient(fa, b)
-                    if self._time_only(g, b) and "t" not in E.names(b):
-                        # a constant linear coefficient (synaptic decay): phi folded now
-                        env = {n: self.literals[(g.gid, n)] for n in E.names(b)}
-                        calc.append(f"    r{j} = r{j} * {_phi1(float(E.evaluate(b, env)) * dt)!r}")
-                    elif quot is not None:
-                        # x + (N/M) expm1(B dt); x + f dt where M is 0
-                        q, m = (self._code(g, a, loads) for a in quot)
-                        z = f"({self._code(g, b, loads)}) * {dt!r}"
-                        if self._fast(g):
-                            calc.append(f"    r{j} = ({q}) * _m.expm1({z}) if ({m}) != 0.0 else {dt!r} * r{j}")
-                        elif self._nonzero_constant(g, quot[1]):
-                            calc.append(f"    r{j} = ({q}) * _np.expm1({z})")
-                        else:
-                            calc.append(f"    r{j} = _np.where(({m}) != 0.0, ({q}) * _np.expm1({z}), {dt!r} * r{j})")
-                        inc = f"r{j}"
+                if u.kind == "exp" and u.phi is not None:
+                    calc.append(f"    r{j} = r{j} * {self._code(g, u.phi, loads)}")
+                elif u.kind == "exp":  # x + (N/M) expm1(B dt); x + f dt where M is 0
+                    q, m = (self._code(g, a, loads) for a in u.quot)
+                    z = f"({self._code(g, u.coef, loads)}) * {dt!r}"
+                    if self._fast(g):
+                        calc.append(f"    r{j} = ({q}) * _m.expm1({z}) if ({m}) != 0.0 else {dt!r} * r{j}")
+                    elif u.m_nonzero:
+                        calc.append(f"    r{j} = ({q}) * _np.expm1({z})")
                     else:
-                        phi = "_phi1" if self._fast(g) else "_phi"
-                        calc.append(f"    r{j} = r{j} * {phi}(({self._code(g, b, loads)}) * {dt!r})")
+                        calc.append(f"    r{j} = _np.where(({m}) != 0.0, ({q}) * _np.expm1({z}), {dt!r} * r{j})")
+                    inc = f"r{j}"
                 if self._fast(g):
                     calc.append(f"    n{j} = {x} + {inc}")
                     write.append(f"    V[{x!r}][0] = n{j}")

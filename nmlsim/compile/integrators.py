@@ -20,7 +20,9 @@ summed over attachments, gap-junction peers) are held constant over the step.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -185,6 +187,68 @@ def exp_euler_quotient(f, b):
     if f[0] == "bin" and f[1] == "/" and b[0] == "bin" and b[1] == "/" and f[3] == b[3]:
         return ("bin", "/", f[2], b[2]), b[2]
     return None
+
+
+@dataclass
+class Update:
+    """How one state moves in a step: the backend-neutral form of the explicit integrators,
+    which each backend renders in its own spelling (``Program.make_stepper``,
+    ``NumbaKernels._step_lines``).
+
+    - ``implicit``: not moved here; its rate f and coefficient B (``coef``, None: 0) are stored
+      for the implicit (cable) solve;
+    - ``euler``: x += dt·f;
+    - ``exp``: exponential Euler, x += dt·f·φ with ``phi`` an AST of φ = expm1(B dt)/(B dt)
+      (a number where B is constant, a select of such where it is constant per regime, else
+      ``__phi(B·dt)`` per instance); or, where ``phi`` is None, x += (N/M)·expm1(B dt) with
+      ``quot`` = (N/M, M) (see :func:`exp_euler_quotient`), x += dt·f where M is 0 unless
+      ``m_nonzero``.
+    """
+    j: int
+    gid: int
+    key: str
+    rate: tuple
+    kind: str
+    coef: Optional[tuple] = None
+    phi: Optional[tuple] = None
+    quot: Optional[tuple] = None
+    m_nonzero: bool = False
+
+
+def _phi_ast(prog, g, b, dt: float, top: bool = True):
+    """φ(B dt) as an AST: a number for constant B, a select of numbers or calls where B is a
+    select (per regime); None at the top for a B computed per instance."""
+    if b[0] == "call" and b[1] == "__select":
+        c, v1, v2 = b[2]
+        return ("call", "__select", (c, _phi_ast(prog, g, v1, dt, False), _phi_ast(prog, g, v2, dt, False)))
+    if "t" not in E.names(b) and not E.has_random(b) and all((g.gid, n) in prog.literals for n in E.names(b)):
+        z = float(E.evaluate(b, {n: prog.literals[(g.gid, n)] for n in E.names(b)})) * dt
+        return ("num", 1.0 + 0.5 * z if abs(z) < 1e-9 else math.expm1(z) / z)
+    return None if top else ("call", "__phi", (("bin", "*", b, ("num", dt)),))
+
+
+def lower_updates(prog, dt: float, jdiag=None, keys=None) -> List[Update]:
+    """The step of every state (in ``prog.rate_keys`` order; ``keys``: only these): forward
+    Euler, or exponential Euler where ``jdiag`` (∂f/∂x per state) gives a nonzero B."""
+    out = []
+    for j, (gid, key) in enumerate(prog.rate_keys):
+        if keys is not None and (gid, key) not in keys:
+            continue
+        g = prog.by_gid[gid]
+        fa = prog.rate_ast(g, key)
+        b = jdiag[j] if jdiag is not None else None
+        if (gid, key) in prog.implicit:
+            out.append(Update(j, gid, key, fa, "implicit", coef=b))
+        elif b is None or b == ZERO:
+            out.append(Update(j, gid, key, fa, "euler"))
+        else:
+            phi = _phi_ast(prog, g, b, dt)
+            quot = exp_euler_quotient(fa, b) if phi is None else None
+            if phi is None and quot is None:
+                phi = ("call", "__phi", (("bin", "*", b, ("num", dt)),))
+            out.append(Update(j, gid, key, fa, "exp", coef=b, phi=phi, quot=quot,
+                              m_nonzero=quot is not None and prog._nonzero_constant(g, quot[1])))
+    return out
 
 
 def _where_ast(cases):
@@ -388,22 +452,16 @@ def make_integrator(method: str, prog, dt: float, nmodl: bool = False):
     if not prog.scalar_gids:
         return _generated_rk4(prog, names, dt)
 
-    def rk4(V, t):
+    def rk4(V, t):  # (single-instance groups: the scalar fast path's fallback rules apply)
         y0 = [np.array(V[nm], dtype=float) for nm in names]
-        k1 = [np.asarray(x, dtype=float) for x in prog.rates(V, t)]
-        for nm, y, k in zip(names, y0, k1):
-            V[nm][...] = y + 0.5 * dt * k
-        prog.derived(V, t + 0.5 * dt)
-        k2 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + 0.5 * dt)]
-        for nm, y, k in zip(names, y0, k2):
-            V[nm][...] = y + 0.5 * dt * k
-        prog.derived(V, t + 0.5 * dt)
-        k3 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + 0.5 * dt)]
-        for nm, y, k in zip(names, y0, k3):
-            V[nm][...] = y + dt * k
-        prog.derived(V, t + dt)
-        k4 = [np.asarray(x, dtype=float) for x in prog.rates(V, t + dt)]
-        for nm, y, a, b, c, d in zip(names, y0, k1, k2, k3, k4):
+        k = {}
+        for stage, prev, coef, at in rk4_stages(dt):
+            if prev is not None:
+                for nm, y, kp in zip(names, y0, k[prev]):
+                    V[nm][...] = y + coef * kp
+                prog.derived(V, t + at)
+            k[stage] = [np.asarray(x, dtype=float) for x in prog.rates(V, t + at)]
+        for nm, y, a, b, c, d in zip(names, y0, k["a"], k["b"], k["c"], k["d"]):
             V[nm][...] = y + (dt / 6.0) * (a + 2.0 * b + 2.0 * c + d)
     return rk4
 
@@ -434,16 +492,23 @@ def neuron_halves(prog):
     return first, {k for k in prog.rate_keys if k not in first and k not in apart}
 
 
+def rk4_stages(dt: float):
+    """Classical RK4's schedule, for every backend: (stage, previous stage, coefficient, time
+    offset) — stage s's rates are taken at t + offset after states = y + coefficient·k_prev
+    (and derived values recomputed there); then x = y + dt/6 (k_a + 2 k_b + 2 k_c + k_d)."""
+    h2 = 0.5 * dt
+    return (("a", None, None, 0.0), ("b", "a", h2, h2), ("c", "b", h2, h2), ("d", "c", dt, dt))
+
+
 def _generated_rk4(prog, names, dt: float):
     """Classical RK4 as one generated function (no per-state Python loop); states are
     updated in place, as the engine expects."""
-    h2, h6 = 0.5 * dt, dt / 6.0
+    h6 = dt / 6.0
     lines = ["def rk4_step(V, t):"]
     for j, nm in enumerate(names):
         lines.append(f"    s{j} = V[{nm!r}]")
         lines.append(f"    y{j} = s{j}.copy()")
-    # stages: k_s = rates at (t + c_s dt) after states = y + a_s dt k_{s-1}
-    for stage, prev, coef, at in (("a", None, None, 0.0), ("b", "a", h2, h2), ("c", "b", h2, h2), ("d", "c", dt, dt)):
+    for stage, prev, coef, at in rk4_stages(dt):
         if prev is not None:
             for j in range(len(names)):
                 lines.append(f"    s{j}[...] = y{j} + {coef!r} * {prev}[{j}]")

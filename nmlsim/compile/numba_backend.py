@@ -27,7 +27,6 @@ conformance corpus.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections import defaultdict
@@ -38,7 +37,7 @@ import numpy as np
 
 from ..errors import UnsupportedFeature
 from ..lems import expr as E
-from .integrators import exp_euler_quotient
+from .integrators import lower_updates, rk4_stages
 
 
 def available() -> bool:
@@ -90,7 +89,7 @@ def _power(a: str, b: str) -> str:
 
 # '&'/'|' on the (always parenthesised) booleans: no short-circuit branch, so loops over
 # conditions vectorise
-_DIALECT = E._Dialect({**E.PY_FUNCTIONS, "exp": "_vexp"}, "&", "|", "not ", power=_power,
+_DIALECT = E._Dialect({**E.PY_FUNCTIONS, "exp": "_vexp", "__phi": "_phi"}, "&", "|", "not ", power=_power,
                       select=lambda c, a, b: f"({a} if {c} else {b})")
 
 
@@ -942,9 +941,8 @@ class NumbaKernels:
         keys_of: Dict[Tuple[int, int], List[int]] = {}  # loop (group, domain) -> its rate indices, in order
         calc_of: Dict[int, List[str]] = defaultdict(list)
         write_of: Dict[int, List[str]] = defaultdict(list)
-        for j, (gid, key) in enumerate(prog.rate_keys):
-            if keys is not None and (gid, key) not in keys:
-                continue
+        for u in lower_updates(prog, dt, jdiag, keys):  # (the step of each state, rendered here)
+            j, gid, key = u.j, u.gid, u.key
             g = prog.by_gid[gid]
             dom = self.domains.get((gid, key))
             slot = (gid, -1 if dom is None else id(dom))
@@ -952,29 +950,24 @@ class NumbaKernels:
             keys_of.setdefault(slot, []).append(j)
             calc, write = calc_of[j], write_of[j]
             x = self._arr(prog.py(gid, key))
-            fa = prog.rate_ast(g, key)
-            rate = self._expr(g, fa)
-            b = jdiag[j] if jdiag is not None else None
-            if (gid, key) in prog.implicit:  # f and B for the implicit phase; x is not moved here
+            rate = self._expr(g, u.rate)
+            if u.kind == "implicit":  # f and B for the implicit phase; x is not moved here
                 _, fn, bn = prog.implicit[(gid, key)]
                 calc.append(f"        r{j} = {rate}")
-                calc.append(f"        q{j} = {'0.0' if b is None else self._expr(g, b)}")
+                calc.append(f"        q{j} = {'0.0' if u.coef is None else self._expr(g, u.coef)}")
                 write.append(f"        {self._arr(fn)}[i] = r{j}")
                 write.append(f"        {self._arr(bn)}[i] = q{j}")
                 continue
             inc = f"{dt!r} * r{j}"  # the step's increment of x
-            if b is not None and not (b[0] == "num" and b[1] == 0.0):
-                phi = self._phi_code(g, b)
-                quot = exp_euler_quotient(fa, b) if phi.startswith("_phi(") else None
-                if quot is not None:  # x + (N/M) expm1(B dt), as the NumPy stepper
-                    q, m = (self._expr(g, a) for a in quot)
-                    step = f"({q}) * _vexpm1(({self._expr(g, b)}) * {dt!r})"
-                    if not prog._nonzero_constant(g, quot[1]):
-                        step = f"({step} if ({m}) != 0.0 else {dt!r} * ({rate}))"
-                    calc.append(f"        r{j} = {step}")
-                    inc = f"r{j}"
-                else:
-                    calc.append(f"        r{j} = ({rate}) * {phi}")
+            if u.kind == "exp" and u.phi is not None:
+                calc.append(f"        r{j} = ({rate}) * {self._expr(g, u.phi)}")
+            elif u.kind == "exp":  # x + (N/M) expm1(B dt), as the NumPy stepper
+                q, m = (self._expr(g, a) for a in u.quot)
+                step = f"({q}) * _vexpm1(({self._expr(g, u.coef)}) * {dt!r})"
+                if not u.m_nonzero:
+                    step = f"({step} if ({m}) != 0.0 else {dt!r} * ({rate}))"
+                calc.append(f"        r{j} = {step}")
+                inc = f"r{j}"
             else:
                 calc.append(f"        r{j} = {rate}")
             write.append(f"        {x}[i] += {inc}")
@@ -1017,24 +1010,11 @@ class NumbaKernels:
             sets.setdefault(find(j), []).append(j)
         return list(sets.values())
 
-    def _phi_code(self, g, b) -> str:
-        """expm1(b dt)/(b dt) for exponential Euler: a literal where ``b`` is a constant
-        (synaptic decay), a select of literals where it is constant per regime (an IaF
-        cell, refractory or not), otherwise computed per instance."""
-        prog, dt = self.prog, self.dt
-        if b[0] == "call" and b[1] == "__select":
-            c, v1, v2 = b[2]
-            return f"({self._phi_code(g, v1)} if ({self._expr(g, c)}) else {self._phi_code(g, v2)})"
-        if "t" not in E.names(b) and not E.has_random(b) and all((g.gid, n) in prog.literals for n in E.names(b)):
-            z = float(E.evaluate(b, {n: prog.literals[(g.gid, n)] for n in E.names(b)})) * dt
-            return repr(1.0 + 0.5 * z if abs(z) < 1e-9 else math.expm1(z) / z)
-        return f"_phi(({self._expr(g, b)}) * {dt!r})"
-
     def _rk4_lines(self) -> List[str]:
         """Classical RK4 as the engine's (integrators._generated_rk4), operation for
         operation: stages on compiled ``_derived``/``_rates``, states updated in place."""
         prog, dt = self.prog, self.dt
-        h2, h6 = 0.5 * dt, dt / 6.0
+        h6 = dt / 6.0
         keys = prog.rate_keys
         states = [self._arr(prog.py(gid, key)) for gid, key in keys]
         ns = [prog.by_gid[gid].n for gid, _ in keys]
@@ -1042,8 +1022,7 @@ class NumbaKernels:
         for st in "abcd":
             out += [f"    _k{st}{j} = _np.empty({n})" for j, n in enumerate(ns)]
         kargs = lambda st: ", ".join(f"_k{st}{j}" for j in range(len(keys)))  # noqa: E731
-        for stage, prev, coef, at in (("a", None, None, 0.0), ("b", "a", h2, h2), ("c", "b", h2, h2),
-                                      ("d", "c", dt, dt)):
+        for stage, prev, coef, at in rk4_stages(dt):
             if prev is not None:
                 for j, (x, n) in enumerate(zip(states, ns)):
                     out += [f"    for i in range({n}):", f"        {x}[i] = _y{j}[i] + {coef!r} * _k{prev}{j}[i]"]

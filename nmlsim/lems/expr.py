@@ -39,6 +39,7 @@ FUNCTIONS = {
     "random": "_random", "factorial": "_factorial", "max": "_np.maximum", "min": "_np.minimum",
     "pow": "_np.power", "sign": "_np.sign",
     "__select": "_np.where",  # internal: regime-dependent and piecewise expressions
+    "__phi": "_phi",  # internal: expm1(z)/z, exponential Euler's factor (compile/integrators.lower_updates)
 }
 _ARITY = {"random": 1, "H": 1, "max": 2, "min": 2, "pow": 2}
 
@@ -326,6 +327,7 @@ PY_FUNCTIONS = {
     "atan": "_m.atan", "sinh": "_m.sinh", "cosh": "_m.cosh", "tanh": "_m.tanh",
     "abs": "abs", "ceil": "_m.ceil", "floor": "_m.floor", "H": "_hs", "random": "_rand1",
     "factorial": "_fact1", "max": "max", "min": "min", "pow": "_m.pow", "sign": "_sign1",
+    "__phi": "_phi1",
 }
 
 _NUMPY = _Dialect(FUNCTIONS, "&", "|", "~")
