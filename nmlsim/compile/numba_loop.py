@@ -656,62 +656,42 @@ class LoopRun:
                 for cb in cbs:
                     cb.block(idx[sel], t)
 
-    def _chunk_stepwise(self, e0: int, nsteps: int) -> int:
-        """Kernels too big to compile into one loop (table mode): the same schedule with the
-        steps driven from here, three compiled calls per step."""
-        K, sim = self.K, self.sim
-        args = K._args(sim.V)
-        d, s, ev = K._d, K._s, K._events
-        dt, SB, check = sim.dt, self.SB, self.check
-        cap = SB[0].shape[0]
-        recs = self.recorders
-        e1 = min(nsteps + 1, e0 + self.chunk_len)
-        e = e0
-        try:
-            while e < e1:
-                t = e * dt
-                d(t, *args)
-                for r in recs:
-                    r.sample(sim, e, t)
-                if e == nsteps:
-                    return e + 1
-                if SB[3][0] + self.need > cap:
-                    return e
-                for rng, b, c, per in self.randoms:
-                    if K.extras[c][0] + per > len(K.extras[b]):
-                        self._refill()
-                if K._due is not None:  # delayed events jLEMS hands over before the step
-                    got = K._due(e + 1, self.CLK[1] + dt, *SB, *args)
-                    if got == 1:
-                        raise self.Error("events keep triggering events (an event loop in the model?)")
-                    if got == 2:
-                        d(t, *args)
-                s(t, *args)
-                e += 1
-                if self.CLK[0] > 0.0:
-                    self.CLK[1] += dt
-                    tev = self.CLK[1]
-                else:
-                    tev = e * dt + dt
-                if ev(e, tev, *SB, *args):
-                    raise self.Error("events keep triggering events (an event loop in the model?)")
-                if check and e % check == 0:
-                    sim._check_finite(e * dt)
-            return e
-        finally:
-            self._drain()
-
-    def events0(self):
+    # the event parts of a step, for the engine's loop (Simulator._run_python) where the
+    # kernels are too big to compile into one loop (table mode): three compiled calls per step
+    def start(self, t: float) -> None:
         self._refill()
         K = self.K
-        if K._events(0, self.sim.dt, *self.SB, *K._args(self.sim.V)):
+        if K._events(0, t, *self.SB, *K._args(self.sim.V)):
             raise self.Error("events keep triggering events (an event loop in the model?)")
+        self._drain()
+
+    def before_step(self) -> None:
+        if self.SB[3][0] + self.need > self.SB[0].shape[0]:
+            self._drain()
+        K = self.K
+        for rng, b, c, per in self.randoms:
+            if K.extras[c][0] + per > len(K.extras[b]):
+                self._refill()
+
+    def due(self, k: int, t: float) -> bool:
+        K = self.K
+        if K._due is None:
+            return False
+        got = K._due(k, t, *self.SB, *K._args(self.sim.V))
+        if got == 1:
+            raise self.Error("events keep triggering events (an event loop in the model?)")
+        return got == 2
+
+    def events(self, k: int, t: float) -> None:
+        K = self.K
+        if K._events(k, t, *self.SB, *K._args(self.sim.V)):
+            raise self.Error("events keep triggering events (an event loop in the model?)")
+
+    def finish(self) -> None:
         self._drain()
 
     def chunk(self, e: int, nsteps: int) -> int:
         K, sim = self.K, self.sim
-        if K._run is None:
-            return self._chunk_stepwise(e, nsteps)
         self._refill()
         e1 = min(nsteps + 1, e + self.chunk_len)
         self.ST[0] = 0

@@ -83,6 +83,28 @@ def array_copier(arrays):
     return _COPY_JIT
 
 
+class _EnginePhases:
+    """The event parts of a step as the engine runs them (see ``Simulator._run_python``)."""
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    def start(self, t: float) -> None:
+        self.sim._event_phase(0, t)
+
+    def before_step(self) -> None:
+        pass
+
+    def due(self, k: int, t: float) -> bool:
+        return self.sim._deliver_due(k, t)
+
+    def events(self, k: int, t: float) -> None:
+        self.sim._event_phase(k, t)
+
+    def finish(self) -> None:
+        pass
+
+
 class Simulator:
     def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
                  backend: str = "numpy", observe: Optional[Iterable[Tuple[int, str]]] = None,
@@ -819,45 +841,56 @@ class Simulator:
             raise KeyboardInterrupt
         return complete
 
-    def _run_python(self, nsteps, recorders, progress, check_every):
+    def _run_python(self, nsteps, recorders, progress, check_every, phases=None):
+        """The step schedule, written once: derived values → record → (delayed events jLEMS hands
+        over before the step; zero-delay events it sends to later receivers) → update →
+        conditions, fired events, routing, handlers. ``phases``: who runs the event parts — the
+        engine (default) or the compiled kernels' event functions (numba_loop.LoopRun, for
+        kernels too big to compile into one loop); the fully compiled ``_run`` renders the same
+        schedule (compile/numba_loop.RUN_TEMPLATE)."""
         prog, V = self.program, self.V
+        phases = phases or _EnginePhases(self)
         derived_now = self.derived_now
         # the same before the first step: a pulse with delay 0 is on from the start
         prog.derived(V, 0.0)
         # jLEMS tests conditions with the end time of the step about to be taken; NEURON
         # evaluates its currents (a pulse's on/off test) in the middle of that step
         lead = self.event_lead
-        self._event_phase(0, lead)
+        phases.start(lead)
         clock = lead
         noise = self._draw_noise if self.noise else None
         early = bool(self._early)
         # jLEMS hands delayed events over at the start of a step, before any instance advances
         deliver_before = self.accumulated_time
-        for k in range(nsteps + 1):
-            self.step_index = k
-            t = k * self.dt
-            if noise is not None:
-                noise()
-            self.t = t
-            derived_now(V, t)
-            for r in recorders:
-                r.sample(self, k, t)
-            if k == nsteps:
-                break
-            if deliver_before and self._deliver_due(k + 1, clock + self.dt):
+        try:
+            for k in range(nsteps + 1):
+                self.step_index = k
+                t = k * self.dt
+                if noise is not None:
+                    noise()
+                self.t = t
                 derived_now(V, t)
-            if early and self._send_early(clock):
-                derived_now(V, t)
-            self.integrate(V, t)
-            t1 = (k + 1) * self.dt
-            # jLEMS tests conditions with the time at the end of the step it is about
-            # to take, so a condition on t acts one step earlier than the state it sees
-            clock = clock + self.dt if self.accumulated_time else t1 + lead
-            self._event_phase(k + 1, clock)
-            if check_every and (k + 1) % check_every == 0:
-                self._check_finite(t1)
-                if progress:
-                    progress(k + 1, nsteps)
+                for r in recorders:
+                    r.sample(self, k, t)
+                if k == nsteps:
+                    break
+                phases.before_step()
+                if deliver_before and phases.due(k + 1, clock + self.dt):
+                    derived_now(V, t)
+                if early and self._send_early(clock):
+                    derived_now(V, t)
+                self.integrate(V, t)
+                t1 = (k + 1) * self.dt
+                # jLEMS tests conditions with the time at the end of the step it is about
+                # to take, so a condition on t acts one step earlier than the state it sees
+                clock = clock + self.dt if self.accumulated_time else t1 + lead
+                phases.events(k + 1, clock)
+                if check_every and (k + 1) % check_every == 0:
+                    self._check_finite(t1)
+                    if progress:
+                        progress(k + 1, nsteps)
+        finally:
+            phases.finish()
 
     def _can_fuse(self, recorders) -> bool:
         """The compiled loop runs when the model compiled into it and every recorder and
@@ -873,8 +906,11 @@ class Simulator:
         get their rows and events between chunks."""
         from ..compile.numba_loop import LoopRun
         run = LoopRun(self, recorders, check_every)
+        if self.kernels._run is None:  # (table mode: the engine's loop with the compiled event phase)
+            self._run_python(nsteps, recorders, progress, check_every, phases=run)
+            return
         self.program.derived(self.V, 0.0)
-        run.events0()
+        run.start(self.event_lead)
         e = 0
         while e <= nsteps:
             e_new = run.chunk(e, nsteps)

@@ -140,16 +140,22 @@ DELAYED_SIM = """<Simulation id="sim1" length="3ms" step="0.01ms" target="net">
 </Simulation>"""
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_delayed_events_arrive_before_the_step_jlems_clock_reaches(lems_file, backend):
+@pytest.mark.parametrize("backend", ["numpy", "numba", "numba-table"])
+def test_delayed_events_arrive_before_the_step_jlems_clock_reaches(lems_file, backend, monkeypatch):
     """jLEMS stamps a delayed event with the clock of the step that sent it plus the delay and
     hands it over at the start of the first step whose clock reaches that, before any update:
     that row shows the jump already decayed by one step, the row before nothing. A cell above
     threshold fires in step 1; the spike generator in the first step whose clock passes 2 ms."""
-    if backend == "numba":
+    if backend.startswith("numba"):
         pytest.importorskip("numba")
+    if backend == "numba-table":  # kernels in table mode: the engine's loop with the compiled event phase
+        import nmlsim.compile.numba_backend as nb
+        monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
+        backend = "numba"
     sim = api.load(lems_file(DELAYED, DELAYED_SIM))
-    d = api.run(sim, method="euler", backend=backend, write=False).traces["of"]
+    res = api.run(sim, method="euler", backend=backend, write=False)
+    d = res.traces["of"]
+    assert (res.simulator.kernels is not None) == (backend == "numba")
     dt, delay, tau, w = 1e-5, 5e-4, 5e-3, 1e-9
     clock = np.concatenate([[0.0], np.cumsum(np.full(len(d) - 1, dt))])  # (np.cumsum adds in order)
     fired = {"from_above": 1, "from_gen": int(np.argmax(clock > 0.002))}
