@@ -628,7 +628,9 @@ class Program:
                     write.append(f"    V[{bn!r}][...] = q{j}")
                     continue
                 inc = f"{dt!r} * r{j}"  # the step's increment of x
-                if u.kind == "exp" and u.phi is not None:
+                if u.kind == "backward":
+                    calc.append(f"    r{j} = r{j} / (1.0 - {dt!r} * ({self._code(g, u.coef, loads)}))")
+                elif u.kind == "exp" and u.phi is not None:
                     calc.append(f"    r{j} = r{j} * {self._code(g, u.phi, loads)}")
                 elif u.kind == "exp":  # x + (N/M) expm1(B dt); x + f dt where M is 0
                     q, m = (self._code(g, a, loads) for a in u.quot)

@@ -198,6 +198,8 @@ class Update:
     - ``implicit``: not moved here; its rate f and coefficient B (``coef``, None: 0) are stored
       for the implicit (cable) solve;
     - ``euler``: x += dt·f;
+    - ``backward``: linearised backward Euler, x += dt·f/(1 − dt·B) (NEURON's step of a section
+      voltage driven by a mod's current, ``coef`` = B);
     - ``exp``: exponential Euler, x += dt·f·φ with ``phi`` an AST of φ = expm1(B dt)/(B dt)
       (a number where B is constant, a select of such where it is constant per regime, else
       ``__phi(B·dt)`` per instance); or, where ``phi`` is None, x += (N/M)·expm1(B dt) with
@@ -239,6 +241,8 @@ def lower_updates(prog, dt: float, jdiag=None, keys=None) -> List[Update]:
         b = jdiag[j] if jdiag is not None else None
         if (gid, key) in prog.implicit:
             out.append(Update(j, gid, key, fa, "implicit", coef=b))
+        elif (gid, key) in getattr(prog, "point_voltages", ()) and b is not None:
+            out.append(Update(j, gid, key, fa, "backward", coef=b))
         elif b is None or b == ZERO:
             out.append(Update(j, gid, key, fa, "euler"))
         else:
@@ -435,8 +439,10 @@ def stepper_jacobian(method: str, prog, nmodl: bool = False) -> Optional[list]:
         return jacobian_diagonal(prog)
     if method == "neuron" and nmodl:
         return jacobian_diagonal(prog, local=True)
-    if method in ("euler", "neuron") and prog.implicit:
-        return [b if k in prog.implicit else None for k, b in zip(prog.rate_keys, jacobian_diagonal(prog))]
+    points = getattr(prog, "point_voltages", set()) if method == "neuron" else set()
+    if method in ("euler", "neuron") and (prog.implicit or points):
+        return [b if k in prog.implicit or k in points else None
+                for k, b in zip(prog.rate_keys, jacobian_diagonal(prog))]
     return None
 
 

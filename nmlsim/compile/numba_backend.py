@@ -959,7 +959,9 @@ class NumbaKernels:
                 write.append(f"        {self._arr(bn)}[i] = q{j}")
                 continue
             inc = f"{dt!r} * r{j}"  # the step's increment of x
-            if u.kind == "exp" and u.phi is not None:
+            if u.kind == "backward":
+                calc.append(f"        r{j} = ({rate}) / (1.0 - {dt!r} * ({self._expr(g, u.coef)}))")
+            elif u.kind == "exp" and u.phi is not None:
                 calc.append(f"        r{j} = ({rate}) * {self._expr(g, u.phi)}")
             elif u.kind == "exp":  # x + (N/M) expm1(B dt), as the NumPy stepper
                 q, m = (self._expr(g, a) for a in u.quot)

@@ -158,7 +158,9 @@ class Simulator:
             lagged, early = self._neuron_state_roles(specs)
             if self.nmodl:  # NEURON's BREAKPOINT sees the states the last update left
                 lagged = []
-            self.program.early_states = set(early)
+            points = self._point_voltages(specs)
+            self.program.early_states = set(early) | points
+            self.program.point_voltages = points
         if method in ("neuron", "euler"):
             # kinetic schemes: NEURON's `SOLVE ... METHOD sparse` (backward Euler); jLEMS's
             # KScheme.advance (the exponential of the transition matrix), not forward Euler
@@ -179,6 +181,13 @@ class Simulator:
         #: delayed events they send are stamped with that step's clock, so they arrive a step later
         self._clock_tests = {id(h) for g, h, _ in self.cond_handlers
                              if self.accumulated_time and h.test is not None and "t" in E.names(h.test)}
+        #: --method neuron: the state tests of abstract point cells, which jNeuroML's export makes
+        #: WATCH statements: NEURON tests them on the state a step reached and runs their actions at
+        #: the start of the next step, after the row is recorded (NeuroML cells' spike tests are
+        #: NEURON's NetCon thresholds: tested in the event phase as before)
+        points = {gid for gid, _ in getattr(self.program, "point_voltages", ())}
+        self._watch = {id(h) for g, h, _ in self.cond_handlers
+                       if method == "neuron" and g.gid in points and id(h) in self._state_tests}
         self.kernels = None
         self.observe = None if observe is None else set(observe)
         if self.observe is not None:  # (the updated states early handlers test, kept in arrays)
@@ -265,6 +274,16 @@ class Simulator:
         self.step_index = 0
         self.event_listeners: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.interrupted = False
+
+    def neuron_clock(self, k: int) -> float:
+        """NEURON's t after ``k`` fixed steps, in s: it adds dt/2 twice a step, in ms (so that
+        a test such as t > lastSpikeTime + refract falls on NEURON's side of the rounding)."""
+        acc = getattr(self, "_nclock", None)
+        if acc is None or len(acc) <= k:
+            n = max(k + 1, 2 * (0 if acc is None else len(acc)), 1024)
+            half_ms = np.concatenate([[0.0], np.cumsum(np.full(2 * n, 0.5 * (self.dt * 1e3)))])
+            acc = self._nclock = half_ms[::2] * 1e-3
+        return float(acc[k])
 
     def event_times(self, ticks: np.ndarray) -> np.ndarray:
         """The time the conditions of event phase ``ticks`` were tested with (what events are
@@ -376,6 +395,27 @@ class Simulator:
                     if key.startswith(pre + "/"):
                         out[(g.gid, key)] = on
                         break
+        return out
+
+    def _point_voltages(self, specs) -> set:
+        """The membrane potentials of abstract point cells whose only integrated state is ``v``
+        (the IaF family) under NEURON's step: jNeuroML's export makes ``v`` the voltage of a
+        section the cell's mod drives with a current computed in BREAKPOINT from v
+        (``i = -C·dv/dt``), which NEURON moves by its linearised backward Euler (di/dv taken at
+        v)."""
+        cable_gids = {c.gid for c in specs}
+        model = self.built.net.model
+        rate_keys = set(self.program.rate_keys)
+        out = set()
+        for g in set(self.built.pop_groups.values()):
+            if g.gid in cable_gids or not model.is_a(g.root.tname, "baseCell"):
+                continue
+            k = (g.gid, "v")
+            own = [key for gid, key in rate_keys if gid == g.gid and "/" not in key]
+            # (a cell with other integrated states gets a DERIVATIVE block in its mod, which is
+            # where rates() runs: its current is then a step old and independent of v — not this)
+            if k in rate_keys and k not in self.program.implicit and own == ["v"]:
+                out.add(k)
         return out
 
     def _neuron_state_roles(self, specs) -> Tuple[List[str], List[Tuple[int, str]]]:
@@ -862,6 +902,7 @@ class Simulator:
         early = bool(self._early)
         # jLEMS hands delayed events over at the start of a step, before any instance advances
         deliver_before = self.accumulated_time
+        watch = self._watch
         try:
             for k in range(nsteps + 1):
                 self.step_index = k
@@ -874,6 +915,10 @@ class Simulator:
                     r.sample(self, k, t)
                 if k == nsteps:
                     break
+                # NEURON: WATCH conditions on the state just recorded, their actions (a reset) at
+                # the start of the step (the row shows v above threshold, the next the reset's step)
+                if watch and self._event_phase(k, t + lead, only=watch):
+                    derived_now(V, t)
                 phases.before_step()
                 if deliver_before and phases.due(k + 1, clock + self.dt):
                     derived_now(V, t)
@@ -919,36 +964,50 @@ class Simulator:
                 progress(e_new, nsteps)
             e = e_new
 
-    def _event_phase(self, k: int, t: float) -> None:
-        """Delayed events due now, OnCondition handlers, then every event they cause."""
+    def _event_phase(self, k: int, t: float, only=None) -> bool:
+        """Delayed events due now, OnCondition handlers, then every event they cause.
+        ``only``: just these handlers (by id), nothing else (NEURON's WATCH tests, run after
+        the row is recorded). True if a handler acted."""
         V = self.V
         self.t = t
         self.step_index = k
         queue = []
-        if not self.accumulated_time:  # (jLEMS's: before the step, by _deliver_due)
-            self._deliver_slot(k, queue)
-        for entry in self.sources:
-            src, steps, cur = entry
-            if cur < len(steps) and steps[cur] <= k:
-                end = int(np.searchsorted(steps, k, side="right"))
-                entry[2] = end
-                self._queue_in_rounds(src, src.port, src.ids[cur:end], queue)
-        skip = self._state_tests if k == 0 and self.accumulated_time else ()
+        if only is None:
+            if not self.accumulated_time:  # (jLEMS's: before the step, by _deliver_due)
+                self._deliver_slot(k, queue)
+            for entry in self.sources:
+                src, steps, cur = entry
+                if cur < len(steps) and steps[cur] <= k:
+                    end = int(np.searchsorted(steps, k, side="right"))
+                    entry[2] = end
+                    self._queue_in_rounds(src, src.port, src.ids[cur:end], queue)
+        # jLEMS tests conditions on states after a step: none before the first; NEURON tests
+        # its WATCH conditions on the states a step reached, and acts on them at the start of the
+        # next step, after that state is recorded (Simulator._run_python)
+        skip = self._state_tests if k == 0 and only is None and self.accumulated_time else self._watch \
+            if only is None else ()
+        fired = False
+        # NEURON tests WATCH conditions (and runs their actions) with its clock (t += dt/2 twice a
+        # step) at the end of the step; time-only tests (pulses) keep the mid-step time
+        t_state = self.neuron_clock(k) if only is not None else t
         for g, h, fn in self.cond_handlers:
-            if id(h) in skip:  # jLEMS tests conditions on states after a step: none before the first
+            if id(h) in skip or (only is not None and id(h) not in only):
                 continue
             if getattr(h, "early_of", None) is not None:
                 continue  # (run by _send_early, once the derived values of these states are known)
-            m = fn(V, t, None)
+            th = t_state if id(h) in self._watch else t
+            m = fn(V, th, None)
             if m is not None:
+                fired = True
                 if h.transition is not None:
                     for efn in self.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
-                        efn(V, t, m.copy())
+                        efn(V, th, m.copy())
                 lag = 1 if id(h) in self._clock_tests else 0
                 for out in h.event_outs:
                     queue.append((g, h.node.prefix, out, m, lag))
         if queue:
             self._process_events(queue, t)
+        return fired
 
     def _deliver_slot(self, k: int, queue: list) -> bool:
         """Queue the delayed events due at step ``k``; True if there were any."""

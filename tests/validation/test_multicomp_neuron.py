@@ -159,3 +159,28 @@ def test_outputs_equal_neuron(tmp_path_factory, tmp_path, lems, backend):
         # volts within ~1 µV, concentrations (mM) within 1e-5 relative
         np.testing.assert_allclose(ours[:, 1:], theirs[:, 1:], rtol=1e-5, atol=VTOL.get(lems, 1e-6),
                                    err_msg=mine.name)
+
+
+@pytest.fixture(scope="module")
+def points_reference(tmp_path_factory):
+    return _reference(tmp_path_factory, "LEMS_points.xml")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_abstract_point_cells_as_neuron(tmp_path, points_reference, backend):
+    """IaF cells (with and without refractoriness, tau and conductance forms, a pulse input) with
+    --method neuron as jNeuroML's NEURON export runs them: v by NEURON's linearised backward
+    Euler, the WATCH'd reset acting at the start of the next step (the row above threshold is
+    recorded), the refractory exit on NEURON's clock: every value within 0.01 µV."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    import nmlsim
+    for f in HERE.iterdir():
+        shutil.copy(f, tmp_path)
+    nmlsim.run(nmlsim.load(str(tmp_path / "LEMS_points.xml")), method="neuron", backend=backend,
+               outdir=str(tmp_path / "out"))
+    ours = np.loadtxt(tmp_path / "out" / "results" / "points_v.dat")
+    ref = np.loadtxt(points_reference / "points_v.dat")
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours[:, 1:], ref[:, 1:], rtol=0, atol=1e-8)
+    assert np.sum(np.diff(ref[:, 4]) < -5e-3) >= 5  # the pulse makes the iafCell fire
