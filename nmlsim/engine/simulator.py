@@ -471,7 +471,7 @@ class Simulator:
         # (and jLEMS's kinetic schemes, moved by the engine between compiled calls; white noise,
         # drawn by the engine each step)
         spec = (None if self.program.implicit or self.method == "neuron" or getattr(self.program, "solved_apart", None)
-                or self.noise or self.early_routes else self._loop_spec())
+                or self.noise or self.early_routes or self.late_routes else self._loop_spec())
         kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept, nmodl=self.nmodl)
         self.kernels = kernels
         self.program.derived = kernels.derived
@@ -540,6 +540,37 @@ class Simulator:
         self.early_routes = defaultdict(list)
         early_ports = {(g.gid, o) for g, h, _ in self.cond_handlers if getattr(h, "early_of", None) is not None
                        for o in h.event_outs}
+        #: --method euler: zero-delay connections from a sender whose condition reads t (a spike
+        #: generator, a spike array): the event phase after step k tests it with step k+1's clock,
+        #: as jLEMS does in step k+1, whose receivers then take the event at once — those later in
+        #: jLEMS's walk before they advance (the engine: before step k+1, after row k is recorded),
+        #: those earlier after (the engine: before step k+2; jLEMS shows it in no row before).
+        #: (route record, steps) per port, scheduled in the delay ring
+        self.late_routes = defaultdict(list)
+        clock_ports = set()
+        if self.accumulated_time:
+            def root_ports(gid, prefix, port):
+                """The group's own ports an event of node ``prefix``'s ``port`` reaches, through
+                relays and OnEvent handlers (a spikeArray's spike children send to its ``in``,
+                whose handler sends ``spike``)."""
+                out, todo, seen = set(), [(prefix, port)], set()
+                while todo:
+                    pp = todo.pop()
+                    if pp in seen:
+                        continue
+                    seen.add(pp)
+                    if not pp[0]:
+                        out.add((gid, pp[1]))
+                    todo += list(self.internal.get((gid, pp[0], pp[1]), ()))
+                    for _, h, _ in self.event_handlers.get((gid, pp[0], pp[1]), ()):
+                        todo += [(h.node.prefix, o) for o in h.event_outs]
+                return out
+            emitters = defaultdict(list)
+            for g, h, _ in self.cond_handlers:
+                for o in h.event_outs:
+                    for key in root_ports(g.gid, h.node.prefix, o):
+                        emitters[key].append(h.test is not None and "t" in E.names(h.test))
+            clock_ports = {k for k, v in emitters.items() if all(v)}
         before = None
         maxd = 0
 
@@ -562,7 +593,18 @@ class Simulator:
                 before = before or walk_before(self.built.groups)
                 early = (np.rint(delays / self.dt) == 0) & np.array(
                     [before(r.src, p, "", r.dst, q, "") for p, q in zip(r.pre_idx, r.dst_idx)], dtype=bool)
-            rec = record(r, delays, ~early)
+            late = np.zeros(len(r.pre_idx), dtype=bool)
+            if (r.src.gid, r.port) in clock_ports:
+                from ..compile.jlems_order import walk_before
+                before = before or walk_before(self.built.groups)
+                late = np.rint(delays / self.dt) == 0
+                earlier = late & np.array([before(r.dst, q, "", r.src, p, "") for p, q in zip(r.pre_idx, r.dst_idx)],
+                                          dtype=bool)
+                for sel, steps in ((late & ~earlier, 1), (earlier, 2)):
+                    if sel.any():
+                        self.late_routes[(r.src.gid, r.port)].append((record(r, delays, sel), steps))
+                maxd = max(maxd, 2)
+            rec = record(r, delays, ~early & ~late)
             maxd = max(maxd, int(rec["steps"].max()) if len(rec["steps"]) else 0)
             self.routes[(r.src.gid, r.port)].append(rec)
             if early.any():
@@ -600,6 +642,8 @@ class Simulator:
                     cb(mask, t)
                 for rec in self.routes.get((g.gid, port), ()):
                     self._route(rec, mask, queue, t, lag)
+                for rec, steps in self.late_routes.get((g.gid, port), ()):
+                    self._schedule(rec, mask, steps)
 
     def _route(self, rec, mask, queue, t, lag: int = 0):
         """Deliver or schedule the events of senders ``mask`` along one route; ``lag``: steps
@@ -629,6 +673,16 @@ class Simulator:
             sel = sel[now]
         if len(sel):
             self._deliver(rec, sel, queue)
+
+    def _schedule(self, rec, mask, steps: int) -> None:
+        """The events of senders ``mask`` along one route, due ``steps`` steps on (Simulator.late_routes)."""
+        pre = np.nonzero(mask)[0]
+        indptr = rec["indptr"]
+        starts, ends = indptr[pre], indptr[pre + 1]
+        counts = ends - starts
+        if counts.sum():
+            sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+            self.ring[(self.step_index + steps) % self.ring_len][id(rec)].append((rec, sel))
 
     def _jlems_steps(self, t: float, delay: float, steps: int) -> int:
         """Steps until jLEMS delivers an event sent at clock ``t`` with ``delay``: its
