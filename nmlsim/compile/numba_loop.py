@@ -139,6 +139,12 @@ class LoopGen:
             self.state_arrays.append(int(name[1:]))
         return name
 
+    def last_step(self) -> str:
+        """The array holding the run's number of steps (set by LoopRun)."""
+        if getattr(self, "_last", None) is None:
+            self._last = self.x(np.zeros(1, dtype=np.int64))
+        return self._last
+
     def fresh(self, base: str) -> str:
         self.uid += 1
         return f"_{base}{self.uid}"
@@ -318,6 +324,9 @@ class LoopGen:
         if self.spec.jlems_clock and not rand_test and h.test is not None and not self.prog._time_only(g, h.test):
             # jLEMS tests a condition on the states after a step: none before the first
             test = f"(ee > 0 and ({test}))"
+        if self.spec.jlems_clock and h.test is not None and "t" in E.names(h.test):
+            # a test on t after the last step would be jLEMS's step after the run's end
+            test = f"(ee < {self.last_step()}[0] and ({test}))"
         bb = None
         if random_mode == "buffer" and rand_body:
             bb = self.fresh("bb")
@@ -658,6 +667,11 @@ class LoopRun:
 
     # the event parts of a step, for the engine's loop (Simulator._run_python) where the
     # kernels are too big to compile into one loop (table mode): three compiled calls per step
+    def set_last(self, nsteps: int) -> None:
+        last = getattr(self.gen, "_last", None)
+        if last is not None:
+            self.K.extras[int(last[1:])][0] = nsteps
+
     def start(self, t: float) -> None:
         self._refill()
         K = self.K
@@ -692,6 +706,7 @@ class LoopRun:
 
     def chunk(self, e: int, nsteps: int) -> int:
         K, sim = self.K, self.sim
+        self.set_last(nsteps)
         self._refill()
         e1 = min(nsteps + 1, e + self.chunk_len)
         self.ST[0] = 0

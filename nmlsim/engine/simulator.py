@@ -188,6 +188,7 @@ class Simulator:
         points = {gid for gid, _ in getattr(self.program, "point_voltages", ())}
         self._watch = {id(h) for g, h, _ in self.cond_handlers
                        if method == "neuron" and g.gid in points and id(h) in self._state_tests}
+        self._last_phase = False
         self.kernels = None
         self.observe = None if observe is None else set(observe)
         if self.observe is not None:  # (the updated states early handlers test, kept in arrays)
@@ -944,6 +945,7 @@ class Simulator:
         schedule (compile/numba_loop.RUN_TEMPLATE)."""
         prog, V = self.program, self.V
         phases = phases or _EnginePhases(self)
+        self._last_phase = False
         derived_now = self.derived_now
         # the same before the first step: a pulse with delay 0 is on from the start
         prog.derived(V, 0.0)
@@ -983,6 +985,7 @@ class Simulator:
                 # jLEMS tests conditions with the time at the end of the step it is about
                 # to take, so a condition on t acts one step earlier than the state it sees
                 clock = clock + self.dt if self.accumulated_time else t1 + lead
+                self._last_phase = k + 1 == nsteps
                 phases.events(k + 1, clock)
                 if check_every and (k + 1) % check_every == 0:
                     self._check_finite(t1)
@@ -1005,6 +1008,7 @@ class Simulator:
         get their rows and events between chunks."""
         from ..compile.numba_loop import LoopRun
         run = LoopRun(self, recorders, check_every)
+        run.set_last(nsteps)
         if self.kernels._run is None:  # (table mode: the engine's loop with the compiled event phase)
             self._run_python(nsteps, recorders, progress, check_every, phases=run)
             return
@@ -1044,6 +1048,8 @@ class Simulator:
         # NEURON tests WATCH conditions (and runs their actions) with its clock (t += dt/2 twice a
         # step) at the end of the step; time-only tests (pulses) keep the mid-step time
         t_state = self.neuron_clock(k) if only is not None else t
+        if self._last_phase and only is None:  # (a test on t there is jLEMS's step after the end)
+            skip = set(skip) | self._clock_tests
         for g, h, fn in self.cond_handlers:
             if id(h) in skip or (only is not None and id(h) not in only):
                 continue

@@ -203,3 +203,27 @@ def test_zero_delay_events_of_a_spike_generator_by_walk_order(lems_file, backend
     got = f + 1 if receiver_first else f
     assert np.all(d[:got, 1] == 0.0)
     assert d[got, 1] == pytest.approx(w * (1 - dt / tau), rel=1e-12)
+
+
+GEN_END = """
+<spikeGenerator id="gen" period="0.05ms"/>
+<network id="net"><population id="gen" component="gen" size="1"/></network>
+"""
+GEN_END_SIM = """<Simulation id="sim1" length="0.99ms" step="0.01ms" target="net">
+  <EventOutputFile id="ev" fileName="gen.spikes" format="TIME_ID">
+    <EventSelection id="0" select="gen[0]" eventPort="spike"/>
+  </EventOutputFile>
+</Simulation>"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_no_spike_from_the_step_after_the_end(lems_file, backend):
+    """jLEMS runs 99 steps of 0.01 ms: a generator of period 0.05 ms fires at 0.05 ... 0.95 ms, 19
+    times; the spike due at 1.0 ms would be in a 100th step, which jLEMS does not take
+    (StochasticityShowcase's 30 kHz generator wrote one spike more than jnml before)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    sim = api.load(lems_file(GEN_END, GEN_END_SIM))
+    ev = api.run(sim, method="euler", backend=backend, write=False).events["ev"]
+    times = np.array([t for _, t in ev])
+    assert len(times) == 19 and times.max() <= 0.99e-3 + 1e-12
