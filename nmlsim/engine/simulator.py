@@ -1042,14 +1042,18 @@ class Simulator:
         # jLEMS tests conditions on states after a step: none before the first; NEURON tests
         # its WATCH conditions on the states a step reached, and acts on them at the start of the
         # next step, after that state is recorded (Simulator._run_python)
-        skip = self._state_tests if k == 0 and only is None and self.accumulated_time else self._watch \
-            if only is None else ()
+        if only is not None:
+            skip = ()
+        elif k == 0 and self.accumulated_time:
+            skip = self._state_tests
+        elif self._last_phase:  # (a test on t there would be jLEMS's step after the run's end)
+            skip = self._watch | self._clock_tests
+        else:
+            skip = self._watch
         fired = False
         # NEURON tests WATCH conditions (and runs their actions) with its clock (t += dt/2 twice a
         # step) at the end of the step; time-only tests (pulses) keep the mid-step time
         t_state = self.neuron_clock(k) if only is not None else t
-        if self._last_phase and only is None:  # (a test on t there is jLEMS's step after the end)
-            skip = set(skip) | self._clock_tests
         for g, h, fn in self.cond_handlers:
             if id(h) in skip or (only is not None and id(h) not in only):
                 continue
