@@ -424,6 +424,12 @@ class _Reads:
                     h.assignments = [(k, E.rename(a, back)) for k, a in h.assignments]
 
 
+def tests_clock(h) -> bool:
+    """Whether OnCondition handler ``h`` tests t (spike generators and arrays): under jLEMS's
+    clock the event phase after step k tests it with step k+1's clock — jLEMS's step k+1."""
+    return h.test is not None and "t" in E.names(h.test)
+
+
 def walk_before(groups: List[Group]):
     """``before(ga, ia, prefix_a, gb, ib, prefix_b)``: whether instance ``ia`` of group ``ga``'s
     node ``prefix_a`` advances before instance ``ib`` of ``gb``'s node in jLEMS's walk."""

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import UnsupportedFeature
 from ..lems import expr as E
+from .jlems_order import tests_clock
 
 MAX_DEPTH = 8
 
@@ -130,6 +131,8 @@ class LoopGen:
         self.rings: List[tuple] = []  # (kind, ring names, flag name, rec)
         self.state_arrays: List[int] = []  # extras positions reset before a run
         self.settled: Dict[int, str] = {}  # id(handler) -> its "nothing to redo" flag
+        self._lag = 0  # steps added to the delayed events of the handler being generated
+        self._last: Optional[str] = None  # the array holding the run's number of steps
 
     # ------------------------------------------------------------ helpers
     def x(self, arr: np.ndarray, state: bool = False) -> str:
@@ -141,7 +144,7 @@ class LoopGen:
 
     def last_step(self) -> str:
         """The array holding the run's number of steps (set by LoopRun)."""
-        if getattr(self, "_last", None) is None:
+        if self._last is None:
             self._last = self.x(np.zeros(1, dtype=np.int64))
         return self._last
 
@@ -261,7 +264,7 @@ class LoopGen:
                     f"{ind2}    for _q in range({d}):", f"{ind2}        {pa} = {a}", f"{ind2}        {a} = {a} + {dt}",
                     f"{ind2}    if {pa} >= {due}:", f"{ind2}        {d} = max({d} - 1, 1)",
                     f"{ind2}    elif {a} < {due}:", f"{ind2}        {d} = {d} + 1"]
-        lag = " + 1" if getattr(self, "_lag", 0) else ""
+        lag = " + 1" if self._lag else ""
         out += [f"{ind2}    {s} = (ee + {d}{lag}) % {L}", f"{ind2}    {flag}[{s}] = 1"]
         if merged:
             rings = []
@@ -324,8 +327,8 @@ class LoopGen:
         if self.spec.jlems_clock and not rand_test and h.test is not None and not self.prog._time_only(g, h.test):
             # jLEMS tests a condition on the states after a step: none before the first
             test = f"(ee > 0 and ({test}))"
-        if self.spec.jlems_clock and h.test is not None and "t" in E.names(h.test):
-            # a test on t after the last step would be jLEMS's step after the run's end
+        clock = self.spec.jlems_clock and tests_clock(h)
+        if clock:  # a test on t after the last step would be jLEMS's step after the run's end
             test = f"(ee < {self.last_step()}[0] and ({test}))"
         bb = None
         if random_mode == "buffer" and rand_body:
@@ -378,7 +381,7 @@ class LoopGen:
                     f"            if {mask}[{i}]:"] + ind(body + listed, 4)
         # its events go out after every OnCondition handler has run (the engine's queue);
         # delayed ones of a test on t a step later under jLEMS's clock (Simulator._clock_tests)
-        self._lag = 1 if self.spec.jlems_clock and h.test is not None and "t" in E.names(h.test) else 0
+        self._lag = 1 if clock else 0
         if emits and fired is not None:
             k = self.fresh("k")
             emit = [f"    if {anyv}:", f"        for {k} in range({cnt}):", f"            {i} = {fired}[{k}]"]
@@ -636,6 +639,8 @@ class LoopRun:
             K.extras[c][0] = len(K.extras[b])  # all used: the first refill draws it whole
         if sim.seed is not None:
             K._seed(int(sim.seed) % (1 << 32))
+        if gen._last is not None:  # (the run's number of steps: tests on t stop after the last)
+            K.extras[int(gen._last[1:])][0] = sim._nsteps
 
     def _refill(self):
         """Move what is left of each random buffer to its front and draw the rest (in place:
@@ -667,11 +672,6 @@ class LoopRun:
 
     # the event parts of a step, for the engine's loop (Simulator._run_python) where the
     # kernels are too big to compile into one loop (table mode): three compiled calls per step
-    def set_last(self, nsteps: int) -> None:
-        last = getattr(self.gen, "_last", None)
-        if last is not None:
-            self.K.extras[int(last[1:])][0] = nsteps
-
     def start(self, t: float) -> None:
         self._refill()
         K = self.K
@@ -706,7 +706,6 @@ class LoopRun:
 
     def chunk(self, e: int, nsteps: int) -> int:
         K, sim = self.K, self.sim
-        self.set_last(nsteps)
         self._refill()
         e1 = min(nsteps + 1, e + self.chunk_len)
         self.ST[0] = 0

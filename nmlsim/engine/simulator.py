@@ -28,7 +28,7 @@ import numpy as np
 from ..compile.build import Built
 from ..compile.codegen import Program
 from ..compile.integrators import add_attached_slopes, make_integrator, stale_ancestor_reads
-from ..compile.jlems_order import jlems_reads
+from ..compile.jlems_order import jlems_reads, tests_clock
 from ..errors import SimulationError
 from ..lems import expr as E
 
@@ -81,6 +81,16 @@ def array_copier(arrays):
                         a[i] = b[i]
             _COPY_JIT = numba.njit(cache=True)(copy_tuple)
     return _COPY_JIT
+
+
+def _connections(rec, mask) -> np.ndarray:
+    """Positions, in a route record's CSR order, of the connections of the senders in ``mask``."""
+    pre = np.nonzero(mask)[0]
+    indptr = rec["indptr"]
+    starts, ends = indptr[pre], indptr[pre + 1]
+    counts = ends - starts
+    total = int(counts.sum())
+    return np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
 
 
 class _EnginePhases:
@@ -179,8 +189,7 @@ class Simulator:
         #: --method euler: handlers whose test reads t. The event phase after step k tests them with the
         #: clock of step k + 1, as jLEMS does in step k + 1 (a state test there is jLEMS's step k): the
         #: delayed events they send are stamped with that step's clock, so they arrive a step later
-        self._clock_tests = {id(h) for g, h, _ in self.cond_handlers
-                             if self.accumulated_time and h.test is not None and "t" in E.names(h.test)}
+        self._clock_tests = {id(h) for g, h, _ in self.cond_handlers if self.accumulated_time and tests_clock(h)}
         #: --method neuron: the state tests of abstract point cells, which jNeuroML's export makes
         #: WATCH statements: NEURON tests them on the state a step reached and runs their actions at
         #: the start of the next step, after the row is recorded (NeuroML cells' spike tests are
@@ -188,7 +197,7 @@ class Simulator:
         points = {gid for gid, _ in getattr(self.program, "point_voltages", ())}
         self._watch = {id(h) for g, h, _ in self.cond_handlers
                        if method == "neuron" and g.gid in points and id(h) in self._state_tests}
-        self._last_phase = False
+        self._nsteps = -1  # steps of the run under way (Simulator.run)
         self.kernels = None
         self.observe = None if observe is None else set(observe)
         if self.observe is not None:  # (the updated states early handlers test, kept in arrays)
@@ -570,9 +579,19 @@ class Simulator:
             for g, h, _ in self.cond_handlers:
                 for o in h.event_outs:
                     for key in root_ports(g.gid, h.node.prefix, o):
-                        emitters[key].append(h.test is not None and "t" in E.names(h.test))
+                        emitters[key].append(tests_clock(h))
             clock_ports = {k for k, v in emitters.items() if all(v)}
-        before = None
+        walk = []
+
+        def walk_first(r, a, b) -> np.ndarray:
+            """Per connection of route ``r``: whether end ``a`` ("src" or "dst") comes before end
+            ``b`` in jLEMS's walk."""
+            if not walk:
+                from ..compile.jlems_order import walk_before
+                walk.append(walk_before(self.built.groups))
+            ends = {"src": (r.src, r.pre_idx), "dst": (r.dst, r.dst_idx)}
+            (ga, ia), (gb, ib) = ends[a], ends[b]
+            return np.array([walk[0](ga, p, "", gb, q, "") for p, q in zip(ia, ib)], dtype=bool)
         maxd = 0
 
         def record(r, delays, keep):
@@ -590,17 +609,11 @@ class Simulator:
             delays = np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape)
             early = np.zeros(len(r.pre_idx), dtype=bool)
             if (r.src.gid, r.port) in early_ports:
-                from ..compile.jlems_order import walk_before
-                before = before or walk_before(self.built.groups)
-                early = (np.rint(delays / self.dt) == 0) & np.array(
-                    [before(r.src, p, "", r.dst, q, "") for p, q in zip(r.pre_idx, r.dst_idx)], dtype=bool)
+                early = (np.rint(delays / self.dt) == 0) & walk_first(r, "src", "dst")
             late = np.zeros(len(r.pre_idx), dtype=bool)
             if (r.src.gid, r.port) in clock_ports:
-                from ..compile.jlems_order import walk_before
-                before = before or walk_before(self.built.groups)
                 late = np.rint(delays / self.dt) == 0
-                earlier = late & np.array([before(r.dst, q, "", r.src, p, "") for p, q in zip(r.pre_idx, r.dst_idx)],
-                                          dtype=bool)
+                earlier = late & walk_first(r, "dst", "src")
                 for sel, steps in ((late & ~earlier, 1), (earlier, 2)):
                     if sel.any():
                         self.late_routes[(r.src.gid, r.port)].append((record(r, delays, sel), steps))
@@ -649,16 +662,9 @@ class Simulator:
     def _route(self, rec, mask, queue, t, lag: int = 0):
         """Deliver or schedule the events of senders ``mask`` along one route; ``lag``: steps
         added to delayed ones (see ``_clock_tests``)."""
-        pre = np.nonzero(mask)[0]
-        if len(pre) == 0:
+        sel = _connections(rec, mask)
+        if not len(sel):
             return
-        indptr = rec["indptr"]
-        starts, ends = indptr[pre], indptr[pre + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        if total == 0:
-            return
-        sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
         if rec["any_delay"]:
             steps = rec["steps"][sel]
             now = steps == 0
@@ -677,12 +683,8 @@ class Simulator:
 
     def _schedule(self, rec, mask, steps: int) -> None:
         """The events of senders ``mask`` along one route, due ``steps`` steps on (Simulator.late_routes)."""
-        pre = np.nonzero(mask)[0]
-        indptr = rec["indptr"]
-        starts, ends = indptr[pre], indptr[pre + 1]
-        counts = ends - starts
-        if counts.sum():
-            sel = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        sel = _connections(rec, mask)
+        if len(sel):
             self.ring[(self.step_index + steps) % self.ring_len][id(rec)].append((rec, sel))
 
     def _jlems_steps(self, t: float, delay: float, steps: int) -> int:
@@ -892,7 +894,7 @@ class Simulator:
     # ------------------------------------------------------------ run
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
             check_every: int = 1000):
-        nsteps = int(round(duration / self.dt))
+        nsteps = self._nsteps = int(round(duration / self.dt))
         if self.kernels is not None and (self.kernels.local or self.kernels.fused):
             reads = [r.reads() for r in recorders]
             if any(x is None or not x <= self.observe for x in reads):
@@ -945,7 +947,6 @@ class Simulator:
         schedule (compile/numba_loop.RUN_TEMPLATE)."""
         prog, V = self.program, self.V
         phases = phases or _EnginePhases(self)
-        self._last_phase = False
         derived_now = self.derived_now
         # the same before the first step: a pulse with delay 0 is on from the start
         prog.derived(V, 0.0)
@@ -985,7 +986,6 @@ class Simulator:
                 # jLEMS tests conditions with the time at the end of the step it is about
                 # to take, so a condition on t acts one step earlier than the state it sees
                 clock = clock + self.dt if self.accumulated_time else t1 + lead
-                self._last_phase = k + 1 == nsteps
                 phases.events(k + 1, clock)
                 if check_every and (k + 1) % check_every == 0:
                     self._check_finite(t1)
@@ -1008,7 +1008,6 @@ class Simulator:
         get their rows and events between chunks."""
         from ..compile.numba_loop import LoopRun
         run = LoopRun(self, recorders, check_every)
-        run.set_last(nsteps)
         if self.kernels._run is None:  # (table mode: the engine's loop with the compiled event phase)
             self._run_python(nsteps, recorders, progress, check_every, phases=run)
             return
@@ -1046,7 +1045,7 @@ class Simulator:
             skip = ()
         elif k == 0 and self.accumulated_time:
             skip = self._state_tests
-        elif self._last_phase:  # (a test on t there would be jLEMS's step after the run's end)
+        elif 0 < k == self._nsteps:  # (a test on t there would be jLEMS's step after the run's end)
             skip = self._watch | self._clock_tests
         else:
             skip = self._watch
