@@ -194,6 +194,35 @@ def _check_run(duration: float, dt: float, seed) -> None:
         raise ModelError(f"cannot run: {bad}")
 
 
+def column_of(built, units, cid: str, q: str) -> Column:
+    """The result column of quantity ``q``: its id, path, SI unit and LEMS dimension (None where
+    its type declares none)."""
+    try:
+        dim = quantity_dimension(built, q)
+    except ModelError:
+        dim = None
+    return Column(cid, q, units.symbol_for(dim) if dim and dim != "none" else "", dim)
+
+
+def resolve_all(built, quantities, source, element: str) -> list:
+    """The recorder columns of ``quantities``; a bad one is an error naming ``source`` and
+    ``element`` (a format with the quantity, "record '{}'")."""
+    cols = []
+    for q in quantities:
+        try:
+            cols.append(resolve_quantity(built, q))
+        except ModelError as e:
+            raise e.located(file=source, element=element.format(q)) from None
+    return cols
+
+
+def record_output(built, units, record, source, result: RunResult) -> TraceRecorder:
+    """``record=`` of a run: the quantities into the result's output ``"record"``."""
+    cols = resolve_all(built, record, source, "record '{}'")
+    result.columns["record"] = [column_of(built, units, q, q) for q in record]
+    return TraceRecorder("record", cols, lambda n, d, c: result.traces.__setitem__(n, d))
+
+
 def default_method(built, like_jnml: bool = False) -> str:
     """``neuron`` (NEURON's fixed step as jNeuroML's NEURON export runs it) for models with
     multi-compartment cells — NEURON is their reference simulator, jLEMS cannot run them —
@@ -260,28 +289,10 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     traces, events = resolve_outputs(built, spec, sim.path)
     recorders = [TraceRecorder(of.id, cols, trace_sink(of)) for of, cols in traces]
     reg = sim.model.units
-
-    def column(cid, q):
-        try:
-            dim = quantity_dimension(built, q)
-        except ModelError:
-            dim = None
-        return Column(cid, q, reg.symbol_for(dim) if dim and dim != "none" else "", dim)
-
-    def resolved(quantities, element):
-        cols = []
-        for q in quantities:
-            try:
-                cols.append(resolve_quantity(built, q))
-            except ModelError as e:
-                raise e.located(file=sim.path, element=element.format(q)) from None
-        return cols
     for of, _ in traces:
-        result.columns[of.id] = [column(c.id, c.quantity) for c in of.columns]
+        result.columns[of.id] = [column_of(built, reg, c.id, c.quantity) for c in of.columns]
     if record:
-        cols = resolved(record, "record '{}'")
-        result.columns["record"] = [column(q, q) for q in record]
-        recorders.append(TraceRecorder("record", cols, lambda n, d, c: result.traces.__setitem__(n, d)))
+        recorders.append(record_output(built, reg, record, sim.path, result))
     if record_spikes:
         from .compile.build import spiking_groups
         from .engine.record import SpikeRecorder
@@ -305,7 +316,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         spike_rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink, state_time=True)
         recorders.append(spike_rec)
     if extra_quantities:
-        cols = resolved(extra_quantities, "Line quantity='{}'")
+        cols = resolve_all(built, extra_quantities, sim.path, "Line quantity='{}'")
         recorders.append(TraceRecorder(DISPLAY_TRACES, cols, lambda n, d, c: result.traces.__setitem__(n, d)))
     result.complete = True
     simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
@@ -346,8 +357,7 @@ def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = No
     res = sim.run(write=True, method=method, dt=dt, duration=duration, seed=seed, outdir=output_dir,
                   progress=progress, backend=backend, crank_nicolson=crank_nicolson,
                   allow_outputs_anywhere=allow_outputs_anywhere, report_dtype=report_dtype)
-    out = sim.run_spec.spikes_file if output_dir is None else Path(output_dir) / sim.run_spec.spikes_file.name
-    return res.spikes, out
+    return res.spikes, sim.output_files(output_dir)[0]
 
 
 def _sweep_one(args):

@@ -68,6 +68,13 @@ def _note_bare_seconds(args) -> None:
               f"(write {raw}ms for milliseconds)", file=sys.stderr)
 
 
+def _write_nwb(res, args, description: str) -> None:
+    """``--nwb FILE`` (relative to --outdir): the run's spikes and traces as NWB."""
+    nwb = Path(args.nwb) if Path(args.nwb).is_absolute() else Path(args.outdir or ".") / args.nwb
+    res.to_nwb(nwb, session_description=description)
+    res.files.append(str(nwb))
+
+
 def cmd_run(args) -> int:
     from . import api
     t0 = time.time()
@@ -90,9 +97,7 @@ def cmd_run(args) -> int:
             print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
             return EXIT_INTERRUPTED
         if args.nwb:
-            nwb = Path(args.nwb) if Path(args.nwb).is_absolute() else Path(args.outdir or ".") / args.nwb
-            res.to_nwb(nwb, session_description=f"nmlsim run of {path.name} (SONATA)")
-            res.files.append(str(nwb))
+            _write_nwb(res, args, f"nmlsim run of {path.name} (SONATA)")
         _finished()
         if not args.quiet:
             n = sum(len(t) for _, t in res.spikes.values())
@@ -116,9 +121,7 @@ def cmd_run(args) -> int:
         print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.nwb:
-        nwb = Path(args.nwb) if Path(args.nwb).is_absolute() else Path(args.outdir or ".") / args.nwb
-        res.to_nwb(nwb, session_description=f"nmlsim run of {path.name} ({sim.spec.id})")
-        res.files.append(str(nwb))
+        _write_nwb(res, args, f"nmlsim run of {path.name} ({sim.spec.id})")
     if not args.plot:
         _finished()
     if not args.quiet:
@@ -249,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "precision); overrides a report's own \"dtype\"")
     r.add_argument("--plot", action="store_true", help="also draw the recorded traces and spikes to a PNG")
     r.add_argument("--nwb", default=None, metavar="FILE",
-                   help="LEMS runs: also write every population's spikes (NWB Units) and the OutputFiles' traces "
-                        "(TimeSeries, SI units) to an NWB file (relative to --outdir; needs pynwb)")
+                   help="also write every population's spikes (NWB Units) and the recorded traces (OutputFiles or "
+                        "SONATA reports; TimeSeries, SI units) to an NWB file (relative to --outdir; needs pynwb)")
     r.add_argument("--sonata-spikes", default=None, metavar="FILE",
                    help="also write every population's spikes to a SONATA spikes.h5 (relative to --outdir)")
     r.add_argument("-q", "--quiet", action="store_true",

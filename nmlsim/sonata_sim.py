@@ -13,9 +13,9 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from .api import Parameterised, _check_run, confine_outputs, default_method
+from .api import Parameterised, _check_run, column_of, confine_outputs, default_method, record_output
 from .compile.build import build_groups, spiking_groups
-from .engine.paths import quantity_dimension, resolve_quantity
+from .engine.paths import resolve_quantity
 from .engine.record import SpikeRecorder, TraceRecorder
 from .engine.simulator import Simulator, observed_by
 from .errors import ModelError
@@ -67,6 +67,14 @@ class SonataSimulation(Parameterised):
             merged.setdefault(name, []).append((np.asarray(ids, dtype=np.int64), np.asarray(times, dtype=float)))
         return {k: (np.concatenate([a for a, _ in v]), np.concatenate([b for _, b in v])) for k, v in merged.items()}
 
+    def output_files(self, outdir=None):
+        """(spike file, {report: file}) of a run: the config's, or in ``outdir``."""
+        r = self.run_spec
+
+        def at(f: Path) -> Path:
+            return f if outdir is None else Path(outdir) / f.name
+        return at(r.spikes_file), {rep.name: at(rep.file) for rep in r.reports}
+
     def run(self, *, write: bool = False, method: Optional[str] = None, dt: Optional[float] = None,
             duration: Optional[float] = None, seed: Optional[int] = None, outdir=None,
             progress: Optional[Callable] = None, backend: str = "numpy", crank_nicolson: bool = False,
@@ -89,8 +97,7 @@ class SonataSimulation(Parameterised):
             write = True
         if report_dtype is not None and report_dtype not in ("float32", "float64"):
             raise ModelError(f"report dtype '{report_dtype}' must be float32 or float64")
-        spikes_file = r.spikes_file if outdir is None else Path(outdir) / r.spikes_file.name
-        report_files = {rep.name: (rep.file if outdir is None else Path(outdir) / rep.file.name) for rep in r.reports}
+        spikes_file, report_files = self.output_files(outdir)
         if write and outdir is None:
             confine_outputs([spikes_file] + list(report_files.values()), self.path.resolve().parent, self.path,
                             allow_outputs_anywhere)
@@ -116,11 +123,12 @@ class SonataSimulation(Parameterised):
         for rep in r.reports:
             every = max(1, int(round(rep.dt_ms * 1e-3 / dt)))
             pops = list(rep.quantities)
-            cols = [resolve_quantity(built, q) for p in pops for q in rep.quantities[p]]
+            qs = [q for p in pops for q in rep.quantities[p]]
+            cols = [resolve_quantity(built, q) for q in qs]
             bounds = np.cumsum([0] + [len(rep.quantities[p]) for p in pops])
-            dim = _dimension(built, rep.quantities)
-            result.columns[rep.name] = [Column(f"{p}/{int(n)}", q, reg.symbol_for(dim) if dim and dim != "none" else "",
-                                               dim)
+            # (one variable per report: its unit and dimension from the first node's)
+            first = column_of(built, reg, "", qs[0]) if qs else None
+            result.columns[rep.name] = [Column(f"{p}/{int(n)}", q, first.unit, first.dimension)
                                         for p in pops for n, q in zip(rep.cells[p], rep.quantities[p])]
 
             def sink(name, data, complete, rep=rep, pops=pops, bounds=bounds, every=every):
@@ -145,39 +153,12 @@ class SonataSimulation(Parameterised):
                 result.files.append(str(f if complete else partial_name(f)))
             recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
         if record:
-            cols = []
-            for q in record:
-                try:
-                    cols.append(resolve_quantity(built, q))
-                except ModelError as e:
-                    raise e.located(file=self.path, element=f"record '{q}'") from None
-            result.columns["record"] = [Column(q, q, _unit(reg, built, q), _dim(built, q)) for q in record]
-            recorders.append(TraceRecorder("record", cols, lambda n, d, c: result.traces.__setitem__(n, d)))
+            recorders.append(record_output(built, reg, record, self.path, result))
         simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
                               nmodl=r.nmodl, crank_nicolson=crank_nicolson)
         result.simulator = simulator
         simulator.run(duration, recorders, progress=progress)
         return result
-
-
-def _dim(built, q) -> Optional[str]:
-    try:
-        return quantity_dimension(built, q)
-    except ModelError:
-        return None
-
-
-def _unit(reg, built, q) -> str:
-    d = _dim(built, q)
-    return reg.symbol_for(d) if d and d != "none" else ""
-
-
-def _dimension(built, quantities) -> Optional[str]:
-    """The dimension of a report's variable (the same for all its nodes)."""
-    for qs in quantities.values():
-        for q in qs:
-            return _dim(built, q)
-    return None
 
 
 def load_sonata(path, include_root=None) -> SonataSimulation:
