@@ -345,8 +345,8 @@ class _Reads:
                 if h.kind != "condition" or not h.event_outs or h.regime is not None or h.test is None \
                         or E.has_random(h.test) or getattr(h, "early_of", None) is not None:
                     continue
-                names = E.names(h.test)
-                if "t" in names or not any(n in g.rates or n in g.rate_cases or n in g.derived for n in names):
+                if tests_clock(h) or not any(n in g.rates or n in g.rate_cases or n in g.derived
+                                             for n in E.names(h.test)):
                     # a test on time (a spike generator's t > tnext) is tested with the coming
                     # step's clock already: its events go out in time
                     continue
