@@ -12,7 +12,7 @@ from .compile.build import build_groups
 from .engine.paths import quantity_dimension, resolve_outputs, resolve_quantity
 from .engine.record import EventRecorder, TraceRecorder
 from .engine.simulator import Simulator, observed_by
-from .errors import ModelError
+from .errors import ModelError, UnsupportedFeature
 from .lems.dimensions import check_model, user_types
 from .graph.network import Network
 from .io.lems_reader import load_model
@@ -238,7 +238,7 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         progress: Optional[Callable] = None, extra_quantities=(), merge_synapses: bool = True,
         sonata_spikes=None, backend: str = "numpy", crank_nicolson: bool = False,
         allow_outputs_anywhere: bool = False, like_jnml: bool = False, record_spikes: bool = False,
-        record=()) -> RunResult:
+        record=(), comm=None) -> RunResult:
     """Simulate and write the OutputFiles/EventOutputFiles the LEMS file asks for.
 
     - ``method``: ``exp_euler`` (default), ``euler`` (jLEMS's scheme), ``rk4``, ``neuron``;
@@ -247,7 +247,9 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
       as jnml does); ``sonata_spikes``: also a SONATA spike file there;
     - ``record_spikes``: every spike of every population in ``result.spikes``; ``record``: more
       quantities (LEMS paths such as ``"pop[0]/v"``) recorded into the output ``"record"``;
-    - ``like_jnml``: with no ``method``, step as jnml does (``euler``, jLEMS's order) where it can.
+    - ``like_jnml``: with no ``method``, step as jnml does (``euler``, jLEMS's order) where it can;
+    - ``comm``: an MPI communicator (``mpi4py``): this process runs its rank's share of the
+      network (nmlsim/parallel.py) and rank 0 writes the files and gets the whole result.
 
     Returns a :class:`nmlsim.results.RunResult`.
     """
@@ -256,18 +258,32 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     duration = float(duration) if duration is not None else spec.length
     seed = seed if seed is not None else spec.seed
     _check_run(duration, dt, seed)
+    dist = None
+    if comm is not None:
+        from .parallel import Distributed
+        dist = Distributed(comm, sim.network)
+        seed = dist.seed(seed)
     # jLEMS's scheme walks the populations one by one: none fused into one group
     euler = method == "euler" or (method is None and like_jnml)
-    built = build_groups(sim.network, merge_synapses=merge_synapses, fuse_populations=not euler)
+    built = build_groups(sim.network if dist is None else dist.share, merge_synapses=merge_synapses,
+                         fuse_populations=not euler)
+    if method is None and dist is not None:  # (the whole network's cells decide, not one rank's)
+        method = "neuron" if dist.any(built.cables) else default_method(built, like_jnml)
     method = method or default_method(built, like_jnml)
     result = RunResult()
     base = Path(outdir) if outdir else Path.cwd()
+    if dist is not None and dist.rank != 0:
+        write = False  # (rank 0 writes what every rank recorded)
     if write:
         confine_outputs([base / o.file_name for o in spec.outputs + spec.event_outputs], base, sim.path,
                         allow_outputs_anywhere)
 
-    def trace_sink(of):
+    def trace_sink(of, positions=None):
         def sink(name, data, complete):
+            if dist is not None:
+                data, complete = dist.traces(data, positions, len(of.columns), complete)
+                if data is None:
+                    return
             result.traces[name] = data
             result.complete &= complete
             if write:
@@ -278,6 +294,10 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
 
     def event_sink(ef):
         def sink(name, events, complete):
+            if dist is not None:
+                events, complete = dist.events(events, {sel.id: j for j, sel in enumerate(ef.selections)}, complete)
+                if events is None:
+                    return
             result.events[name] = events
             result.complete &= complete
             if write:
@@ -286,11 +306,19 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
                 result.files.append(str(p if complete else partial_name(p)))
         return sink
 
-    traces, events = resolve_outputs(built, spec, sim.path)
-    recorders = [TraceRecorder(of.id, cols, trace_sink(of)) for of, cols in traces]
+    traces, events = resolve_outputs(built, spec, sim.path, elsewhere=dist is not None)
+    # (an MPI rank records the columns and events of its own cells: None marks another's)
+    recorders = [TraceRecorder(of.id, [c for c in cols if c is not None],
+                               trace_sink(of, [j for j, c in enumerate(cols) if c is not None]))
+                 for of, cols in traces]
+    events = [(ef, [x for x in sels if x is not None]) for ef, sels in events]
     reg = sim.model.units
     for of, _ in traces:
         result.columns[of.id] = [column_of(built, reg, c.id, c.quantity) for c in of.columns]
+        if dist is not None:
+            result.columns[of.id] = dist.columns(result.columns[of.id])
+    if record and dist is not None:
+        raise UnsupportedFeature("record= is not available in MPI runs yet (record with the file's OutputFiles)")
     if record:
         recorders.append(record_output(built, reg, record, sim.path, result))
     if record_spikes:
@@ -298,6 +326,10 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         from .engine.record import SpikeRecorder
 
         def keep_spikes(spikes, complete):
+            if dist is not None:
+                spikes, complete = dist.spikes(spikes, complete)
+                if spikes is None:
+                    return
             result.spikes.update({p: (np.asarray(i, dtype=np.int64), np.asarray(t, dtype=float))
                                   for p, (i, t) in spikes.items()})
         recorders.append(SpikeRecorder(spiking_groups(built), sink=keep_spikes))
@@ -310,17 +342,23 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         path_h5 = Path(sonata_spikes) if Path(sonata_spikes).is_absolute() else base / sonata_spikes
 
         def spikes_sink(spikes, complete):
+            if dist is not None:
+                spikes, complete = dist.spikes(spikes, complete)
+                if spikes is None:
+                    return
             if write:
                 write_sonata_spikes(path_h5, spikes, complete)
                 result.files.append(str(path_h5 if complete else partial_name(path_h5)))
         spike_rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink, state_time=True)
         recorders.append(spike_rec)
+    if extra_quantities and dist is not None:
+        raise UnsupportedFeature("plots are not drawn in MPI runs (plot the files: nmlsim plot)")
     if extra_quantities:
         cols = resolve_all(built, extra_quantities, sim.path, "Line quantity='{}'")
         recorders.append(TraceRecorder(DISPLAY_TRACES, cols, lambda n, d, c: result.traces.__setitem__(n, d)))
     result.complete = True
     simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
-                          crank_nicolson=crank_nicolson)
+                          crank_nicolson=crank_nicolson, exchange=None if dist is None else dist.exchange(built))
     result.simulator = simulator
     simulator.run(duration, recorders, progress=progress)
     return result

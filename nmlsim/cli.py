@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ModelError, NmlsimError
+from .errors import ModelError, NmlsimError, UnsupportedFeature
 
 EXIT_INTERRUPTED = 130
 
@@ -76,6 +76,19 @@ def _write_nwb(res, args, description: str) -> None:
 
 
 def cmd_run(args) -> int:
+    from .parallel import one_failure_ends_all, world
+    comm = world()  # (started by mpirun: this process is one rank; nmlsim/parallel.py)
+    if comm is None:
+        return _run(args, None)
+    if comm.rank != 0:
+        args.quiet = True  # (rank 0 speaks and writes for all)
+    with one_failure_ends_all(comm):
+        if args.plot:
+            raise UnsupportedFeature("--plot is not available under mpirun (plot the written files: nmlsim plot)")
+        return _run(args, comm)
+
+
+def _run(args, comm) -> int:
     from . import api
     t0 = time.time()
     path = Path(args.file)
@@ -92,11 +105,11 @@ def cmd_run(args) -> int:
             res = sim.run(write=True, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
                           outdir=args.outdir, progress=_progress_bar(show), backend=args.backend,
                           crank_nicolson=args.crank_nicolson, allow_outputs_anywhere=args.allow_outputs_anywhere,
-                          report_dtype=args.report_dtype)
+                          report_dtype=args.report_dtype, comm=comm)
         except KeyboardInterrupt:
             print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
             return EXIT_INTERRUPTED
-        if args.nwb:
+        if args.nwb and (comm is None or comm.rank == 0):
             _write_nwb(res, args, f"nmlsim run of {path.name} (SONATA)")
         _finished()
         if not args.quiet:
@@ -116,11 +129,12 @@ def cmd_run(args) -> int:
                       outdir=args.outdir, progress=_progress_bar(show), sonata_spikes=args.sonata_spikes,
                       record_spikes=bool(args.nwb),
                       backend=args.backend, crank_nicolson=args.crank_nicolson,
-                      allow_outputs_anywhere=args.allow_outputs_anywhere)
+                      allow_outputs_anywhere=args.allow_outputs_anywhere, comm=comm)
     except KeyboardInterrupt:
-        print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
+        if not args.quiet or comm is None:
+            print("nmlsim: interrupted; what was recorded is in the outputs' *.partial files", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if args.nwb:
+    if args.nwb and (comm is None or comm.rank == 0):
         _write_nwb(res, args, f"nmlsim run of {path.name} ({sim.spec.id})")
     if not args.plot:
         _finished()

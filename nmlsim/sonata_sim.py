@@ -18,7 +18,8 @@ from .compile.build import build_groups, spiking_groups
 from .engine.paths import resolve_quantity
 from .engine.record import SpikeRecorder, TraceRecorder
 from .engine.simulator import Simulator, observed_by
-from .errors import ModelError
+from .errors import ModelError, UnsupportedFeature
+from .graph.partition import NotHere
 from .io.results import partial_name, write_sonata_report, write_sonata_spikes
 from .io.sonata_reader import SonataRun, read_sonata_run
 from .results import Column, RunResult
@@ -78,7 +79,8 @@ class SonataSimulation(Parameterised):
     def run(self, *, write: bool = False, method: Optional[str] = None, dt: Optional[float] = None,
             duration: Optional[float] = None, seed: Optional[int] = None, outdir=None,
             progress: Optional[Callable] = None, backend: str = "numpy", crank_nicolson: bool = False,
-            allow_outputs_anywhere: bool = False, report_dtype: Optional[str] = None, record=()) -> RunResult:
+            allow_outputs_anywhere: bool = False, report_dtype: Optional[str] = None, record=(),
+            comm=None) -> RunResult:
         """Simulate. ``spikes`` of the result: SONATA population -> (node ids, times s);
         every report of the config is an output of the result (``result.output(name)``: time
         and one column per node, ``"<population>/<node id>"``, SI units); ``record``: more
@@ -87,7 +89,9 @@ class SonataSimulation(Parameterised):
         With ``write=True`` (or an ``outdir``, which replaces the config's output_dir) the
         config's spike file and reports are written, as ``nmlsim run`` writes them.
         ``method`` defaults to the config's simulator's scheme (NEST cells: rk4; bmtk
-        biophysical cells: neuron); ``report_dtype`` (float32/float64) overrides the reports'."""
+        biophysical cells: neuron); ``report_dtype`` (float32/float64) overrides the reports';
+        ``comm``: an MPI communicator: this process runs its rank's share (nmlsim/parallel.py),
+        rank 0 writes the files and gets the whole result."""
         r = self.run_spec
         dt = float(dt) if dt else r.dt_s
         duration = float(duration) if duration is not None else r.tstop_s
@@ -101,16 +105,28 @@ class SonataSimulation(Parameterised):
         if write and outdir is None:
             confine_outputs([spikes_file] + list(report_files.values()), self.path.resolve().parent, self.path,
                             allow_outputs_anywhere)
-        net = self.network
-        built = build_groups(net)
+        dist = None
+        if comm is not None:
+            from .parallel import Distributed
+            if record:
+                raise UnsupportedFeature("record= is not available in MPI runs yet (record with the config's reports)")
+            dist = Distributed(comm, self.network)
+            seed = dist.seed(seed)
+            write = write and dist.rank == 0  # (rank 0 writes what every rank recorded)
+        built = build_groups(self.network if dist is None else dist.share)
         if method is None:  # the reader's choice (NEST cells: RK4; bmtk biophysical cells: NEURON's
             # step); otherwise what a LEMS run of the same cells defaults to (multi-compartment: neuron)
-            method = r.method if (r.nmodl or r.method != "exp_euler") else default_method(built)
+            cables = bool(built.cables) if dist is None else dist.any(built.cables)
+            method = r.method if (r.nmodl or r.method != "exp_euler") else ("neuron" if cables else default_method(built))
         result = RunResult(parameters=dict(self.overrides), sizes=self.sizes())
         result.complete = True
         reg = self.model.units
 
         def keep_spikes(spikes, complete):
+            if dist is not None:
+                spikes, complete = dist.spikes(spikes, complete)
+                if spikes is None:
+                    return
             sp = self._to_sonata(spikes)
             result.spikes.update(sp)
             result.complete &= complete
@@ -124,14 +140,22 @@ class SonataSimulation(Parameterised):
             every = max(1, int(round(rep.dt_ms * 1e-3 / dt)))
             pops = list(rep.quantities)
             qs = [q for p in pops for q in rep.quantities[p]]
-            cols = [resolve_quantity(built, q) for q in qs]
+            cols = [_here(built, q, dist) for q in qs]  # (an MPI rank's own cells; None: another's)
+            positions = [j for j, c in enumerate(cols) if c is not None]
             bounds = np.cumsum([0] + [len(rep.quantities[p]) for p in pops])
             # (one variable per report: its unit and dimension from the first node's)
             first = column_of(built, reg, "", qs[0]) if qs else None
+            if dist is not None and qs:
+                first = dist.columns([first])[0]
             result.columns[rep.name] = [Column(f"{p}/{int(n)}", q, first.unit, first.dimension)
                                         for p in pops for n, q in zip(rep.cells[p], rep.quantities[p])]
 
-            def sink(name, data, complete, rep=rep, pops=pops, bounds=bounds, every=every):
+            def sink(name, data, complete, rep=rep, pops=pops, bounds=bounds, every=every, positions=positions,
+                     ncols=len(qs)):
+                if dist is not None:
+                    data, complete = dist.traces(data, positions, ncols, complete)
+                    if data is None:
+                        return
                 t = data[:, 0].copy()
                 if r.nmodl:  # BioNet's rows: the state each step reaches, labelled with the step's start
                     t = t - every * dt
@@ -151,14 +175,25 @@ class SonataSimulation(Parameterised):
                         (t0, t_end, step_ms), rep.unit) for k, p in enumerate(pops)}, complete,
                     dtype=report_dtype or rep.dtype)
                 result.files.append(str(f if complete else partial_name(f)))
-            recorders.append(TraceRecorder(rep.name, cols, sink, every=every))
+            recorders.append(TraceRecorder(rep.name, [c for c in cols if c is not None], sink, every=every))
         if record:
             recorders.append(record_output(built, reg, record, self.path, result))
         simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by(recorders),
-                              nmodl=r.nmodl, crank_nicolson=crank_nicolson)
+                              nmodl=r.nmodl, crank_nicolson=crank_nicolson,
+                              exchange=None if dist is None else dist.exchange(built))
         result.simulator = simulator
         simulator.run(duration, recorders, progress=progress)
         return result
+
+
+def _here(built, q: str, dist):
+    """The recorder column of ``q``, or None where another MPI rank holds its cell."""
+    try:
+        return resolve_quantity(built, q)
+    except NotHere:
+        if dist is None:
+            raise
+        return None
 
 
 def load_sonata(path, include_root=None) -> SonataSimulation:

@@ -12,6 +12,7 @@ from ..lems.flatten import Group, Link, linear_event_synapse
 from ..graph.network import STRUCTURAL_TYPES
 from ..graph.multicompartment import is_multicompartment, lower_cell
 from ..graph.morphology import CableTree
+from .streams import identities
 
 
 class EventRoute:
@@ -142,6 +143,12 @@ def _param_values(model, comp) -> dict:
 FUSE_INPUT_LISTS_BELOW = 64
 
 
+def _full(x, n: int) -> np.ndarray:
+    """Positions in the whole population/projection/list of a rank's share (all: 0..n-1)."""
+    fi = getattr(x, "full_index", None)
+    return np.arange(n, dtype=np.int64) if fi is None else np.asarray(fi, dtype=np.int64)
+
+
 def _vary(g: Group, model, comps, sizes) -> None:
     """Members of a fused group (components of one type, ``sizes[k]`` instances of
     ``comps[k]``): the parameters whose values differ become per-instance arrays."""
@@ -159,6 +166,7 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
     b = Built(net)
     root = Group(0, "root", model, net.root, 1, skip_types=STRUCTURAL_TYPES)
     b.root = root
+    root.stream_ids = identities("root", [0])
     b.groups.append(root)
     net_node = root.root
     for part in net.root_path:
@@ -209,6 +217,9 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
                 for pname, arr in lay.values.get(id(node.comp), {}).items():
                     g.per_instance[node.key(pname)] = np.tile(arr, ncells)
             b.cables.append(CableSpec(g.gid, "v", lay.tree, lay.capacitance, ncells))
+            g.stream_ids = np.concatenate([identities(p, (_full(net.populations[p], net.populations[p].size)[:, None]
+                                                          * lay.ncomp + np.arange(lay.ncomp)).reshape(-1))
+                                           for p in pids])
             offset = 0
             for pid in pids:
                 b.pop_groups[pid] = g
@@ -219,6 +230,8 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
         g = new_group("+".join(pids), comp, sum(sizes))
         g.parent = Link(root, net_node, None)
         _vary(g, model, [net.populations[p].component for p in pids], sizes)
+        g.stream_ids = np.concatenate([identities(p, _full(net.populations[p], net.populations[p].size))
+                                       for p in pids])
         offset = 0
         for pid in pids:
             b.pop_groups[pid] = g
@@ -262,6 +275,7 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
                 g = new_group(f"{proj.synapse.id}@{post.name}", proj.synapse, post.n)
                 g.host_pop = proj.post
                 g.merged = True
+                g.stream_ids = post.stream_ids ^ identities("@" + proj.synapse.id, [0])[0]
                 attach(g, post, np.arange(post.n))
                 merged[key] = g
             b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), pre_idx,
@@ -269,6 +283,7 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
             continue
         g = new_group(f"{proj.id}:{proj.synapse.id}", proj.synapse, len(proj.post_idx))
         g.host_pop = proj.post
+        g.stream_ids = identities(proj.id, _full(proj, len(proj.post_idx)))
         attach(g, post, post_idx)
         weights(g, proj.weight)
         b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), pre_idx,
@@ -291,6 +306,7 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
         name = f"{inp.id}:{inp.component.id}" + (f"(+{len(inps) - 1})" if len(inps) > 1 else "")
         g = new_group(name, inp.component, sum(sizes))
         g.host_pop = inp.population
+        g.stream_ids = np.concatenate([identities(i.id, _full(i, len(i.target_idx))) for i in inps])
         g.member_ids = None if len(inps) == 1 else np.repeat(
             np.array([i.component.id for i in inps], dtype=object), sizes)
         attach(g, host, np.concatenate([off(i.population, i.target_idx, i.seg, i.frac) for i in inps]))
@@ -303,6 +319,8 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
         a = new_group(f"{pid}:pre", pre_comp, m)
         c = new_group(f"{pid}:post", post_comp, m)
         a.host_pop, c.host_pop = pre, post
+        a.stream_ids = identities(f"{pid}:pre", _full(loc, m))
+        c.stream_ids = identities(f"{pid}:post", _full(loc, m))
         attach(a, b.pop_groups[pre], off(pre, pre_idx, loc.pre_seg, loc.pre_frac))
         attach(c, b.pop_groups[post], off(post, post_idx, loc.post_seg, loc.post_frac))
         a.links["peer"] = Link(c, c.root, np.arange(m))

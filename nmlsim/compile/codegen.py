@@ -17,7 +17,6 @@ from __future__ import annotations
 import linecache
 import math
 import re
-import zlib
 from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from ..errors import ModelError, SimulationError
 from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Handler
+from .streams import Streams, identities
 
 Key = Tuple[int, str]
 
@@ -127,7 +127,9 @@ class Program:
         self.by_gid = {g.gid: g for g in groups}
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        self._rngs: Dict[int, np.random.Generator] = {}
+        #: the seed of the instances' streams (a fresh one per program when the run has none)
+        self.stream_seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (1 << 63))
+        self._streams: Dict[int, Streams] = {}
         self.names: Dict[Key, str] = {}
         self.literals: Dict[Key, float] = {}
         self.V: Dict[str, np.ndarray] = {}
@@ -140,16 +142,24 @@ class Program:
         self._nstep = 0  # steppers made for a subset of the states (named step1, step2...)
         self._build()
 
-    def rng_for(self, gid: int) -> np.random.Generator:
-        """The random stream of one group, seeded from the run's seed and the group's name,
-        so that streams do not depend on the order groups were built in (a model and its
-        SONATA/NeuroML re-import draw the same numbers)."""
-        r = self._rngs.get(gid)
-        if r is None:
-            name = self.by_gid[gid].name.encode()
-            r = np.random.default_rng(None if self.seed is None else [int(self.seed), zlib.crc32(name)])
-            self._rngs[gid] = r
-        return r
+    def streams_for(self, gid: int) -> Streams:
+        """The random streams of one group's instances (compile/streams.py): keyed by what
+        each instance is (``Group.stream_ids``: population, projection or input list and its
+        index there) and the run's seed, so that draws do not depend on how groups were
+        built, fused or partitioned."""
+        st = self._streams.get(gid)
+        if st is None:
+            g = self.by_gid[gid]
+            ids = getattr(g, "stream_ids", None)
+            if ids is None:
+                ids = identities(g.name, np.arange(g.n))
+            st = self._streams[gid] = Streams(ids, self.stream_seed)
+        return st
+
+    def reset_streams(self) -> None:
+        """Every stream back to its first draw (the start of a run)."""
+        for st in self._streams.values():
+            st.reset()
 
     # ------------------------------------------------------------ naming
     def py(self, gid: int, key: str) -> str:
@@ -221,8 +231,8 @@ class Program:
               "_scatter_add": _scatter_add,
               "_scatter_mul": _scatter_mul, "_heaviside": E.heaviside, "_factorial": E._factorial_fn,
               "_rng": self.rng, "C": self.consts, "_at": _at,
-              "_randu": lambda gid, n, x: self.rng_for(gid).random(n) * x, "_TRUE1": np.ones(1, dtype=bool),
-              "_rand1g": lambda gid, x: self.rng_for(gid).random() * x,
+              "_randu": lambda gid, m, x: self.streams_for(gid).draw(m) * x, "_TRUE1": np.ones(1, dtype=bool),
+              "_rand1g": lambda gid, x: self.streams_for(gid).draw_one() * x,
               "_phi": _phi, "_phi1": _phi1, "_ix": _ix,
               **E.python_namespace(lambda x: self.rng.random() * x)}
         try:
@@ -377,7 +387,7 @@ class Program:
             return E.to_python(ast, wrap).replace("_rand1(", f"_rand1g({g.gid}, ")
         code = E.to_numpy(ast, wrap)
         if "_random(" in code:
-            code = re.sub(r"_random\(", f"_randu({g.gid}, {g.n}, ", code)
+            code = re.sub(r"_random\(", f"_randu({g.gid}, None, ", code)
         return code
 
     def _derived_stmt(self, g: Group, d: Derived, loads: Set[str]) -> List[str]:
@@ -586,7 +596,9 @@ class Program:
             if self._time_only(g, ast):
                 body.append(f"    {tgt}[m] = {self._code(g, ast, loads)}")
             else:
-                body.append(f"    {tgt}[m] = _bc({self._code(g, ast, loads)}, {n})[m]")
+                # an action's draws advance the streams of the instances that act only
+                code = self._code(g, ast, loads).replace(f"_randu({g.gid}, None, ", f"_randu({g.gid}, m, ")
+                body.append(f"    {tgt}[m] = _bc({code}, {n})[m]")
         if h.transition is not None:
             rp = self.py(g.gid, h.regime[0])
             loads.add(rp)

@@ -518,7 +518,7 @@ class NumbaKernels:
             raise UnsupportedFeature(f"the numba backend has no integrator '{method}' (use --backend numpy)")
         self.prog = prog
         self.dt = float(dt)
-        # random numbers drawn in event handlers stay in NumPy (the group's own stream);
+        # random numbers drawn in event handlers come from the instances' streams (streams.py);
         # one drawn in a derived variable or rate is refused where it is compiled (_expr)
         # every derived value becomes an array of its group's size; one that only copies
         # another derived value of its group (exposures, `1.0 * x`) is that array itself
@@ -609,8 +609,6 @@ class NumbaKernels:
             from .numba_loop import RUN_TEMPLATE
             src += [ln.replace("{ARGS}", plain) for ln in lines_e]
             if not self.table:
-                checks = "".join(f" or {cur}[0] + {per} > {buf}.shape[0]"
-                                 for buf, cur, per in self.loop.random_groups.values())
                 finite = []
                 for gid, key in prog.state_keys:
                     nm = prog.py(gid, key)
@@ -636,7 +634,7 @@ class NumbaKernels:
                         f"            _g = _due(e + 1, CLK[1] + dt, SBK, SBI, SBS, SBN, {plain})",
                         "            if _g == 1:", "                ST[0] = 3", "                return e"]
                         + ([] if fused else ["            if _g == 2:", f"                _derived(t, {plain})"]))
-                src += RUN_TEMPLATE.format(args=plain, random_checks=checks, pre=pre, due=due,
+                src += RUN_TEMPLATE.format(args=plain, pre=pre, due=due,
                                            update="_dstep" if fused else "_step",
                                            finite="\n".join(finite) or "            pass").splitlines()
         src, self.extras[kslot] = hoist_literals(src, f"x{kslot}", direct=not self.table)
@@ -691,7 +689,6 @@ class NumbaKernels:
         if self._r is not None:
             self._r.compile(sig + tuple(numba.typeof(r) for r in self._rate_out))
         if self.loop is not None:
-            self._seed = ns["_seed"]
             sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]  # the event buffer's types
             self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
             if self._due is not None:

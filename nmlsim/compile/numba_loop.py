@@ -16,10 +16,9 @@ generated from the same handlers and routes:
   holds the summed increments per host cell, any other synapse's ring an event count per
   instance; events for per-connection synapses wait in an inbox until every OnCondition
   handler has run, as the engine's queue does;
-* random numbers in OnCondition handlers come from the group's own NumPy stream, drawn
-  ahead into a buffer in the engine's order (one block of the group's size per call site
-  whenever the handler fires), so spike trains equal the NumPy backend's; random numbers in
-  OnEvent handlers come from Numba's generator, seeded by the run's seed;
+* random numbers come from each instance's own counter-based stream (compile/streams.py),
+  computed here by the same function as in the engine, so spike trains equal the NumPy
+  backend's;
 * events that listeners (spike and event recorders) asked for go to a buffer the engine
   drains between chunks.
 
@@ -36,6 +35,7 @@ import numpy as np
 from ..errors import UnsupportedFeature
 from ..lems import expr as E
 from .jlems_order import tests_clock
+from .streams import NUMBA_SOURCE as STREAMS_SOURCE
 
 MAX_DEPTH = 8
 
@@ -53,33 +53,6 @@ class LoopSpec:
     groups: dict                        # gid -> group (sources included)
     ring_len: int = 1
     jlems_clock: bool = False           # delays by jLEMS's accumulated clock (--method euler)
-
-
-def _post_order_random(ast) -> List[tuple]:
-    """The random() calls of an expression in the order Python evaluates them."""
-    out = []
-
-    def visit(node):
-        k = node[0]
-        if k in ("bin", "cmp"):
-            visit(node[2])
-            visit(node[3])
-        elif k in ("and", "or"):
-            visit(node[1])
-            visit(node[2])
-        elif k in ("neg", "not"):
-            visit(node[1])
-        elif k == "call":
-            for a in node[2]:
-                visit(a)
-            if node[1] == "random":
-                out.append(node)
-        elif k == "select":
-            for a in node[1:]:
-                if isinstance(a, tuple):
-                    visit(a)
-    visit(ast)
-    return out
 
 
 def _joined_routes(recs) -> list:
@@ -127,7 +100,7 @@ class LoopGen:
         self.listen_codes: Dict[Tuple[int, str], int] = {}
         self.listen_flags: Dict[Tuple[int, str], str] = {}
         self.inboxes: Dict[Tuple[int, str], Tuple[str, str]] = {}
-        self.random_groups: Dict[int, Tuple[str, str, int]] = {}  # gid -> (buf, cursor, draws/step)
+        self.streams: Dict[int, Tuple[str, str]] = {}  # gid -> (states, counters) of its instances
         self.rings: List[tuple] = []  # (kind, ring names, flag name, rec)
         self.state_arrays: List[int] = []  # extras positions reset before a run
         self.settled: Dict[int, str] = {}  # id(handler) -> its "nothing to redo" flag
@@ -152,33 +125,26 @@ class LoopGen:
         self.uid += 1
         return f"_{base}{self.uid}"
 
-    def expr(self, g, ast, var: str, random_mode: str = "numba", base: Optional[str] = None) -> str:
-        """Scalar code of ``ast`` for instance ``var`` of ``g``; random(x) is Numba's
-        generator ("numba") or the group's buffer at ``base + rank * n + var`` ("buffer")."""
+    def expr(self, g, ast, var: str) -> str:
+        """Scalar code of ``ast`` for instance ``var`` of ``g``; random(x) draws from the
+        instance's stream (the program's own state and counter arrays, shared with the engine)."""
         code = self.K._expr(g, ast, var, allow_random=True)
         if "_rand1(" not in code:
             return code
-        if random_mode == "numba":
-            return code
-        pre = [n for n in E.walk(ast) if n[0] == "call" and n[1] == "random"]
-        post = _post_order_random(ast)
-        ranks = [next(j for j, p in enumerate(post) if p is node) for node in pre]
-        buf = self.random_groups[g.gid][0]
-        parts = code.split("_rand1(")
-        out = parts[0]
-        for j, rest in enumerate(parts[1:]):
-            out += f"_rbuf({buf}, {base} + {ranks[j] * g.n} + {var}, " + rest
-        return out
+        names = self.streams.get(g.gid)
+        if names is None:
+            st = self.prog.streams_for(g.gid)
+            names = self.streams[g.gid] = (self.x(st.state.view(np.int64)), self.x(st.count))
+        return code.replace("_rand1(", f"_rkey({names[0]}, {names[1]}, {var}, ")
 
     # ------------------------------------------------------------ handlers
-    def handler_body(self, g, h, var: str, ind: str, depth: int, random_mode="numba", base=None,
-                     with_events=True) -> List[str]:
+    def handler_body(self, g, h, var: str, ind: str, depth: int, with_events=True) -> List[str]:
         """Assignments, transition and events of handler ``h`` for instance ``var`` (its
         test already passed)."""
         out = []
         for key, ast in h.assignments:
             tgt = self.K._arr(self.prog.py(g.gid, key))
-            out.append(f"{ind}{tgt}[{var}] = {self.expr(g, ast, var, random_mode, base)}")
+            out.append(f"{ind}{tgt}[{var}] = {self.expr(g, ast, var)}")
         if h.transition is not None:
             rp = self.K._arr(self.prog.py(g.gid, h.regime[0]))
             out.append(f"{ind}{rp}[{var}] = {float(h.transition)!r}")
@@ -187,15 +153,15 @@ class LoopGen:
                 out += self.emit(g, h.node.prefix, o, var, ind, depth + 1)
         return out
 
-    def test_code(self, g, h, var: str, random_mode="numba", base=None) -> Optional[str]:
+    def test_code(self, g, h, var: str) -> Optional[str]:
         tests = []
         if h.regime is not None:
             rp = self.K._arr(self.prog.py(g.gid, h.regime[0]))
             tests.append(f"({rp}[{var}] == {float(h.regime[1])!r})")
         if h.test is not None:
-            tests.append(f"({self.expr(g, h.test, var, random_mode, base)})")
-        # both sides evaluated, so that the loop vectorises (random draws here come from
-        # buffers, never Numba's generator, so evaluating them has no side effect)
+            tests.append(f"({self.expr(g, h.test, var)})")
+        # both sides evaluated, so that the loop vectorises (and every instance draws on every
+        # pass of a test, as the engine's vectorised test does)
         return " & ".join(tests) if tests else None
 
     # ------------------------------------------------------------ events
@@ -303,37 +269,17 @@ class LoopGen:
     def cond_handler(self, g, h) -> List[str]:
         n = g.n
         rand_test = h.test is not None and E.has_random(h.test)
-        rand_body = any(E.has_random(a) for _, a in h.assignments)
-        random_mode = "numba"
         out = []
-        if rand_test or rand_body:
-            # the engine's order: n draws per random() of the test on every pass, n per
-            # random() of the assignments whenever any instance fires
-            buf, cur, per = self.random_groups.get(g.gid, (None, None, 0))
-            if buf is None:
-                buf, cur = self.x(np.zeros(0)), self.x(np.zeros(1, dtype=np.int64), True)
-            sites_t = len(_post_order_random(h.test)) if rand_test else 0
-            sites_b = sum(len(_post_order_random(a)) for _, a in h.assignments)
-            self.random_groups[g.gid] = (buf, cur, per + n * (sites_t + sites_b))
-            random_mode = "buffer"
         mask = self.x(np.zeros(n, dtype=np.uint8), True)
         i, anyv = self.fresh("i"), self.fresh("any")
-        if random_mode == "buffer":
-            bt = self.fresh("bt")
-            out.append(f"    {bt} = {cur}[0]")
-            if rand_test:
-                out.append(f"    {cur}[0] += {n * len(_post_order_random(h.test))}")
-        test = self.test_code(g, h, i, random_mode, bt if random_mode == "buffer" else None)
+        test = self.test_code(g, h, i)
         if self.spec.jlems_clock and not rand_test and h.test is not None and not self.prog._time_only(g, h.test):
             # jLEMS tests a condition on the states after a step: none before the first
             test = f"(ee > 0 and ({test}))"
         clock = self.spec.jlems_clock and tests_clock(h)
         if clock:  # a test on t after the last step would be jLEMS's step after the run's end
             test = f"(ee < {self.last_step()}[0] and ({test}))"
-        bb = None
-        if random_mode == "buffer" and rand_body:
-            bb = self.fresh("bb")
-        body = self.handler_body(g, h, i, "", 0, random_mode, bb, with_events=False)
+        body = self.handler_body(g, h, i, "", 0, with_events=False)
         if h.transition is not None:
             for eg, eh in self.spec.entry_handlers.get((g.gid, h.regime[0], h.transition), ()):
                 et = self.test_code(eg, eh, i)
@@ -358,14 +304,6 @@ class LoopGen:
                 out += [f"        {other}[0] = 0" for other in self.family_flags(g, h)]
             if emits:
                 out += [f"    for {i} in range({n}):", f"        {mask}[{i}] = {anyv}"]
-        elif bb is not None:
-            # random draws in the actions: the engine draws them only when some instance
-            # fires, so the whole mask comes first
-            out += [f"    {anyv} = 0", f"    for {i} in range({n}):", f"        _m_ = {test or 'True'}",
-                    f"        {mask}[{i}] = _m_", f"        {anyv} += _m_", f"    if {anyv}:",
-                    f"        {bb} = {cur}[0]",
-                    f"        {cur}[0] += {n * sum(len(_post_order_random(a)) for _, a in h.assignments)}",
-                    f"        for {i} in range({n}):", f"            if {mask}[{i}]:"] + ind(body, 4)
         else:
             # every test first, branch-free and counted (the loop vectorises: 2-3x faster
             # than testing and acting in one pass), then the actions of those that fired
@@ -509,9 +447,6 @@ class LoopGen:
                    "    _got = 0"] + self.ring_delivery("_got") + inbox + ["    return _got"]
             ring = []
         body += ring + src + cond + inbox + ["    return 0"]
-        for gid, (buf, cur, per) in self.random_groups.items():
-            # room for many steps; the loop stops for a refill when less than a step is left
-            self.K.extras[int(buf[1:])] = np.zeros(per * max(4, min(1100, (1 << 23) // max(per, 1))))
         return due + [f"def _events(ee, t, SBK, SBI, SBS, SBN, {args}):"] + body
 
 
@@ -525,7 +460,7 @@ def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN,
             TB[r, j] = R[RAID[j]][RIDX[j]]
         if e == nsteps:
             return e + 1
-        if SBN[0] + need > SBK.shape[0]{random_checks}:
+        if SBN[0] + need > SBK.shape[0]:
             ST[0] = 2
             return e
 {due}
@@ -544,7 +479,7 @@ def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN,
     return e1
 """
 
-HELPERS = """
+HELPERS = STREAMS_SOURCE + """
 
 @numba.njit(cache=True)
 def _listen(SBK, SBI, SBS, SBN, code, i, ee):
@@ -558,27 +493,12 @@ def _listen(SBK, SBI, SBS, SBN, code, i, ee):
         SBN[1] = 1
 
 
-@numba.njit(cache=True)
-def _rbuf(buf, pos, x):
-    return buf[pos] * x
-
-
-@numba.njit(cache=True)
-def _rand1(x):
-    return _np.random.random() * x
-
-
-@numba.njit(cache=True)
-def _seed(s):
-    _np.random.seed(s)
-
-
 """
 
 
 class LoopRun:
     """Drives the compiled loop for one run of a simulator: resets the loop's state, feeds
-    the random buffers, hands trace rows to recorders and recorded events to listeners."""
+    hands trace rows to recorders and recorded events to listeners."""
 
     def __init__(self, sim, recorders, check_every: int):
         from ..errors import SimulationError
@@ -632,27 +552,8 @@ class LoopRun:
         self.ST = np.zeros(1, dtype=np.int64)
         #: the clock of the condition tests: [1 if accumulated (jLEMS's t += dt), the next test's time]
         self.CLK = np.array([1.0 if sim.accumulated_time else 0.0, sim.dt])
-        # random buffers: the group's own stream, drawn ahead
-        self.randoms = [(sim.program.rng_for(gid), int(buf[1:]), int(cur[1:]), per)
-                        for gid, (buf, cur, per) in gen.random_groups.items()]
-        for rng, b, c, per in self.randoms:
-            K.extras[c][0] = len(K.extras[b])  # all used: the first refill draws it whole
-        if sim.seed is not None:
-            K._seed(int(sim.seed) % (1 << 32))
         if gen._last is not None:  # (the run's number of steps: tests on t stop after the last)
             K.extras[int(gen._last[1:])][0] = sim._nsteps
-
-    def _refill(self):
-        """Move what is left of each random buffer to its front and draw the rest (in place:
-        the stream's order is kept and the kernels' arrays stay where they are)."""
-        K = self.K
-        for rng, b, c, per in self.randoms:
-            buf, cur = K.extras[b], K.extras[c]
-            left = len(buf) - int(cur[0])
-            if left < len(buf) // 2:
-                buf[:left] = buf[int(cur[0]):].copy()
-                buf[left:] = rng.random(len(buf) - left)
-                cur[0] = 0
 
     def _drain(self):
         SBK, SBI, SBS, SBN = self.SB
@@ -673,7 +574,6 @@ class LoopRun:
     # the event parts of a step, for the engine's loop (Simulator._run_python) where the
     # kernels are too big to compile into one loop (table mode): three compiled calls per step
     def start(self, t: float) -> None:
-        self._refill()
         K = self.K
         if K._events(0, t, *self.SB, *K._args(self.sim.V)):
             raise self.Error("events keep triggering events (an event loop in the model?)")
@@ -682,10 +582,6 @@ class LoopRun:
     def before_step(self) -> None:
         if self.SB[3][0] + self.need > self.SB[0].shape[0]:
             self._drain()
-        K = self.K
-        for rng, b, c, per in self.randoms:
-            if K.extras[c][0] + per > len(K.extras[b]):
-                self._refill()
 
     def due(self, k: int, t: float) -> bool:
         K = self.K
@@ -706,7 +602,6 @@ class LoopRun:
 
     def chunk(self, e: int, nsteps: int) -> int:
         K, sim = self.K, self.sim
-        self._refill()
         e1 = min(nsteps + 1, e + self.chunk_len)
         self.ST[0] = 0
         e_new = int(K._run(e, e1, nsteps, sim.dt, self.check, self.need, self.TB, self.RAID, self.RIDX, self.R,

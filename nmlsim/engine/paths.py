@@ -17,6 +17,7 @@ import numpy as np
 
 from ..compile.build import Built
 from ..errors import ModelError
+from ..graph.partition import NotHere, cell_of
 from ..lems.flatten import Group
 
 _BRACKET = re.compile(r"^([^\[\]/]+)\[(\d+)\]$")
@@ -36,24 +37,32 @@ def resolve_cell(built: Built, parts: List[str], q: str) -> Tuple[Group, int, Li
         parts = [f"{net.bare}[0]"] + (parts[1:] if parts[:1] == [net.bare] else parts)
     if not parts:
         raise ModelError(f"empty quantity path '{q}'")
+    # an MPI rank's share (graph/partition.py) resolves paths against the whole network and
+    # says which cells another rank holds
+    known = net.whole.populations if net.whole is not None else built.pop_groups
     m = _BRACKET.match(parts[0])
-    if m and m.group(1) in built.pop_groups:
+    if m and m.group(1) in known:
         pid, i = m.group(1), int(m.group(2))
         rest = parts[1:]
-    elif parts[0] in built.pop_groups and len(parts) >= 2 and parts[1].isdigit():
+    elif parts[0] in known and len(parts) >= 2 and parts[1].isdigit():
         pid, i = parts[0], int(parts[1])
         rest = parts[2:]
-        pop = net.populations[pid]
+        pop = (net.whole or net).populations[pid]
         if rest and rest[0] == pop.component.id:
             rest = rest[1:]
     else:
         return built.root, 0, parts
-    pop = net.populations[pid]
+    if net.whole is not None:
+        cell, mine = cell_of(net, pid, net.whole.populations[pid].index_of(i))
+        if not mine:
+            raise NotHere(f"cell {i} of '{pid}' is on another rank")
+    else:
+        cell = net.populations[pid].index_of(i)
     seg = None
     if pid in built.layouts and len(rest) >= 2 and rest[0].isdigit():
         seg = int(rest[0])  # pop/0/cell/5/v: segment 5 of a multi-compartment cell
         rest = rest[1:]
-    return built.pop_groups[pid], int(built.instances(pid, [pop.index_of(i)], seg)[0]), rest
+    return built.pop_groups[pid], int(built.instances(pid, [cell], seg)[0]), rest
 
 
 def resolve_quantity(built: Built, q: str) -> Tuple[Group, str, int]:
@@ -125,16 +134,21 @@ def _attachment(built: Built, host: Group, idx: int, seg: str):
     return None
 
 
-def resolve_outputs(built: Built, spec, path):
+def resolve_outputs(built: Built, spec, path, elsewhere: bool = False):
     """The recorded columns of a Simulation's OutputFiles and the cells of its EventOutputFiles:
     ([(OutputFile, [(group, key, instance)...])...], [(EventOutputFile, [(id, group, port,
-    instance)...])...]); errors name ``path`` and the element."""
+    instance)...])...]); errors name ``path`` and the element. ``elsewhere``: an MPI rank's
+    share, where a column or selection of a cell another rank holds is None."""
     traces, events = [], []
     for of in spec.outputs:
         cols = []
         for c in of.columns:
             try:
                 cols.append(resolve_quantity(built, c.quantity))
+            except NotHere:
+                if not elsewhere:
+                    raise
+                cols.append(None)
             except ModelError as e:
                 raise e.located(file=path, element=f"OutputColumn id='{c.id}'") from None
         traces.append((of, cols))
@@ -143,6 +157,11 @@ def resolve_outputs(built: Built, spec, path):
         for s in ef.selections:
             try:
                 g, idx, rest = resolve_cell(built, _split(s.select or ""), s.select)
+            except NotHere:
+                if not elsewhere:
+                    raise
+                sels.append(None)
+                continue
             except ModelError as e:
                 raise e.located(file=path, element=f"EventSelection id='{s.id}'") from None
             if rest and g is not built.root and len(rest) == 1:

@@ -18,7 +18,6 @@ A spike emitted in the event phase after step k with delay d is handled d steps 
 from __future__ import annotations
 
 import signal
-import zlib
 from collections import defaultdict
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
@@ -27,6 +26,7 @@ import numpy as np
 
 from ..compile.build import Built
 from ..compile.codegen import Program
+from ..compile.streams import Streams, identities, normal
 from ..compile.integrators import add_attached_slopes, make_integrator, stale_ancestor_reads
 from ..compile.jlems_order import jlems_reads, tests_clock
 from ..errors import SimulationError
@@ -118,7 +118,7 @@ class _EnginePhases:
 class Simulator:
     def __init__(self, built: Built, dt: float, method: str = "exp_euler", seed: Optional[int] = None,
                  backend: str = "numpy", observe: Optional[Iterable[Tuple[int, str]]] = None,
-                 nmodl: bool = False, crank_nicolson: bool = False):
+                 nmodl: bool = False, crank_nicolson: bool = False, exchange=None):
         """``observe``: the (group id, variable) pairs that will be read between steps — what
         the recorders of the coming runs read (:func:`observed_by`); None: any. With it the
         numba backend keeps derived values nothing reads in registers instead of arrays.
@@ -126,8 +126,14 @@ class Simulator:
         (a SONATA circuit run by bmtk), not jNeuroML's generated ones: gates by ``cnexp``'s
         exponential step, and the currents from the states as they are (no one-update lag).
         ``crank_nicolson``: the cable's voltage by Crank–Nicolson (NEURON's ``secondorder=2``)
-        instead of backward Euler; the other states as ``method`` moves them."""
+        instead of backward Euler; the other states as ``method`` moves them.
+        ``exchange``: this rank's :class:`nmlsim.engine.exchange.SpikeExchange` when the network
+        is one MPI rank's share (graph/partition.py): spikes of every rank reach this rank's
+        cells once a step."""
         self.built = built
+        self.exchange = exchange
+        #: (group id, port) -> callbacks (mask, lag) of the spikes a rank sends to the others
+        self.exports: Dict[Tuple[int, str], List[Callable]] = defaultdict(list)
         self.dt = float(dt)
         self.method = method
         #: conditions tested with jLEMS's clock (t += dt each step: 0.09999999999999393 after
@@ -179,6 +185,8 @@ class Simulator:
                     ks.append((g, k.states, k.pairs))
             self.program.solved_apart = {(g.gid, st) for g, states, _ in ks for st in states}
         self._setup_events()
+        if exchange is not None:
+            exchange.attach(self)
         #: --method euler: the senders' early handlers that have receivers to serve
         self._early = [(g, h, fn) for g, h, fn in self.cond_handlers if getattr(h, "early_of", None) is not None
                        and any((g.gid, o) in self.early_routes for o in h.event_outs)]
@@ -310,13 +318,13 @@ class Simulator:
         return acc[ticks + 1]
 
     def _noise_sources(self, seed):
-        """(array, generator) of every white-noise term (``xi`` in a TimeDerivative): each step
+        """(array, streams) of every white-noise term (``xi`` in a TimeDerivative): each step
         the engine fills the array with N(0, 1)/sqrt(dt), so that the explicit step's dt·xi is
         a Wiener increment — Euler–Maruyama with ``euler``, its exponential variant with
         ``exp_euler`` (the noise scaled by the same factor as the drift: the Ornstein–Uhlenbeck
-        variance within 0.1 % for dt up to a tenth of tau). One stream per group, seeded from the
-        run's seed and the group's name (not the stream of its random() handlers), drawn in
-        Python on both backends: the same numbers either way."""
+        variance within 0.1 % for dt up to a tenth of tau). Each instance has a stream per
+        term, keyed like its random() draws (compile/streams.py) but apart from them; drawn in
+        Python on both backends: the same numbers either way, whatever the partition."""
         out = []
         for g in self.built.groups:
             if not getattr(g, "noise", None):
@@ -325,16 +333,17 @@ class Simulator:
                 from ..errors import UnsupportedFeature
                 raise UnsupportedFeature(f"white noise (xi) in '{g.name}' is integrated by Euler–Maruyama: use "
                                          f"--method euler or exp_euler, not {self.method}")
-            name = g.name.encode()
-            rng = np.random.default_rng(None if seed is None else [int(seed), zlib.crc32(name), 0x5EED])
+            ids = self.program.streams_for(g.gid).state
             for key in g.noise:
-                out.append((self.V[self.program.py(g.gid, key)], rng, g.n))
+                st = Streams(ids ^ identities("xi:" + key, np.zeros(1))[0], self.program.stream_seed)
+                out.append((self.V[self.program.py(g.gid, key)], st))
         return out
 
     def _draw_noise(self):
         scale = 1.0 / np.sqrt(self.dt)
-        for arr, rng, n in self.noise:
-            arr[...] = rng.standard_normal(n) * scale
+        for arr, st in self.noise:
+            st.count += 1
+            arr[...] = normal(st.state, st.count) * scale
 
     def shown_key(self, g, key: str) -> str:
         """What a recorder of ``key`` reads: the key itself, or with ``--method euler`` the value
@@ -481,7 +490,8 @@ class Simulator:
         # (and jLEMS's kinetic schemes, moved by the engine between compiled calls; white noise,
         # drawn by the engine each step)
         spec = (None if self.program.implicit or self.method == "neuron" or getattr(self.program, "solved_apart", None)
-                or self.noise or self.early_routes or self.late_routes else self._loop_spec())
+                or self.noise or self.early_routes or self.late_routes or self.exchange is not None
+                else self._loop_spec())
         kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept, nmodl=self.nmodl)
         self.kernels = kernels
         self.program.derived = kernels.derived
@@ -545,6 +555,7 @@ class Simulator:
             for src, sport, dst, dport in g.internal:
                 self.internal[(g.gid, src.prefix, sport)].append((dst.prefix, dport))
         self.routes = defaultdict(list)
+        self._route_order = {}  # id(route record) -> its place among the routes
         #: --method euler: the zero-delay connections to receivers further on in jLEMS's walk,
         #: served by the senders' early handlers (jlems_order._early_handlers) before the step
         self.early_routes = defaultdict(list)
@@ -621,6 +632,7 @@ class Simulator:
             rec = record(r, delays, ~early & ~late)
             maxd = max(maxd, int(rec["steps"].max()) if len(rec["steps"]) else 0)
             self.routes[(r.src.gid, r.port)].append(rec)
+            self._route_order[id(rec)] = len(self._route_order)
             if early.any():
                 self.early_routes[(r.src.gid, r.port)].append(record(r, delays, early))
         self.ring_len = maxd + (3 if self.accumulated_time else 1)  # (jLEMS: a step later by its clock, one more after a clock test)
@@ -654,6 +666,8 @@ class Simulator:
             if prefix == "":
                 for cb in self.event_listeners.get((g.gid, port), ()):
                     cb(mask, t)
+                for cb in self.exports.get((g.gid, port), ()):
+                    cb(mask, lag)
                 for rec in self.routes.get((g.gid, port), ()):
                     self._route(rec, mask, queue, t, lag)
                 for rec, steps in self.late_routes.get((g.gid, port), ()):
@@ -730,6 +744,9 @@ class Simulator:
     def initialize(self):
         prog = self.program
         V = self.V
+        prog.reset_streams()  # (a run draws the same numbers however often the simulator ran)
+        for _, st in self.noise:
+            st.reset()
         # --method neuron: the first step's currents see the gates at 0 (jNeuroML's INITIAL
         # computes the conductances before setting the gates) — again on every run
         for a in getattr(self, "lag", {}).values():
@@ -954,6 +971,14 @@ class Simulator:
         # evaluates its currents (a pulse's on/off test) in the middle of that step
         lead = self.event_lead
         phases.start(lead)
+        exchange = self.exchange
+        if exchange is not None:
+            # the spikes of every rank's cells, routed on every rank (engine/exchange.py); the
+            # WATCH phase exchanges too when any rank has one (the ranks call it in step)
+            exchange.step(0, lead)
+            watch_any = exchange.comm.allreduce(int(bool(self._watch))) > 0
+        else:
+            watch_any = bool(self._watch)
         clock = lead
         noise = self._draw_noise if self.noise else None
         early = bool(self._early)
@@ -974,8 +999,12 @@ class Simulator:
                     break
                 # NEURON: WATCH conditions on the state just recorded, their actions (a reset) at
                 # the start of the step (the row shows v above threshold, the next the reset's step)
-                if watch and self._event_phase(k, t + lead, only=watch):
-                    derived_now(V, t)
+                if watch_any:
+                    acted = bool(watch) and self._event_phase(k, t + lead, only=watch)
+                    if exchange is not None:
+                        acted = exchange.step(k, t + lead) or acted
+                    if acted:
+                        derived_now(V, t)
                 phases.before_step()
                 if deliver_before and phases.due(k + 1, clock + self.dt):
                     derived_now(V, t)
@@ -987,6 +1016,8 @@ class Simulator:
                 # to take, so a condition on t acts one step earlier than the state it sees
                 clock = clock + self.dt if self.accumulated_time else t1 + lead
                 phases.events(k + 1, clock)
+                if exchange is not None:
+                    exchange.step(k + 1, clock)
                 if check_every and (k + 1) % check_every == 0:
                     self._check_finite(t1)
                     if progress:
@@ -1077,7 +1108,10 @@ class Simulator:
         slot = self.ring[k % self.ring_len]
         if not slot:
             return False
-        for _, items in list(slot.items()):
+        entries = list(slot.items())
+        if self.exchange is not None:  # (routes in one order on every rank, whichever got events first)
+            entries.sort(key=lambda e: self._route_order.get(e[0], 1 << 62))
+        for _, items in entries:
             for rec, sel in items:
                 self._deliver(rec, sel, queue)
         slot.clear()

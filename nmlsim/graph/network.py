@@ -28,6 +28,9 @@ class Population:
     #: (SONATA population, node id of each cell) when this population is one node type of
     #: a larger SONATA population; outputs are written under the SONATA names
     origin: Optional[Tuple[str, np.ndarray]] = None
+    #: an MPI rank's share of a population: the index of each cell in the whole population
+    #: (None: this is the whole population)
+    full_index: Optional[np.ndarray] = None
 
     def index_of(self, cell_id: int) -> int:
         """Array index of NeuroML cell id ``cell_id``."""
@@ -86,6 +89,8 @@ class Projection:
     pre_frac: Optional[np.ndarray] = None
     post_seg: Optional[np.ndarray] = None
     post_frac: Optional[np.ndarray] = None
+    #: a rank's share: the position of each connection in the whole projection (None: all)
+    full_index: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -101,6 +106,8 @@ class ElectricalProjection:
     pre_frac: Optional[np.ndarray] = None
     post_seg: Optional[np.ndarray] = None
     post_frac: Optional[np.ndarray] = None
+    #: a rank's share: the position of each connection in the whole projection (None: all)
+    full_index: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -117,6 +124,8 @@ class ContinuousProjection:
     pre_frac: Optional[np.ndarray] = None
     post_seg: Optional[np.ndarray] = None
     post_frac: Optional[np.ndarray] = None
+    #: a rank's share: the position of each connection in the whole projection (None: all)
+    full_index: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -129,6 +138,8 @@ class InputList:
     weight: np.ndarray
     seg: Optional[np.ndarray] = None  # segment ids on multi-compartment cells (None: the soma)
     frac: Optional[np.ndarray] = None
+    #: a rank's share: the position of each entry in the whole list (None: all)
+    full_index: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -148,6 +159,8 @@ class Network:
     #: the simulation target was one component, not a network (jLEMS runs it as it is): the id
     #: of the one-instance population standing for it, whose paths ("v") are the target's
     bare: Optional[str] = None
+    #: an MPI rank's share (graph/partition.py): the whole network it was cut from
+    whole: Optional["Network"] = None
 
     def population(self, pid: str, *, where=None) -> Population:
         p = self.populations.get(pid)

@@ -1,0 +1,136 @@
+"""Spikes across MPI ranks: what every rank's cells fired, on every rank, in one order.
+
+A rank holds a share of the network (graph/partition.py): its cells, the connections onto
+them and, for every presynaptic population, a spike-source stand-in of the whole population
+whose routes reach the rank's own cells. After each event phase the ranks all-gather the
+cells that fired (population, cell of the whole population, the sender's delay lag) and every
+rank routes them through its stand-ins — population by population in network order, cells
+in ascending order, exactly as one process routes a population's spikes — so each synapse
+receives its events in the same order whatever the number of ranks, and the results are
+the same bytes.
+
+Connections with a delay of zero steps are why the exchange runs every step: a spike of this
+step reaches its targets in this step's event phase, as in one process. The communicator is
+passed in (an ``mpi4py`` communicator or anything with ``allgather``, ``allreduce``, ``rank``
+and ``size``): the engine itself imports no MPI.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+
+from ..errors import SimulationError
+
+
+class SpikeExchange:
+    """Built by the API for one rank's simulator (``Simulator(exchange=...)``).
+
+    ``senders``: per presynaptic population of the whole network, in network order,
+    ``(population id, stand-in source group, local (group, port, offset, size, stride,
+    soma, full_index) or None)``.
+    """
+
+    def __init__(self, comm, senders):
+        self.comm = comm
+        self.senders = senders
+        self.pending: List[tuple] = []
+        self.sim = None
+        self.stop_requested = False
+        self.steps = 0
+
+    def attach(self, sim) -> None:
+        """Listen to this rank's senders; called by the simulator once its routes exist."""
+        self.sim = sim
+        for k, (pid, src, local) in enumerate(self.senders):
+            if local is None:
+                continue
+            g, port, offset, size, stride, soma, full = local
+
+            def cb(mask, lag, k=k, offset=offset, size=size, stride=stride, soma=soma, full=full):
+                i = np.nonzero(mask)[0]
+                sel = (i >= offset) & (i < offset + size * stride)
+                if stride > 1:
+                    sel &= (i - offset) % stride == soma
+                if sel.any():
+                    self.pending.append((k, int(lag), full[(i[sel] - offset) // stride]))
+            sim.exports[(g.gid, port)].append(cb)
+        # the stand-ins' routes, per population (built by the simulator's _setup_events)
+        self.routes = [sim.routes.get((src.gid, src.port), []) for _, src, _ in self.senders]
+        # a route whose receivers may send events in turn (a synapse relaying a spike) needs
+        # another round of exchange in the same step; merged synapses and plain ones cannot
+        self.cascades = self.comm.allreduce(int(any(self._can_cascade(rec) for recs in self.routes
+                                                    for rec in recs))) > 0
+
+    def _can_cascade(self, rec) -> bool:
+        if rec["merged"] is not None:
+            return False
+        r, sim = rec["route"], self.sim
+        todo, seen = [("", r.dst_port)], set()
+        while todo:
+            pp = todo.pop()
+            if pp in seen:
+                continue
+            seen.add(pp)
+            if not pp[0] and pp != ("", r.dst_port):
+                return True
+            for _, h, _ in sim.event_handlers.get((r.dst.gid, pp[0], pp[1]), ()):
+                todo += [(h.node.prefix, o) for o in h.event_outs]
+            todo += list(sim.internal.get((r.dst.gid, pp[0], pp[1]), ()))
+        return False
+
+    def step(self, k: int, t: float) -> bool:
+        """Exchange and route what the ranks fired since the last call; True if any rank fired."""
+        delivered = False
+        while True:
+            mine, self.pending = self.pending, []
+            got = self.comm.allgather((self.stop_requested, _pack(mine)))
+            if any(stop for stop, _ in got):
+                raise KeyboardInterrupt  # (on every rank at this step: their outputs end alike)
+            items = [it for _, packed in got for it in _unpack(packed)]
+            if not items:
+                return delivered
+            delivered = True
+            self._route(items, t)
+            if not self.cascades:
+                return delivered
+
+    def _route(self, items, t: float) -> None:
+        sim = self.sim
+        by = {}
+        for k, lag, ids in items:
+            by.setdefault((k, lag), []).append(ids)
+        queue: list = []
+        for (k, lag) in sorted(by):
+            _, src, _ = self.senders[k]
+            mask = np.zeros(src.n, dtype=bool)
+            mask[np.concatenate(by[(k, lag)])] = True
+            for rec in self.routes[k]:
+                sim._route(rec, mask, queue, t, lag)
+        if queue:
+            sim._process_events(queue, t)
+
+
+def _pack(items) -> Optional[tuple]:
+    if not items:
+        return None
+    heads = np.array([(k, lag, len(ids)) for k, lag, ids in items], dtype=np.int64)
+    return heads, np.concatenate([ids for _, _, ids in items]).astype(np.int64)
+
+
+def _unpack(packed):
+    if packed is None:
+        return []
+    heads, ids = packed
+    out, pos = [], 0
+    for k, lag, n in heads:
+        out.append((int(k), int(lag), ids[pos:pos + n]))
+        pos += n
+    return out
+
+
+def check_agreement(comm, value, what: str) -> None:
+    """Every rank must have built the same ``value`` (a count, a structure key)."""
+    vals = comm.allgather(value)
+    if any(v != vals[0] for v in vals):
+        raise SimulationError(f"the MPI ranks disagree on {what}: {vals}")

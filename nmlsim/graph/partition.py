@@ -1,0 +1,204 @@
+"""A network cut into shares, one per MPI rank: each rank builds only its own cells.
+
+:func:`assign` gives every cell a rank: each population is cut into contiguous runs of
+about equal cost (compartments, incoming connections, inputs), so that every rank holds a
+part of every large population (its groups, vectorised over fewer cells, cost alike on every
+rank). Cells joined by gap junctions or continuous (graded) connections stay on one rank —
+those couplings read the other cell's state every step — as one unit placed where its first
+cell falls.
+
+:func:`share` is the network one rank builds: its cells (``Population.full_index`` says which
+of the whole population each is), the connections onto them (their presynaptic side
+unchanged), the inputs on them, and every couple between them. Spikes cross ranks through
+:class:`Exchange` populations: a projection whose presynaptic cells are a population of the
+network reads, on every rank, a spike-source stand-in of the whole population (``EXCHANGE``
+suffix), which the engine fills each step with the spikes of every rank
+(:mod:`nmlsim.engine.exchange`); spike-source populations (SONATA virtual nodes) replay
+their own times on every rank.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedFeature
+from .network import Network, Population, SpikeSourcePopulation
+
+#: the name of the stand-in of population ``p``'s spikes on every rank: f"{p}{EXCHANGE}"
+EXCHANGE = "@ranks"
+
+
+def exchange_id(pid: str) -> str:
+    return pid + EXCHANGE
+
+
+class NotHere(ModelError):
+    """A cell (or something on it) another rank holds."""
+
+
+def _compartments(net: Network, pid: str) -> int:
+    from .multicompartment import is_multicompartment, lower_cell
+    comp = net.populations[pid].component
+    if not is_multicompartment(net.model, comp):
+        return 1
+    return lower_cell(net.model, comp).ncomp
+
+
+def _keys(net: Network) -> Dict[str, int]:
+    """First global cell number of every population (populations in network order)."""
+    out, n = {}, 0
+    for pid, pop in net.populations.items():
+        out[pid] = n
+        n += pop.size
+    return out
+
+
+def assign(net: Network, nranks: int) -> Dict[str, np.ndarray]:
+    """The rank of every cell: ``{population: int array of its size}``."""
+    nranks = int(nranks)
+    if nranks < 1:
+        raise ModelError("the number of ranks must be at least 1")
+    first = _keys(net)
+    total = sum(p.size for p in net.populations.values())
+    cost = np.zeros(total)
+    for pid, pop in net.populations.items():
+        cost[first[pid]:first[pid] + pop.size] = _compartments(net, pid)
+    # a connection costs a synapse update and its deliveries; an input, its own update
+    for proj in net.projections:
+        if proj.post in first:
+            np.add.at(cost, first[proj.post] + np.asarray(proj.post_idx, dtype=np.int64), 0.1)
+    for inp in net.inputs:
+        np.add.at(cost, first[inp.population] + np.asarray(inp.target_idx, dtype=np.int64), 0.1)
+    # cells coupled every step (gap junctions, graded synapses) form units: union-find
+    parent = np.arange(total)
+
+    def find(a):
+        root = a
+        while parent[root] != root:
+            root = parent[root]
+        while parent[a] != root:
+            parent[a], a = root, parent[a]
+        return root
+    for p in list(net.electrical) + list(net.continuous):
+        for a, b in zip(first[p.pre] + np.asarray(p.pre_idx, dtype=np.int64),
+                        first[p.post] + np.asarray(p.post_idx, dtype=np.int64)):
+            ra, rb = find(int(a)), find(int(b))
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)  # the unit's root: its first cell
+    roots = np.array([find(i) for i in range(total)], dtype=np.int64) if (net.electrical or net.continuous) \
+        else np.arange(total)
+    unit_cost = np.bincount(roots, weights=cost, minlength=total)
+    rank = np.full(total, -1, dtype=np.int64)
+    for pid, pop in net.populations.items():
+        lo, hi = first[pid], first[pid] + pop.size
+        mine = np.arange(lo, hi)
+        lead = mine[roots[mine] == mine]  # units whose first cell is here
+        if not len(lead):
+            continue
+        c = unit_cost[lead]
+        mid = np.cumsum(c) - c / 2
+        rank[lead] = np.minimum((mid / c.sum() * nranks).astype(np.int64), nranks - 1)
+    rank = rank[roots]
+    return {pid: rank[first[pid]:first[pid] + pop.size] for pid, pop in net.populations.items()}
+
+
+def _take(a, keep):
+    return None if a is None else np.asarray(a)[keep]
+
+
+def _per_item(a, n: int, keep):
+    """A per-connection array, or a scalar/short array broadcast to ``n``, restricted to ``keep``."""
+    a = np.asarray(a)
+    return np.broadcast_to(a, (n,))[keep] if a.ndim == 0 or a.shape[0] != n else a[keep]
+
+
+def presynaptic_populations(net: Network) -> List[str]:
+    """The populations whose spikes some projection carries, in network order."""
+    pres = {p.pre for p in net.projections}
+    return [pid for pid in net.populations if pid in pres]
+
+
+def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
+    """The part of ``net`` rank ``rank`` builds (see the module docstring)."""
+    local: Dict[str, np.ndarray] = {}
+    where: Dict[str, np.ndarray] = {}
+    pops = {}
+    for pid, pop in net.populations.items():
+        sel = np.nonzero(owner[pid] == rank)[0]
+        pos = np.full(pop.size, -1, dtype=np.int64)
+        pos[sel] = np.arange(len(sel))
+        where[pid] = pos
+        local[pid] = sel
+        if not len(sel):
+            continue
+        origin = None if pop.origin is None else (pop.origin[0], np.asarray(pop.origin[1])[sel])
+        pops[pid] = replace(pop, size=len(sel), positions=_take(pop.positions, sel),
+                            instance_ids=_take(pop.instance_ids, sel), origin=origin, full_index=sel)
+    out = replace(net, populations=pops, projections=[], electrical=[], continuous=[], inputs=[],
+                  sources=dict(net.sources), whole=net)
+    for pid in presynaptic_populations(net):
+        out.sources[exchange_id(pid)] = SpikeSourcePopulation(exchange_id(pid), net.populations[pid].size)
+
+    def here(pid, idx):
+        return where[pid][np.asarray(idx, dtype=np.int64)]
+    for proj in net.projections:
+        if proj.post not in pops:
+            continue
+        n = len(proj.post_idx)
+        keep = np.nonzero(here(proj.post, proj.post_idx) >= 0)[0]
+        if not len(keep):
+            continue
+        pre = proj.pre
+        if pre in net.populations:
+            if proj.pre_seg is not None and _compartments(net, pre) > 1:
+                raise UnsupportedFeature(f"projection '{proj.id}': connections from a segment of a multi-compartment "
+                                         "cell are not distributed across MPI ranks yet (run it in one process)")
+            pre = exchange_id(pre)
+        out.projections.append(replace(
+            proj, pre=pre, source_port=None if pre != proj.pre else proj.source_port,
+            pre_idx=np.asarray(proj.pre_idx)[keep], post_idx=here(proj.post, np.asarray(proj.post_idx)[keep]),
+            weight=_per_item(proj.weight, n, keep) if proj.weight is not None else None,
+            delay=_per_item(proj.delay, n, keep),
+            pre_seg=None if pre != proj.pre else _take(proj.pre_seg, keep),
+            pre_frac=None if pre != proj.pre else _take(proj.pre_frac, keep),
+            post_seg=_take(proj.post_seg, keep), post_frac=_take(proj.post_frac, keep), full_index=keep))
+    for kind in ("electrical", "continuous"):
+        for p in getattr(net, kind):
+            a, b = here(p.pre, p.pre_idx), here(p.post, p.post_idx)
+            keep = np.nonzero(a >= 0)[0]
+            if np.any(b[keep] < 0) or np.any((a < 0) != (b < 0)):
+                raise ModelError(f"internal error: '{p.id}' couples cells on two ranks")
+            if not len(keep):
+                continue
+            n = len(p.pre_idx)
+            getattr(out, kind).append(replace(
+                p, pre_idx=a[keep], post_idx=b[keep],
+                weight=_per_item(p.weight, n, keep) if p.weight is not None else None,
+                pre_seg=_take(p.pre_seg, keep), pre_frac=_take(p.pre_frac, keep),
+                post_seg=_take(p.post_seg, keep), post_frac=_take(p.post_frac, keep), full_index=keep))
+    for inp in net.inputs:
+        if inp.population not in pops:
+            continue
+        n = len(inp.target_idx)
+        loc = here(inp.population, inp.target_idx)
+        keep = np.nonzero(loc >= 0)[0]
+        if not len(keep):
+            continue
+        out.inputs.append(replace(inp, target_idx=loc[keep],
+                                  weight=_per_item(inp.weight, n, keep) if inp.weight is not None else None,
+                                  seg=_take(inp.seg, keep), frac=_take(inp.frac, keep), full_index=keep))
+    return out
+
+
+def cell_of(net: Network, pid: str, cell: int) -> Tuple[Optional[int], bool]:
+    """(index in this share, True) of cell ``cell`` (array index in the whole population) of
+    ``pid``, or (None, False) when another rank holds it."""
+    pop = net.populations.get(pid)
+    if pop is None or pop.full_index is None:
+        return (cell if pop is not None else None), pop is not None
+    j = int(np.searchsorted(pop.full_index, cell))
+    if j < len(pop.full_index) and pop.full_index[j] == cell:
+        return j, True
+    return None, False
