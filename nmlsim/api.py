@@ -368,18 +368,37 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
 
 def simulate_network(net: Network, duration: float, dt: float, *, method: str = "exp_euler",
                      seed: Optional[int] = None, progress: Optional[Callable] = None,
-                     merge_synapses: bool = True, spikes_sink: Optional[Callable] = None, backend: str = "numpy"):
+                     merge_synapses: bool = True, spikes_sink: Optional[Callable] = None, backend: str = "numpy",
+                     comm=None):
     """Simulate a graph built in Python and return the spikes of every population.
 
-    Returns ``{population: (cell indices, spike times in s)}`` and the Simulator.
+    Returns ``{population: (cell indices, spike times in s)}`` and the Simulator. With ``comm``
+    (an MPI communicator) this process runs its rank's share; rank 0 gets every rank's spikes
+    (the others None), ``spikes_sink`` is called on rank 0 only.
     """
     from .compile.build import spiking_groups
     from .engine.record import SpikeRecorder
-    built = build_groups(net, merge_synapses=merge_synapses)
-    rec = SpikeRecorder(spiking_groups(built), sink=spikes_sink)
-    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by([rec]))
+    dist = None
+    if comm is not None:
+        from .parallel import Distributed
+        dist = Distributed(comm, net)
+        seed = dist.seed(seed)
+    built = build_groups(net if dist is None else dist.share, merge_synapses=merge_synapses)
+    gathered = {}
+
+    def sink(spikes, complete):
+        if dist is not None:
+            spikes, complete = dist.spikes(spikes, complete)
+            if spikes is None:
+                return
+        gathered["spikes"] = spikes
+        if spikes_sink is not None:
+            spikes_sink(spikes, complete)
+    rec = SpikeRecorder(spiking_groups(built), sink=sink)
+    simulator = Simulator(built, dt, method=method, seed=seed, backend=backend, observe=observed_by([rec]),
+                          exchange=None if dist is None else dist.exchange(built))
     simulator.run(duration, [rec], progress=progress)
-    return rec.result(), simulator
+    return gathered.get("spikes"), simulator
 
 
 def run_sonata(config, *, method: Optional[str] = None, dt: Optional[float] = None, duration: Optional[float] = None,

@@ -88,6 +88,17 @@ def cmd_run(args) -> int:
         return _run(args, comm)
 
 
+def _load(api, path, args, comm):
+    """The model, read by every MPI rank alike: an error in it is every rank's, and rank 0 alone
+    reports it (the others end with the same exit code)."""
+    try:
+        return api.load(path, include_root=args.include_root)
+    except NmlsimError as e:
+        if comm is not None:
+            e.quiet = comm.rank != 0
+        raise
+
+
 def _run(args, comm) -> int:
     from . import api
     t0 = time.time()
@@ -99,7 +110,7 @@ def _run(args, comm) -> int:
             "nmlsim: compiling this model's kernels (its first run on the numba backend; later runs "
             "load them from the cache)...", file=sys.stderr, flush=True)
     if path.suffix == ".json":
-        sim = api.load(path, include_root=args.include_root)
+        sim = _load(api, path, args, comm)
         try:
             show = not args.quiet and sys.stderr.isatty()
             res = sim.run(write=True, method=args.method, dt=args.dt, duration=args.duration, seed=args.seed,
@@ -119,7 +130,7 @@ def _run(args, comm) -> int:
             print(f"simulated {args.duration if args.duration is not None else sim.duration:g} s "
                   f"({n} spikes) in {time.time() - t0:.2f} s ({res.simulator.method})")
         return 0
-    sim = api.load(path, include_root=args.include_root)
+    sim = _load(api, path, args, comm)
     nsteps = (args.duration or sim.spec.length) / (args.dt or sim.spec.step)
     show = not args.quiet and sys.stderr.isatty() and nsteps > 20000
     try:
@@ -449,7 +460,8 @@ def main(argv=None) -> int:
     try:
         return args.fn(args)
     except NmlsimError as e:
-        print(f"nmlsim: error: {e}", file=sys.stderr)
+        if not getattr(e, "quiet", False):  # (an MPI rank other than 0 whose error rank 0 reports)
+            print(f"nmlsim: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("nmlsim: interrupted", file=sys.stderr)

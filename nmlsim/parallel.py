@@ -46,8 +46,8 @@ def one_failure_ends_all(comm):
     try:
         yield
     except (NmlsimError, OSError, MemoryError) as e:
-        if comm is None or comm.size == 1:
-            raise
+        if comm is None or comm.size == 1 or getattr(e, "quiet", None) is not None:
+            raise  # (an error every rank meets alike, reading the model: rank 0 reports it)
         sys.stderr.write(f"nmlsim: error (rank {comm.rank} of {comm.size}): {e}\n")
         sys.stderr.flush()
         comm.Abort(1)

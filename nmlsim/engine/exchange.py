@@ -9,8 +9,11 @@ in ascending order, exactly as one process routes a population's spikes — so e
 receives its events in the same order whatever the number of ranks, and the results are
 the same bytes.
 
-Connections with a delay of zero steps are why the exchange runs every step: a spike of this
-step reaches its targets in this step's event phase, as in one process. The communicator is
+Spikes cross once per *window*: the smallest delay, in steps, of any connection a stand-in
+carries (all ranks agree on it). A spike cannot arrive before its delay, so the spikes of a
+window are routed at its end, each as of its own step (the ring slot it would have been put
+in then): the same events in the same order. Connections with a delay of zero steps make the
+window one step: a spike reaches its targets in its own step's event phase, as in one process. The communicator is
 passed in (an ``mpi4py`` communicator or anything with ``allgather``, ``allreduce``, ``rank``
 and ``size``): the engine itself imports no MPI.
 """
@@ -20,7 +23,6 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..errors import SimulationError
 
 
 class SpikeExchange:
@@ -38,6 +40,10 @@ class SpikeExchange:
         self.sim = None
         self.stop_requested = False
         self.steps = 0
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        """A signal handler: stop every rank at the next exchange (outputs marked partial)."""
+        self.stop_requested = True
 
     def attach(self, sim) -> None:
         """Listen to this rank's senders; called by the simulator once its routes exist."""
@@ -61,6 +67,20 @@ class SpikeExchange:
         # another round of exchange in the same step; merged synapses and plain ones cannot
         self.cascades = self.comm.allreduce(int(any(self._can_cascade(rec) for recs in self.routes
                                                     for rec in recs))) > 0
+        # the minimum delay, in steps, of every connection between ranks: spikes need to cross
+        # only once per that many steps (jLEMS's clock may deliver a step early: one less)
+        least = min((int(rec["steps"].min()) for recs in self.routes for rec in recs if len(rec["steps"])),
+                    default=1 << 30)
+        if sim.accumulated_time:
+            least -= 1
+        self.window = max(1, min(min(self.comm.allgather(least)), 1 << 20))
+        if self.cascades:
+            self.window = 1
+        self.reset()
+
+    def reset(self) -> None:
+        """Before a run: nothing pending."""
+        self.pending, self.stash, self.calls = [], [], 0
 
     def _can_cascade(self, rec) -> bool:
         if rec["merged"] is not None:
@@ -80,20 +100,34 @@ class SpikeExchange:
         return False
 
     def step(self, k: int, t: float) -> bool:
-        """Exchange and route what the ranks fired since the last call; True if any rank fired."""
+        """The spikes sent since the last call (the event phase of step ``k``, clock ``t``):
+        exchanged now, or held until the end of the window (every rank calls this alike, so
+        the collectives meet). True if any spikes were routed."""
+        mine, self.pending = self.pending, []
+        self.stash.append((k, t, _pack(mine)))
+        self.calls += 1
+        if self.window > 1 and self.calls % self.window:
+            return False  # (their delays keep them from arriving before the window ends)
+        stash, self.stash = self.stash, []
         delivered = False
         while True:
-            mine, self.pending = self.pending, []
-            got = self.comm.allgather((self.stop_requested, _pack(mine)))
+            got = self.comm.allgather((self.stop_requested, [p for _, _, p in stash]))
             if any(stop for stop, _ in got):
                 raise KeyboardInterrupt  # (on every rank at this step: their outputs end alike)
-            items = [it for _, packed in got for it in _unpack(packed)]
-            if not items:
+            sim, now = self.sim, self.sim.step_index
+            routed = False
+            for j, (kj, tj, _) in enumerate(stash):  # call by call, as one process routes them
+                items = [it for _, calls in got for it in _unpack(calls[j])]
+                if items:
+                    sim.step_index = kj
+                    self._route(items, tj)
+                    routed = True
+            sim.step_index = now
+            delivered |= routed
+            if not (routed and self.cascades):
                 return delivered
-            delivered = True
-            self._route(items, t)
-            if not self.cascades:
-                return delivered
+            # (receivers that relay: their spikes of this same step cross now)
+            stash, self.pending = [(k, t, _pack(self.pending))], []
 
     def _route(self, items, t: float) -> None:
         sim = self.sim
@@ -102,11 +136,11 @@ class SpikeExchange:
             by.setdefault((k, lag), []).append(ids)
         queue: list = []
         for (k, lag) in sorted(by):
-            _, src, _ = self.senders[k]
-            mask = np.zeros(src.n, dtype=bool)
-            mask[np.concatenate(by[(k, lag)])] = True
+            # the senders in ascending order, as a mask of the whole population would give them
+            # (indices, not the mask: a rank need not touch an array of every cell each step)
+            senders = np.unique(np.concatenate(by[(k, lag)]))
             for rec in self.routes[k]:
-                sim._route(rec, mask, queue, t, lag)
+                sim._route(rec, senders, queue, t, lag)
         if queue:
             sim._process_events(queue, t)
 
@@ -127,10 +161,3 @@ def _unpack(packed):
         out.append((int(k), int(lag), ids[pos:pos + n]))
         pos += n
     return out
-
-
-def check_agreement(comm, value, what: str) -> None:
-    """Every rank must have built the same ``value`` (a count, a structure key)."""
-    vals = comm.allgather(value)
-    if any(v != vals[0] for v in vals):
-        raise SimulationError(f"the MPI ranks disagree on {what}: {vals}")

@@ -84,8 +84,9 @@ def array_copier(arrays):
 
 
 def _connections(rec, mask) -> np.ndarray:
-    """Positions, in a route record's CSR order, of the connections of the senders in ``mask``."""
-    pre = np.nonzero(mask)[0]
+    """Positions, in a route record's CSR order, of the connections of the senders in ``mask``
+    (a boolean mask, or the senders' indices in ascending order)."""
+    pre = np.nonzero(mask)[0] if mask.dtype == bool else mask
     indptr = rec["indptr"]
     starts, ends = indptr[pre], indptr[pre + 1]
     counts = ends - starts
@@ -923,12 +924,18 @@ class Simulator:
         for r in recorders:
             r.initialize(self, nsteps)
         complete = False
-        old_handler = None
+        old_handlers = {}
+        # SIGTERM ends the run like Ctrl-C; an MPI rank instead tells the others at the next
+        # exchange, so that every rank stops at the same step (engine/exchange.py)
+        stop = _raise_interrupt if self.exchange is None else self.exchange.request_stop
         try:
-            old_handler = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, _raise_interrupt)
+            for sig in (signal.SIGTERM,) if self.exchange is None else (signal.SIGTERM, signal.SIGINT):
+                prev = signal.getsignal(sig)
+                signal.signal(sig, stop)
+                old_handlers[sig] = prev
         except ValueError:  # not in the main thread
-            old_handler = None
+            pass
+        failed = False
         try:
             with np.errstate(all="ignore"):
                 if self._can_fuse(recorders):
@@ -940,17 +947,23 @@ class Simulator:
             complete = True
         except KeyboardInterrupt:
             self.interrupted = True
+        except BaseException:
+            # an MPI rank that fails ends every rank (nmlsim/parallel.py): no gathering of
+            # outputs the others are not at
+            failed = self.exchange is not None
+            raise
         finally:
-            if old_handler is not None:
+            for sig, h in old_handlers.items():
                 try:
-                    signal.signal(signal.SIGTERM, old_handler)
+                    signal.signal(sig, h if h is not None else signal.SIG_DFL)
                 except ValueError:
                     pass
-            with _signals_held() as arrived:
-                for r in recorders:
-                    r.finalize(self, complete)
-            # a Ctrl-C while a finished run's outputs were written comes too late to stop it
-            self.interrupted |= bool(arrived) and not complete
+            if not failed:
+                with _signals_held() as arrived:
+                    for r in recorders:
+                        r.finalize(self, complete)
+                # a Ctrl-C while a finished run's outputs were written comes too late to stop it
+                self.interrupted |= bool(arrived) and not complete
         if self.interrupted:
             raise KeyboardInterrupt
         return complete
@@ -970,8 +983,10 @@ class Simulator:
         # jLEMS tests conditions with the end time of the step about to be taken; NEURON
         # evaluates its currents (a pulse's on/off test) in the middle of that step
         lead = self.event_lead
-        phases.start(lead)
         exchange = self.exchange
+        if exchange is not None:
+            exchange.reset()
+        phases.start(lead)
         if exchange is not None:
             # the spikes of every rank's cells, routed on every rank (engine/exchange.py); the
             # WATCH phase exchanges too when any rank has one (the ranks call it in step)
@@ -1173,8 +1188,9 @@ def _signals_held() -> Iterator[List[int]]:
     old = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.getsignal(sig)
+            prev = signal.getsignal(sig)
             signal.signal(sig, lambda signum, frame: arrived.append(signum))
+            old[sig] = prev  # (only once it is ours to restore: a thread's raises above)
     except ValueError:  # not the main thread: signals are not ours to handle
         pass
     try:
