@@ -54,6 +54,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "bad_input"))
 from make_corpus import LEMS_HEAD  # noqa: E402  (one LEMS header for the tests and the bad-input corpus)
 
 
+#: a cell type whose v blows up in finite time (dv/dt = k v²): errors named with cell and time
+RUNAWAY_TYPE = """
+    <ComponentType name="runaway" extends="baseCellMembPot">
+        <Parameter name="k" dimension="per_time"/>
+        <Constant name="VOLT" dimension="voltage" value="1V"/>
+        <Dynamics>
+            <StateVariable name="v" dimension="voltage" exposure="v"/>
+            <OnStart><StateAssignment variable="v" value="VOLT"/></OnStart>
+            <TimeDerivative variable="v" value="k * v * v / VOLT"/>
+        </Dynamics>
+    </ComponentType>
+"""
+
+
 def write_lems(path: Path, body: str, sim: str) -> Path:
     path.write_text(LEMS_HEAD + body + sim + "\n</Lems>\n")
     return path

@@ -63,6 +63,15 @@ class SpikeExchange:
             sim.exports[(g.gid, port)].append(cb)
         # the stand-ins' routes, per population (built by the simulator's _setup_events)
         self.routes = [sim.routes.get((src.gid, src.port), []) for _, src, _ in self.senders]
+        # per stand-in, the senders with a target on this rank: the others' spikes are dropped
+        # before any routing (with k targets per cell spread over K ranks a rank sees a share
+        # 1 - (1 - 1/K)^k of the network's spikes)
+        self.reach = []
+        for (_, src, _), recs in zip(self.senders, self.routes):
+            hit = np.zeros(src.n, dtype=bool)
+            for rec in recs:
+                hit |= np.diff(rec["indptr"]) > 0
+            self.reach.append(hit)
         # a route whose receivers may send events in turn (a synapse relaying a spike) needs
         # another round of exchange in the same step; merged synapses and plain ones cannot
         self.cascades = self.comm.allreduce(int(any(self._can_cascade(rec) for recs in self.routes
@@ -139,6 +148,9 @@ class SpikeExchange:
             # the senders in ascending order, as a mask of the whole population would give them
             # (indices, not the mask: a rank need not touch an array of every cell each step)
             senders = np.unique(np.concatenate(by[(k, lag)]))
+            senders = senders[self.reach[k][senders]]
+            if not len(senders):
+                continue
             for rec in self.routes[k]:
                 sim._route(rec, senders, queue, t, lag)
         if queue:

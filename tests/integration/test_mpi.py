@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BACKENDS, REPO, SHARED, needs_shared, run_cli
+from conftest import BACKENDS, REPO, RUNAWAY_TYPE, SHARED, needs_shared, run_cli
 
 MODELS = REPO / "models"
 
@@ -105,16 +105,7 @@ RUNAWAY = """<Lems>
     <Target component="sim1"/>
     <Include file="Cells.xml"/>
     <Include file="Networks.xml"/>
-    <Include file="Simulation.xml"/>
-    <ComponentType name="runaway" extends="baseCellMembPot">
-        <Parameter name="k" dimension="per_time"/>
-        <Constant name="VOLT" dimension="voltage" value="1V"/>
-        <Dynamics>
-            <StateVariable name="v" dimension="voltage" exposure="v"/>
-            <OnStart><StateAssignment variable="v" value="VOLT"/></OnStart>
-            <TimeDerivative variable="v" value="k * v * v / VOLT"/>
-        </Dynamics>
-    </ComponentType>
+    <Include file="Simulation.xml"/>""" + RUNAWAY_TYPE + """
     <runaway id="r" k="1e9 per_s"/>
     <runaway id="calm" k="0 per_s"/>
     <network id="net"><population id="ok" component="calm" size="4"/><population id="p" component="r" size="1"/></network>

@@ -134,16 +134,8 @@ def test_compiled_loop_reports_non_finite_state(lems_file):
     """A state that overflows inside the compiled loop is named, with the time, as the
     NumPy engine names it."""
     from nmlsim.errors import SimulationError
-    path = lems_file("""
-    <ComponentType name="runaway" extends="baseCellMembPot">
-        <Parameter name="k" dimension="per_time"/>
-        <Constant name="VOLT" dimension="voltage" value="1V"/>
-        <Dynamics>
-            <StateVariable name="v" dimension="voltage" exposure="v"/>
-            <OnStart><StateAssignment variable="v" value="VOLT"/></OnStart>
-            <TimeDerivative variable="v" value="k * v * v / VOLT"/>
-        </Dynamics>
-    </ComponentType>
+    from conftest import RUNAWAY_TYPE
+    path = lems_file(RUNAWAY_TYPE + """
     <runaway id="r" k="1e9 per_s"/>
     <network id="net"><population id="p" component="r" size="3"/></network>
 """, '<Simulation id="sim1" length="0.5s" step="0.1ms" target="net"/>')
