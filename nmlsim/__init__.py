@@ -8,10 +8,10 @@ __all__ = ["load", "run", "sweep", "NmlsimError", "FormatError", "ModelError", "
            "SimulationError", "__version__"]
 
 
-def load(path, include_root=None):
-    """Load a LEMS simulation file; see :func:`nmlsim.api.load`."""
+def load(path, include_root=None, comm=None):
+    """Load a LEMS simulation file or a SONATA config; see :func:`nmlsim.api.load`."""
     from .api import load as _load
-    return _load(path, include_root=include_root)
+    return _load(path, include_root=include_root, comm=comm)
 
 
 def run(sim, **kw):

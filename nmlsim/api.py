@@ -149,15 +149,16 @@ class LoadedSimulation(Parameterised):
         return run(self, write=write, **kw)
 
 
-def load(path, include_root=None):
+def load(path, include_root=None, comm=None):
     """Read a LEMS simulation file (and everything it includes) into a
     :class:`LoadedSimulation`, or a SONATA simulation/circuit config (``.json``) into a
     :class:`nmlsim.sonata_sim.SonataSimulation`; both have ``parameters()``, ``set()`` and
-    ``run()``."""
+    ``run()``. ``comm`` (MPI, SONATA): read only the edges onto this rank's cells, to run with
+    ``run(comm=comm)``."""
     path = Path(path)
     if path.suffix == ".json":
         from .sonata_sim import load_sonata
-        return load_sonata(path, include_root=include_root)
+        return load_sonata(path, include_root=include_root, comm=comm)
     model = load_model(path, include_root=include_root)
     dimension_errors = check_model(model, user_types(model))
     if dimension_errors:  # jLEMS refuses these at load time too

@@ -92,7 +92,8 @@ def _load(api, path, args, comm):
     """The model, read by every MPI rank alike: an error in it is every rank's, and rank 0 alone
     reports it (the others end with the same exit code)."""
     try:
-        return api.load(path, include_root=args.include_root)
+        # (a SONATA circuit: each rank reads only the edges onto its own cells)
+        return api.load(path, include_root=args.include_root, comm=comm if path.suffix == ".json" else None)
     except NmlsimError as e:
         if comm is not None:
             e.quiet = comm.rank != 0
@@ -101,7 +102,10 @@ def _load(api, path, args, comm):
 
 def _run(args, comm) -> int:
     from . import api
+    from .engine import simulator
     t0 = time.time()
+    if not args.plot and not args.nwb:  # (with those, the command's work goes on after the run)
+        simulator.ON_OUTPUTS_COMPLETE = _finished
     path = Path(args.file)
     _note_bare_seconds(args)
     if args.backend == "numba" and not args.quiet:

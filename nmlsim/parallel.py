@@ -62,7 +62,11 @@ class Distributed:
         self.comm = comm
         self.rank, self.size = comm.rank, comm.size
         self.whole = network
-        self.share = share(network, assign(network, self.size), self.rank)
+        if network.owner is not None and network.read_for != (self.rank, self.size):
+            raise UnsupportedFeature(f"the model was read for rank {network.read_for[0]} of {network.read_for[1]}; "
+                                     f"this is rank {self.rank} of {self.size}")
+        owner = network.owner if network.owner is not None else assign(network, self.size)
+        self.share = share(network, owner, self.rank)
 
     # -------------------------------------------------------------- agreeing
     def seed(self, seed: Optional[int]) -> int:

@@ -196,8 +196,11 @@ def _here(built, q: str, dist):
         return None
 
 
-def load_sonata(path, include_root=None) -> SonataSimulation:
-    """Read a SONATA simulation config (or a config naming circuit and simulation) and its circuit."""
+def load_sonata(path, include_root=None, comm=None) -> SonataSimulation:
+    """Read a SONATA simulation config (or a config naming circuit and simulation) and its circuit.
+    ``comm``: an MPI communicator: this process reads only the edges onto its rank's cells
+    (run it with ``run(comm=comm)``)."""
     path = Path(path)
-    return SonataSimulation(path, read_sonata_run(path, include_root=include_root),
+    share = None if comm is None else (comm.rank, comm.size)
+    return SonataSimulation(path, read_sonata_run(path, include_root=include_root, share=share),
                             include_root=Path(include_root) if include_root else None)

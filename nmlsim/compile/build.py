@@ -283,7 +283,7 @@ def build_groups(net: Network, merge_synapses: bool = True, fuse_populations: bo
             continue
         g = new_group(f"{proj.id}:{proj.synapse.id}", proj.synapse, len(proj.post_idx))
         g.host_pop = proj.post
-        g.stream_ids = identities(proj.id, _full(proj, len(proj.post_idx)))
+        g.stream_ids = identities(proj.stream_name or proj.id, _full(proj, len(proj.post_idx)))
         attach(g, post, post_idx)
         weights(g, proj.weight)
         b.routes.append(EventRoute(pre, proj.source_port or _out_port(pre), g, _in_port(g), pre_idx,

@@ -962,6 +962,8 @@ class Simulator:
                 with _signals_held() as arrived:
                     for r in recorders:
                         r.finalize(self, complete)
+                    if complete and ON_OUTPUTS_COMPLETE is not None:
+                        ON_OUTPUTS_COMPLETE()  # (before a Ctrl-C held off meanwhile can land)
                 # a Ctrl-C while a finished run's outputs were written comes too late to stop it
                 self.interrupted |= bool(arrived) and not complete
         if self.interrupted:
@@ -1174,6 +1176,12 @@ class Simulator:
                         where, idx = pid, bad - o
                 raise SimulationError(f"'{key}' of cell {idx} in '{where}' became {arr[bad]} at t = {t:.6g} s "
                                       f"(try a smaller --dt or another --method)")
+
+
+#: called, with SIGINT and SIGTERM still held off, once a complete run's outputs are written:
+#: the command line marks its work done there, so a Ctrl-C arriving afterwards cannot turn a
+#: finished run into an interrupted one (cli._finished)
+ON_OUTPUTS_COMPLETE: Optional[Callable[[], None]] = None
 
 
 def _raise_interrupt(signum, frame):

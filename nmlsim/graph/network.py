@@ -89,8 +89,11 @@ class Projection:
     pre_frac: Optional[np.ndarray] = None
     post_seg: Optional[np.ndarray] = None
     post_frac: Optional[np.ndarray] = None
-    #: a rank's share: the position of each connection in the whole projection (None: all)
+    #: a rank's share: the position of each connection in the whole projection (None: all);
+    #: with ``stream_name``, the connections' own identities (a SONATA edge population's rows)
     full_index: Optional[np.ndarray] = None
+    #: the name its connections' random streams are keyed by (default: the projection's id)
+    stream_name: Optional[str] = None
 
 
 @dataclass
@@ -161,6 +164,10 @@ class Network:
     bare: Optional[str] = None
     #: an MPI rank's share (graph/partition.py): the whole network it was cut from
     whole: Optional["Network"] = None
+    #: the ranks of the cells, decided by a reader that kept only one rank's connections
+    #: (io/sonata_reader.py), and that (rank, ranks): the share must be cut with these
+    owner: Optional[Dict[str, np.ndarray]] = None
+    read_for: Optional[Tuple[int, int]] = None
 
     def population(self, pid: str, *, where=None) -> Population:
         p = self.populations.get(pid)

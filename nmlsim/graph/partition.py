@@ -55,8 +55,10 @@ def _keys(net: Network) -> Dict[str, int]:
     return out
 
 
-def assign(net: Network, nranks: int) -> Dict[str, np.ndarray]:
-    """The rank of every cell: ``{population: int array of its size}``."""
+def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+    """The rank of every cell: ``{population: int array of its size}``. ``indegree``: the
+    connections onto each cell when the network's projections are not read yet (a reader
+    keeping one rank's edges decides the ranks first; its inputs then count for nothing)."""
     nranks = int(nranks)
     if nranks < 1:
         raise ModelError("the number of ranks must be at least 1")
@@ -66,11 +68,15 @@ def assign(net: Network, nranks: int) -> Dict[str, np.ndarray]:
     for pid, pop in net.populations.items():
         cost[first[pid]:first[pid] + pop.size] = _compartments(net, pid)
     # a connection costs a synapse update and its deliveries; an input, its own update
-    for proj in net.projections:
-        if proj.post in first:
-            np.add.at(cost, first[proj.post] + np.asarray(proj.post_idx, dtype=np.int64), 0.1)
-    for inp in net.inputs:
-        np.add.at(cost, first[inp.population] + np.asarray(inp.target_idx, dtype=np.int64), 0.1)
+    if indegree is not None:
+        for pid, d in indegree.items():
+            cost[first[pid]:first[pid] + len(d)] += 0.1 * np.asarray(d, dtype=float)
+    else:
+        for proj in net.projections:
+            if proj.post in first:
+                np.add.at(cost, first[proj.post] + np.asarray(proj.post_idx, dtype=np.int64), 0.1)
+        for inp in net.inputs:
+            np.add.at(cost, first[inp.population] + np.asarray(inp.target_idx, dtype=np.int64), 0.1)
     # cells coupled every step (gap junctions, graded synapses) form units: union-find
     parent = np.arange(total)
 
@@ -102,6 +108,11 @@ def assign(net: Network, nranks: int) -> Dict[str, np.ndarray]:
         rank[lead] = np.minimum((mid / c.sum() * nranks).astype(np.int64), nranks - 1)
     rank = rank[roots]
     return {pid: rank[first[pid]:first[pid] + pop.size] for pid, pop in net.populations.items()}
+
+
+def _within(x, keep) -> np.ndarray:
+    """The identities of kept items ``keep`` of ``x`` (positions, or those a reader gave them)."""
+    return keep if x.full_index is None else np.asarray(x.full_index)[keep]
 
 
 def _take(a, keep):
@@ -163,7 +174,8 @@ def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
             delay=_per_item(proj.delay, n, keep),
             pre_seg=None if pre != proj.pre else _take(proj.pre_seg, keep),
             pre_frac=None if pre != proj.pre else _take(proj.pre_frac, keep),
-            post_seg=_take(proj.post_seg, keep), post_frac=_take(proj.post_frac, keep), full_index=keep))
+            post_seg=_take(proj.post_seg, keep), post_frac=_take(proj.post_frac, keep),
+            full_index=_within(proj, keep)))
     for kind in ("electrical", "continuous"):
         for p in getattr(net, kind):
             a, b = here(p.pre, p.pre_idx), here(p.post, p.post_idx)
@@ -177,7 +189,7 @@ def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
                 p, pre_idx=a[keep], post_idx=b[keep],
                 weight=_per_item(p.weight, n, keep) if p.weight is not None else None,
                 pre_seg=_take(p.pre_seg, keep), pre_frac=_take(p.pre_frac, keep),
-                post_seg=_take(p.post_seg, keep), post_frac=_take(p.post_frac, keep), full_index=keep))
+                post_seg=_take(p.post_seg, keep), post_frac=_take(p.post_frac, keep), full_index=_within(p, keep)))
     for inp in net.inputs:
         if inp.population not in pops:
             continue
@@ -188,7 +200,8 @@ def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
             continue
         out.inputs.append(replace(inp, target_idx=loc[keep],
                                   weight=_per_item(inp.weight, n, keep) if inp.weight is not None else None,
-                                  seg=_take(inp.seg, keep), frac=_take(inp.frac, keep), full_index=keep))
+                                  seg=_take(inp.seg, keep), frac=_take(inp.frac, keep),
+                                  full_index=_within(inp, keep)))
     return out
 
 

@@ -194,7 +194,8 @@ def read_types(path: Path) -> Dict[int, dict]:
     return out
 
 
-def dataset(g, name, path, kinds="iu", length=None):
+def dataset(g, name, path, kinds="iu", length=None, rows: Optional[slice] = None):
+    """A one-dimensional numeric dataset (``rows``: only those, a slice), checked."""
     if name not in g:
         raise FormatError(f"missing dataset {g.name}/{name}", file=path)
     d = g[name]
@@ -203,17 +204,19 @@ def dataset(g, name, path, kinds="iu", length=None):
     if d.dtype.kind not in kinds:
         what = "integers" if kinds == "iu" else "numbers"
         raise FormatError(f"dataset {g.name}/{name} has dtype {d.dtype}, expected {what}", file=path)
-    a = d[()]
-    if np.ndim(a) != 1:
+    if len(d.shape) != 1:
         raise FormatError(f"dataset {g.name}/{name} must be one-dimensional", file=path)
-    if length is not None and len(a) != length:
-        raise FormatError(f"dataset {g.name}/{name} has {len(a)} rows, expected {length}", file=path)
-    return a
+    if length is not None and d.shape[0] != length:
+        raise FormatError(f"dataset {g.name}/{name} has {d.shape[0]} rows, expected {length}", file=path)
+    return d[()] if rows is None else d[rows]
 
 
 #: nmlsim's edge columns for points on multi-compartment NeuroML cells (segment ids and fractions
 #: along them, of the cells' nml: templates) -> projection attributes; SONATA's afferent_section_*
 #: name NEURON's sections, which a NeuroML cell does not have
+#: edges read per block by an MPI rank's reader (which keeps those onto its own cells)
+EDGE_BLOCK = 1 << 20
+
 LOCATION_COLUMNS = {"nml_pre_segment_id": "pre_seg", "nml_pre_fraction_along": "pre_frac",
                     "nml_post_segment_id": "post_seg", "nml_post_fraction_along": "post_frac"}
 
@@ -375,6 +378,12 @@ class SonataReader:
         self._swc_sections: Dict[tuple, object] = {}
         #: bmtk's per-cell random streams for synapse placement, RandomState(gid), by gid
         self._placement_rngs: Dict[int, np.random.RandomState] = {}
+        #: an MPI rank's read: per node population, whether each node is this rank's (by node id);
+        #: only edges onto those are kept (set by :func:`read_sonata_run` with ``share``)
+        self.owner: Optional[Dict[str, np.ndarray]] = None
+        self.share: Optional[Tuple[int, int]] = None
+        self._abs_weight: Dict[str, bool] = {}
+        self._projections_made = 0  # (projections a whole read makes: their names)
 
     # ------------------------------------------------------------- configs
     def _configs(self):
@@ -489,6 +498,8 @@ class SonataReader:
                     src_pop = self.pops.get(_attr_str(g["source_node_id"], "node_population")) \
                         if "source_node_id" in g else None
                     epops.append((bool(src_pop is not None and src_pop.virtual), efile, epop, etypes))
+        if self.share is not None and self.share[1] > 1:
+            self.owner = self._owners(epops)
         for _, efile, epop, etypes in sorted(epops, key=lambda e: e[0]):
             with open_h5(efile) as f:
                 self._edges(epop, f["edges"][epop], efile, etypes)
@@ -722,10 +733,80 @@ class SonataReader:
 
     # ------------------------------------------------------------- edges
     def _edges(self, epop, g, efile, etypes) -> None:
-        src = dataset(g, "source_node_id", efile).astype(np.int64)
+        """One edge population, in blocks of :data:`EDGE_BLOCK` rows: an MPI rank's reader keeps
+        only the edges onto its own cells (``self.owner``), so no rank holds the whole
+        connectivity; a block's projections are joined in the order one whole read gives them."""
+        if "source_node_id" not in g:
+            raise FormatError(f"missing dataset {g.name}/source_node_id", file=efile)
+        n = int(g["source_node_id"].shape[0]) if hasattr(g["source_node_id"], "shape") else 0
+        pieces: Dict[Tuple[int, int, str], list] = {}
+        keys: Dict[tuple, Tuple[int, int, str]] = {}  # (part, part, type, inhibitory) -> projection key
+        syns: Dict[str, Component] = {}
+        step = n if self.owner is None else EDGE_BLOCK
+        for a in range(0, max(n, 1), max(step, 1)):
+            self._edge_block(epop, g, efile, etypes, a, min(n, a + max(step, 1)), n, pieces, keys, syns)
+        spop, tpop = self.pops[_attr_str(g["source_node_id"], "node_population")], \
+            self.pops[_attr_str(g["target_node_id"], "node_population")]
+        order = []  # projection keys in the order of the sorted combinations, as one read makes them
+        for combo in sorted(keys):
+            if keys[combo] not in order:
+                order.append(keys[combo])
+        for key in order:
+            sp, tp, skey = key
+            pid = f"{epop}" if len(order) == 1 else f"{epop}_{self._projections_made}"
+            self._projections_made += 1
+            got = pieces.get(key)
+            if not got:
+                continue  # (an MPI rank without any of these edges onto its cells)
+            cat = {f: np.concatenate([pc[f] for pc in got]) for f in got[0]}
+            loc = {k: cat[k] for k in ("pre_seg", "pre_frac", "post_seg", "post_frac") if k in cat}
+            self.net.projections.append(Projection(
+                pid, spop.parts[sp].pop_id, tpop.parts[tp].pop_id, syns[skey], cat["src"], cat["tgt"],
+                cat["w"], cat["d"] * 1e-3, **loc, full_index=cat["ids"], stream_name=epop))
+
+    def _owners(self, epops) -> Optional[Dict[str, np.ndarray]]:
+        """An MPI rank's read (``self.share``): every cell's rank, decided before any edge is
+        kept (in-degrees from the edges' target columns, read in blocks); per node population,
+        whether each node is this rank's. None (read everything) when some edge type couples
+        cells every step (gap junctions, graded synapses): the partition must see those first."""
+        from ..graph.partition import assign
+        rank, ranks = self.share
+        indegree = {pid: np.zeros(p.size) for pid, p in self.net.populations.items()}
+        for _, efile, epop, etypes in epops:
+            if any(str(et.get("is_gap_junction") or "").strip().lower() in ("true", "1", "yes")
+                   or et.get("post_model_template") for et in etypes.values()):
+                return None
+            with open_h5(efile) as f:
+                g = f["edges"][epop]
+                tpop = self.pops.get(_attr_str(g["target_node_id"], "node_population")) \
+                    if "target_node_id" in g else None
+                if tpop is None or tpop.virtual:
+                    continue  # (the edges' own reading names the problem)
+                n = int(g["target_node_id"].shape[0])
+                for a in range(0, n, EDGE_BLOCK):
+                    tgt = dataset(g, "target_node_id", efile, rows=slice(a, min(n, a + EDGE_BLOCK))).astype(np.int64)
+                    tgt = tgt[(tgt >= 0) & (tgt < tpop.n)]
+                    for k, part in enumerate(tpop.parts):
+                        on = tgt[tpop.part_of[tgt] == k]
+                        indegree[part.pop_id] += np.bincount(tpop.index_in_part[on], minlength=len(part.node_ids))
+        owner = assign(self.net, ranks, indegree=indegree)
+        self.net.owner, self.net.read_for = owner, (rank, ranks)
+        mine = {}
+        for name, np_ in self.pops.items():
+            m = np.zeros(np_.n, dtype=bool)
+            if not np_.virtual:
+                for part in np_.parts:
+                    m[part.node_ids] = owner[part.pop_id] == rank
+            mine[name] = m
+        return mine
+
+    def _edge_block(self, epop, g, efile, etypes, a, b, n_all, pieces, keys, syns) -> None:
+        """Rows ``a:b`` of an edge population (see :meth:`_edges`)."""
+        rows = slice(a, b)
+        src = dataset(g, "source_node_id", efile, rows=rows).astype(np.int64)
         n = len(src)
-        tgt = dataset(g, "target_node_id", efile, length=n).astype(np.int64)
-        etid = dataset(g, "edge_type_id", efile, length=n).astype(np.int64)
+        tgt = dataset(g, "target_node_id", efile, length=n_all, rows=rows).astype(np.int64)
+        etid = dataset(g, "edge_type_id", efile, length=n_all, rows=rows).astype(np.int64)
         pre = _attr_str(g["source_node_id"], "node_population")
         post = _attr_str(g["target_node_id"], "node_population")
         ends = []
@@ -744,7 +825,7 @@ class SonataReader:
         missing = sorted({int(t) for t in np.unique(etid)} - set(etypes))
         if missing:
             raise FormatError(f"edge_type_id {missing[0]} is not in the edge types file", file=efile)
-        cols = self._edge_columns(g, efile, n)
+        cols = self._edge_columns(g, efile, n_all, rows=rows)
         csv_num = {}
         for key in ("syn_weight", "delay", "nsyns"):
             csv_num[key] = np.array([_float(etypes[int(t)].get(key), key, efile) for t in etid]) if n else np.zeros(0)
@@ -755,7 +836,7 @@ class SonataReader:
             if bad.any():
                 i = int(np.nonzero(bad)[0][0])
                 val = (vals if vals is not None else csv_num[key])[i]
-                raise FormatError(f"edges '{epop}': {key} of edge {i} is {val} (not a finite number)", file=efile)
+                raise FormatError(f"edges '{epop}': {key} of edge {a + i} is {val} (not a finite number)", file=efile)
         weight = cols.get("syn_weight", csv_num["syn_weight"])
         weight = np.where(np.isnan(weight), 1.0, weight)
         nsyns = cols.get("nsyns", csv_num["nsyns"])
@@ -769,14 +850,14 @@ class SonataReader:
         delay = np.where(np.isnan(delay), DEFAULT_DELAY_MS, delay)
         if (delay < 0).any():
             i = int(np.nonzero(delay < 0)[0][0])
-            raise FormatError(f"edges '{epop}': delay of edge {i} is {delay[i]} ms (negative)", file=efile)
+            raise FormatError(f"edges '{epop}': delay of edge {a + i} is {delay[i]} ms (negative)", file=efile)
         # NEST refuses delays below its resolution; onto NEST models so does nmlsim (a NEURON
         # NetCon of delay 0 is allowed: it arrives within the step, as in NEURON)
         nest_tgt = np.array([getattr(p, "nest", None) is not None for p in tpop.parts], dtype=bool)
         short = (delay < self.dt_ms * (1 - 1e-9)) & (nest_tgt[tpop.part_of[tgt]] if n else False)
         if short.any():
             i = int(np.nonzero(short)[0][0])
-            raise FormatError(f"edges '{epop}': delay of edge {i} is {delay[i]:g} ms, below the time step "
+            raise FormatError(f"edges '{epop}': delay of edge {a + i} is {delay[i]:g} ms, below the time step "
                               f"{self.dt_ms:g} ms (NEST's smallest delay)", file=efile)
         for t in np.unique(etid):
             wf = etypes[int(t)].get("weight_function")
@@ -802,16 +883,33 @@ class SonataReader:
         for end in ("pre", "post"):  # a segment without a fraction: its middle (NeuroML's default)
             if f"{end}_seg" in where_cols and f"{end}_frac" not in where_cols:
                 where_cols[f"{end}_frac"] = np.full(n, 0.5)
+        ids = np.arange(a, b, dtype=np.int64)  # each edge's row: its identity (its synapse's random stream)
         special = self._special_edges(epop, etypes, etid, src, tgt, weight, spop, tpop, efile, where_cols)
         if special is not None:  # gap junctions / graded synapses leave the chemical path
             if on_biophys[special].any() or (on_biophys.any() and not special.all()):
                 raise UnsupportedFeature(f"edges '{epop}': gap junctions and graded synapses onto biophysical "
                                          "cells are not supported", file=efile)
-            src, tgt, etid, weight, delay, nsyns, on_biophys = (
-                a[special] for a in (src, tgt, etid, weight, delay, nsyns, on_biophys))
+            src, tgt, etid, weight, delay, nsyns, on_biophys, ids = (
+                v[special] for v in (src, tgt, etid, weight, delay, nsyns, on_biophys, ids))
+            n = len(src)
+        where_cols = {k: (v[special] if special is not None else v) for k, v in where_cols.items()}
+        # the combinations (source part, target part, edge type, inhibitory) of every edge of the
+        # block — also those onto another rank's cells: they decide the projections' names and order
+        src_part, tgt_part = spop.part_of[src], tpop.part_of[tgt]
+        inhib = (weight < 0).astype(np.int64)
+        combo = np.stack([src_part, tgt_part, etid, inhib], axis=1) if n else np.zeros((0, 4), dtype=np.int64)
+        for sp, tp, t, neg in np.unique(combo, axis=0):
+            ck = (int(sp), int(tp), int(t), int(neg))
+            if ck not in keys:
+                keys[ck] = self._synapse_key(ck, tpop, etypes, receptor, where, efile, syns,
+                                             post_located="post_seg" in where_cols or on_biophys.any())
+        if self.owner is not None:  # an MPI rank: the edges onto its own cells
+            mine = self.owner[tpop.name][tgt] if n else np.zeros(0, dtype=bool)
+            src, tgt, etid, weight, delay, nsyns, on_biophys, ids, combo = (
+                v[mine] for v in (src, tgt, etid, weight, delay, nsyns, on_biophys, ids, combo))
+            where_cols = {k: v[mine] for k, v in where_cols.items()}
             n = len(src)
         post_seg = post_frac = None
-        where_cols = {k: (v[special] if special is not None else v) for k, v in where_cols.items()}
         if "post_seg" in where_cols or "pre_seg" in where_cols:
             loc_all = {k: (v.astype(np.int64) if k.endswith("_seg") else v) for k, v in where_cols.items()}
             post_seg, post_frac = loc_all.get("post_seg"), loc_all.get("post_frac")
@@ -819,53 +917,59 @@ class SonataReader:
             if not on_biophys.all():
                 raise UnsupportedFeature(f"edges '{epop}' end on biophysical and point cells of one population",
                                          file=efile)
-            rows, post_seg, post_frac = self._place_on_sections(g, efile, epop, etypes, etid, tgt, nsyns, tpop, n)
-            src, tgt, etid, weight, delay = (a[rows] for a in (src, tgt, etid, weight, delay))
+            kept = ids - a  # (rows of this block the placement reads its columns at)
+            rows_p, post_seg, post_frac = self._place_on_sections(g, efile, epop, etypes, etid, tgt, nsyns, tpop, n,
+                                                                  block=rows, kept=kept)
+            # a synapse's identity: its edge's row and its number among that edge's synapses
+            first = np.searchsorted(rows_p, rows_p, side="left")
+            syn_ids = (ids[rows_p] << 16) | (np.arange(len(rows_p)) - first)
+            src, tgt, etid, weight, delay, combo = (v[rows_p] for v in (src, tgt, etid, weight, delay, combo))
+            ids = syn_ids
             n = len(src)
-        src_part, src_idx = spop.part_of[src], spop.index_in_part[src]
-        tgt_part, tgt_idx = tpop.part_of[tgt], tpop.index_in_part[tgt]
-        inhib = (weight < 0).astype(np.int64)
-        combo = np.stack([src_part, tgt_part, etid, inhib], axis=1) if n else np.zeros((0, 4), dtype=np.int64)
-        uniq, inv = np.unique(combo, axis=0, return_inverse=True)
-        inv = np.asarray(inv).reshape(-1)
-        acc: Dict[Tuple[int, int, str], List[np.ndarray]] = {}
-        syns: Dict[str, Component] = {}
-        absw: Dict[str, bool] = {}
-        for k, (sp, tp, t, neg) in enumerate(uniq):
-            part = tpop.parts[int(tp)]
-            tmpl = etypes[int(t)].get("model_template") or ""
-            if part.nest is not None:
-                key, syn, use_abs = nest_models.synapse_for(part.nest, receptor[int(t)], bool(neg), where)
-            elif post_seg is not None and tmpl.lower() == "exp2syn":
-                syn = self._exp2syn(etypes[int(t)], efile, where)
-                key, use_abs = syn.id, False
-            else:
-                tmpl = etypes[int(t)].get("model_template") or ""
-                if not tmpl.startswith("nml:"):
-                    raise UnsupportedFeature(f"edge type {int(t)} onto NeuroML cells needs an nml: synapse template, "
-                                             f"got '{tmpl}'", **where)
-                syn = self._nml(tmpl[4:], [self.comps.get("synaptic_models_dir")], efile)
-                key, use_abs = syn.id, False
-            if key not in self.model.components:
-                self.model.add_component(syn)
-            syns[key], absw[key] = self.model.components[key], use_abs
-            acc.setdefault((int(sp), int(tp), key), []).append(np.nonzero(inv == k)[0])
-        for (sp, tp, key), rows in acc.items():
-            rows = np.sort(np.concatenate(rows))
-            w = np.abs(weight[rows]) if absw[key] else weight[rows]
-            d = np.asarray(delay[rows], float)
-            if syns[key].type == "nestDeltaSynapse":
+        src_idx, tgt_idx = spop.index_in_part[src], tpop.index_in_part[tgt]
+        by_key: Dict[Tuple[int, int, str], list] = {}
+        for ck in map(tuple, np.unique(combo, axis=0)):
+            by_key.setdefault(keys[tuple(int(x) for x in ck)], []).append(
+                np.nonzero(np.all(combo == np.asarray(ck), axis=1))[0])
+        for key, sels in by_key.items():  # (edge types of one synapse: one projection, in row order)
+            sel = np.sort(np.concatenate(sels))
+            skey = key[2]
+            w = np.abs(weight[sel]) if self._abs_weight[skey] else weight[sel]
+            d = np.asarray(delay[sel], float)
+            if syns[skey].type == "nestDeltaSynapse":
                 # the cell applies a delta synapse's jump one step after it arrives (it reads
                 # the synapse through a derived variable); NEST applies it at spike + delay
                 d = np.maximum(d - self.dt_ms, 0.0)
-            pid = f"{epop}" if len(acc) == 1 else f"{epop}_{len(self.net.projections)}"
-            loc = {} if post_seg is None else {"post_seg": post_seg[rows], "post_frac": post_frac[rows]}
+            pc = {"src": src_idx[sel].astype(np.int64), "tgt": tgt_idx[sel].astype(np.int64),
+                  "w": np.asarray(w, float), "d": d, "ids": ids[sel]}
+            if post_seg is not None:
+                pc["post_seg"], pc["post_frac"] = post_seg[sel], post_frac[sel]
             for k in ("pre_seg", "pre_frac"):
                 if k in where_cols:
-                    loc[k] = where_cols[k][rows].astype(np.int64 if k == "pre_seg" else float)
-            self.net.projections.append(Projection(
-                pid, spop.parts[sp].pop_id, tpop.parts[tp].pop_id, syns[key], src_idx[rows].astype(np.int64),
-                tgt_idx[rows].astype(np.int64), np.asarray(w, float), d * 1e-3, **loc))
+                    pc[k] = where_cols[k][sel].astype(np.int64 if k == "pre_seg" else float)
+            pieces.setdefault(key, []).append(pc)
+
+    def _synapse_key(self, ck, tpop, etypes, receptor, where, efile, syns, post_located) -> Tuple[int, int, str]:
+        """The projection an edge combination (source part, target part, type, inhibitory) joins."""
+        sp, tp, t, neg = ck
+        part = tpop.parts[tp]
+        tmpl = etypes[t].get("model_template") or ""
+        if part.nest is not None:
+            key, syn, use_abs = nest_models.synapse_for(part.nest, receptor[t], bool(neg), where)
+        elif post_located and tmpl.lower() == "exp2syn":
+            syn = self._exp2syn(etypes[t], efile, where)
+            key, use_abs = syn.id, False
+        else:
+            if not tmpl.startswith("nml:"):
+                raise UnsupportedFeature(f"edge type {t} onto NeuroML cells needs an nml: synapse template, "
+                                         f"got '{tmpl}'", **where)
+            syn = self._nml(tmpl[4:], [self.comps.get("synaptic_models_dir")], efile)
+            key, use_abs = syn.id, False
+        if key not in self.model.components:
+            self.model.add_component(syn)
+        syns[key] = self.model.components[key]
+        self._abs_weight[key] = use_abs
+        return (sp, tp, key)
 
     def _exp2syn(self, etype, efile, where) -> Component:
         """NEURON's Exp2Syn (bmtk's ``exp2syn`` model template) with the edge type's
@@ -890,14 +994,18 @@ class SonataReader:
                 attrs={"gbase": "1uS", "erev": f"{erev!r}mV", "tauRise": f"{tau1!r}ms", "tauDecay": f"{tau2!r}ms"}))
         return self.model.components[cid]
 
-    def _place_on_sections(self, g, efile, epop, etypes, etid, tgt, nsyns, tpop, n):
+    def _place_on_sections(self, g, efile, epop, etypes, etid, tgt, nsyns, tpop, n, block=None, kept=None):
         """Where bmtk puts each edge's synapses on a biophysical target: at ``afferent_section_id``
         / ``afferent_section_pos`` (one synapse), or ``nsyns`` synapses drawn as bmtk draws them
         (:class:`sonata_biophys.BmtkSections`) from the edge type's ``target_sections`` and
         ``distance_range``, with the target's stream ``RandomState(gid)``, edge by edge in file
-        order. Returns the edge row of each synapse, its NeuroML segment and fraction along."""
+        order. Returns the edge row of each synapse, its NeuroML segment and fraction along.
+        ``block``, ``kept``: the rows read (a slice of the file) and those of them placed."""
         import ast as _ast
-        cols = self._edge_location_columns(g, efile, n)
+        cols = self._edge_location_columns(g, efile, g["source_node_id"].shape[0], rows=block)
+        if kept is not None:
+            cols = {k: v[kept] for k, v in cols.items()}
+        at = 0 if block is None else block.start  # (edge numbers in messages: the file's)
         comp_of = [p.component.id for p in tpop.parts]
         if "afferent_section_id" in cols:
             if "afferent_section_pos" not in cols:
@@ -909,7 +1017,8 @@ class SonataReader:
                 bs = self.sections_of[comp_of[k]]
                 bad = rows[(sec[rows] < 0) | (sec[rows] >= bs.n_sections) | np.isnan(sec[rows])]
                 if len(bad):
-                    raise FormatError(f"edges '{epop}': afferent_section_id {sec[bad[0]]:g} of edge {int(bad[0])} is "
+                    raise FormatError(f"edges '{epop}': afferent_section_id {sec[bad[0]]:g} of edge "
+                                      f"{at + int(kept[bad[0]] if kept is not None else bad[0])} is "
                                       f"not a section of its target (0..{bs.n_sections - 1})", file=efile)
                 if np.any(np.isnan(pos[rows]) | (pos[rows] < 0) | (pos[rows] > 1)):
                     raise FormatError(f"edges '{epop}': afferent_section_pos must be in [0, 1]", file=efile)
@@ -959,9 +1068,10 @@ class SonataReader:
         order = np.argsort(rows, kind="stable")  # back in file order
         return rows[order], np.concatenate(segs_out)[order], np.concatenate(fracs_out)[order]
 
-    def _edge_location_columns(self, g, efile, n) -> Dict[str, np.ndarray]:
+    def _edge_location_columns(self, g, efile, n, rows=None) -> Dict[str, np.ndarray]:
         """afferent_section_id / afferent_section_pos (or bmtk's older sec_id / sec_x) per edge."""
-        return self._edge_columns(g, efile, n, (("afferent_section_id", "sec_id"), ("afferent_section_pos", "sec_x")))
+        return self._edge_columns(g, efile, n, (("afferent_section_id", "sec_id"), ("afferent_section_pos", "sec_x")),
+                                  rows=rows)
 
     def _special_edges(self, epop, etypes, etid, src, tgt, weight, spop, tpop, efile, where_cols=None):
         """Edges of gap-junction types (``is_gap_junction``, bmtk's column) and of graded
@@ -999,36 +1109,48 @@ class SonataReader:
                     self.net.continuous.append(ContinuousProjection(epop, pre, post, pc, qc, pi, qi, w, **loc))
         return ~np.isin(etid, list(flagged))
 
-    def _edge_columns(self, g, efile, n, columns=None) -> Dict[str, np.ndarray]:
-        """Numeric columns of the edge groups, one value per edge (NaN where a group lacks one).
-        ``columns``: (name, older name or None) pairs; default syn_weight, delay, nsyns and
-        nmlsim's location columns."""
+    def _edge_columns(self, g, efile, n, columns=None, rows: Optional[slice] = None) -> Dict[str, np.ndarray]:
+        """Numeric columns of the edge groups, one value per edge (NaN where a group lacks one),
+        of the ``n`` edges or of the slice ``rows`` of them (a block: only its part of each column
+        is read). ``columns``: (name, older name or None) pairs; default syn_weight, delay, nsyns
+        and nmlsim's location columns."""
         if columns is None:
             columns = [(c, None) for c in ("syn_weight", "delay", "nsyns", *LOCATION_COLUMNS)]
         groups = [k for k in g.keys() if k.isdigit()]
         if not groups:
             return {}
+        rows = rows or slice(0, n)
+        m = len(range(*rows.indices(n)))
         if "edge_group_id" in g:
-            gid = dataset(g, "edge_group_id", efile, length=n)
-            gidx = dataset(g, "edge_group_index", efile, length=n) if "edge_group_index" in g else None
+            gid = dataset(g, "edge_group_id", efile, length=n, rows=rows)
+            gidx = dataset(g, "edge_group_index", efile, length=n, rows=rows) if "edge_group_index" in g else None
         else:
-            gid, gidx = np.full(n, int(groups[0])), None
+            gid, gidx = np.full(m, int(groups[0])), None
         out: Dict[str, np.ndarray] = {}
         for grp_name in groups:
-            rows = np.nonzero(gid == int(grp_name))[0]
-            if not len(rows):
+            mine = np.nonzero(gid == int(grp_name))[0]
+            if not len(mine):
                 continue
             grp = g[grp_name]
-            index = gidx[rows].astype(np.int64) if gidx is not None else np.arange(len(rows))
+            if gidx is not None:
+                index = gidx[mine].astype(np.int64)
+            else:  # a group's k-th edge is its row k: count its edges before the block
+                start = rows.start or 0
+                before = start if "edge_group_id" not in g else int(np.count_nonzero(
+                    dataset(g, "edge_group_id", efile, length=n, rows=slice(0, start)) == int(grp_name)))
+                index = before + np.arange(len(mine))
+            lo, hi = int(index.min()), int(index.max())
             for col, alias in columns:
                 name = col if col in grp else alias if alias and alias in grp else None
                 if name is None:
                     continue
-                a = dataset(grp, name, efile, kinds="iuf")
-                if len(index) and index.max() >= len(a):
-                    raise FormatError(f"edge_group_index out of range for {grp.name}/{name} ({len(a)} rows)",
+                d = grp[name]
+                size = d.shape[0] if hasattr(d, "shape") and len(d.shape) == 1 else None
+                if size is not None and (hi >= size or lo < 0):
+                    raise FormatError(f"edge_group_index out of range for {grp.name}/{name} ({size} rows)",
                                       file=efile)
-                out.setdefault(col, np.full(n, np.nan))[rows] = a[index]
+                a = dataset(grp, name, efile, kinds="iuf", rows=slice(lo, hi + 1))
+                out.setdefault(col, np.full(m, np.nan))[mine] = a[index - lo]
         return out
 
     # ------------------------------------------------------------- node sets
@@ -1378,5 +1500,12 @@ def _clamp_csv(f: Path):
     return steps
 
 
-def read_sonata_run(config_path, include_root=None) -> SonataRun:
-    return SonataReader(config_path, include_root).read()
+def read_sonata_run(config_path, include_root=None, share: Optional[Tuple[int, int]] = None) -> SonataRun:
+    """Read a SONATA run. ``share=(rank, ranks)``: one MPI rank's read — the cells are given
+    their ranks before the edges are read (graph/partition.py, in-degrees from a first pass over
+    the edges' targets) and only the edges onto this rank's cells are kept
+    (``Network.owner`` records the ranks for the run); circuits with gap junctions or graded
+    synapses are read whole (their coupled cells must be placed together first)."""
+    r = SonataReader(config_path, include_root)
+    r.share = share
+    return r.read()

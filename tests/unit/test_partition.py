@@ -196,3 +196,30 @@ def test_compiled_draws_are_the_engines():
     C = np.zeros(7, dtype=np.int64)
     mine = np.array([[ns["_rkey"](st.state.view(np.int64), C, i, 1.0) for i in range(7)] for _ in range(3)])
     assert np.array_equal(mine, np.array([st.draw() for _ in range(3)]))
+
+
+def test_sonata_ranks_read_only_their_edges():
+    """A SONATA rank's reader keeps the edges onto its own cells (ranks decided from a first
+    pass over the edges' targets), and the run gives one process's spikes."""
+    from conftest import REPO
+    from nmlsim.sonata_sim import load_sonata
+    cfg = REPO / "models" / "coba_lif" / "sonata" / "simulation_config.json"
+    whole = load_sonata(cfg)
+    total = sum(len(p.pre_idx) for p in whole.network.projections)
+    ref = whole.run(duration=0.02)
+    world, out, kept = _World(2), [None, None], [0, 0]
+
+    def rank(r):
+        comm = ThreadComm(world, r)
+        sim = load_sonata(cfg, comm=comm)
+        kept[r] = sum(len(p.pre_idx) for p in sim.network.projections)
+        out[r] = sim.run(duration=0.02, comm=comm)
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(kept) == total and max(kept) < 0.6 * total
+    assert sum(len(t) for _, t in ref.spikes.values()) > 100
+    for pop, (ids, t) in ref.spikes.items():
+        assert np.array_equal(out[0].spikes[pop][0], ids) and np.array_equal(out[0].spikes[pop][1], t), pop
