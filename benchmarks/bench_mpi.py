@@ -4,6 +4,8 @@
 Usage:
   python benchmarks/bench_mpi.py                          # N = 64000, 0.1 s, K = 1, 2; numpy
   python benchmarks/bench_mpi.py --sizes 4000,64000 --ranks 1,2 --backends numpy,numba
+  python benchmarks/bench_mpi.py --sonata      # the same network exported as SONATA (written once to
+                                               # a temporary folder): each rank reads only its edges
 
 Every row is a fresh `mpirun` (or, for the reference row, a plain process running the same
 model without MPI) so that peak memory (ru_maxrss) is that run's. Per run, over its ranks:
@@ -32,7 +34,12 @@ RUN = textwrap.dedent("""
     if use_mpi:
         from mpi4py import MPI
         comm = MPI.COMM_WORLD
-    net = build(name, size=n, seed=1)
+    sonata = name.endswith(".json")  # a SONATA export: each rank reads only its edges
+    if sonata:
+        sim_s = api.load(name, comm=comm)
+        net = sim_s.network
+    else:
+        net = build(name, size=n, seed=1)
     t1 = time.perf_counter()
     from nmlsim.engine import exchange as X, simulator as S
     spent = [0.0]
@@ -54,7 +61,11 @@ RUN = textwrap.dedent("""
         finally:
             loop[0] = time.perf_counter() - s
     S.Simulator.run = run_timed
-    spikes, sim = api.simulate_network(net, T, 1e-4, seed=1, backend=backend, comm=comm)
+    if sonata:
+        res = sim_s.run(duration=T, comm=comm, backend=backend, seed=1)
+        spikes, sim = res.spikes, res.simulator
+    else:
+        spikes, sim = api.simulate_network(net, T, 1e-4, seed=1, backend=backend, comm=comm)
     t2 = time.perf_counter()
     row = dict(graph=t1 - t0, setup=t2 - t1 - loop[0], loop=loop[0], exch=spent[0],
                peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -93,12 +104,20 @@ def main():
     ap.add_argument("--ranks", default="1,2")
     ap.add_argument("--backends", default="numpy")
     ap.add_argument("--duration", type=float, default=0.1)
+    ap.add_argument("--sonata", action="store_true", help="run the network's SONATA export instead")
     a = ap.parse_args()
     print("| backend | N | ranks | graph s | setup s | loop s | exchange s | loop ratio | peak MB/rank | spikes | same |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for be in a.backends.split(","):
         for n in map(int, a.sizes.split(",")):
-            args = [a.model, str(n), str(a.duration), be]
+            target = a.model
+            if a.sonata:
+                import tempfile
+                folder = tempfile.mkdtemp(prefix="bench_mpi_")
+                subprocess.run([sys.executable, "-m", "nmlsim", "export", a.model, folder, "--size", str(n),
+                                "--to", "sonata", "--seed", "1"], check=True, capture_output=True)
+                target = next(__import__("pathlib").Path(folder).rglob("simulation_config.json")).as_posix()
+            args = [target, str(n), str(a.duration), be]
             if be == "numba":
                 launch(0, args)  # (compile and cache the whole network's kernels first)
             ref = launch(0, args)

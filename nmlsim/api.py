@@ -153,13 +153,13 @@ def load(path, include_root=None, comm=None):
     """Read a LEMS simulation file (and everything it includes) into a
     :class:`LoadedSimulation`, or a SONATA simulation/circuit config (``.json``) into a
     :class:`nmlsim.sonata_sim.SonataSimulation`; both have ``parameters()``, ``set()`` and
-    ``run()``. ``comm`` (MPI, SONATA): read only the edges onto this rank's cells, to run with
-    ``run(comm=comm)``."""
+    ``run()``. ``comm`` (MPI): read only the connections onto this rank's cells where the format
+    allows it (SONATA edges, NeuroML HDF5 projections), to run with ``run(comm=comm)``."""
     path = Path(path)
     if path.suffix == ".json":
         from .sonata_sim import load_sonata
         return load_sonata(path, include_root=include_root, comm=comm)
-    model = load_model(path, include_root=include_root)
+    model = load_model(path, include_root=include_root, share=None if comm is None else (comm.rank, comm.size))
     dimension_errors = check_model(model, user_types(model))
     if dimension_errors:  # jLEMS refuses these at load time too
         raise dimension_errors[0]

@@ -92,8 +92,8 @@ def _load(api, path, args, comm):
     """The model, read by every MPI rank alike: an error in it is every rank's, and rank 0 alone
     reports it (the others end with the same exit code)."""
     try:
-        # (a SONATA circuit: each rank reads only the edges onto its own cells)
-        return api.load(path, include_root=args.include_root, comm=comm if path.suffix == ".json" else None)
+        # (SONATA edges, NeuroML HDF5 projections: each rank reads only those onto its own cells)
+        return api.load(path, include_root=args.include_root, comm=comm)
     except NmlsimError as e:
         if comm is not None:
             e.quiet = comm.rank != 0

@@ -65,6 +65,17 @@ class Distributed:
         if network.owner is not None and network.read_for != (self.rank, self.size):
             raise UnsupportedFeature(f"the model was read for rank {network.read_for[0]} of {network.read_for[1]}; "
                                      f"this is rank {self.rank} of {self.size}")
+        if network.owner is not None:
+            missing = [pid for pid in network.populations if pid not in network.owner]
+            if missing:
+                raise UnsupportedFeature(f"the network was read in slices (its HDF5 connections) but population "
+                                         f"'{missing[0]}' is defined elsewhere: run it in one process")
+            for p in list(network.electrical) + list(network.continuous):
+                a = network.owner[p.pre][np.asarray(p.pre_idx, dtype=np.int64)]
+                b = network.owner[p.post][np.asarray(p.post_idx, dtype=np.int64)]
+                if np.any(a != b):
+                    raise UnsupportedFeature(f"'{p.id}' couples cells the sliced read put on two ranks: run it "
+                                             "in one process")
         owner = network.owner if network.owner is not None else assign(network, self.size)
         self.share = share(network, owner, self.rank)
 

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ModelError, UnsupportedFeature
-from .network import Network, Population, SpikeSourcePopulation
+from .network import Network, SpikeSourcePopulation
 
 #: the name of the stand-in of population ``p``'s spikes on every rank: f"{p}{EXCHANGE}"
 EXCHANGE = "@ranks"
@@ -59,9 +59,6 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
     """The rank of every cell: ``{population: int array of its size}``. ``indegree``: the
     connections onto each cell when the network's projections are not read yet (a reader
     keeping one rank's edges decides the ranks first; its inputs then count for nothing)."""
-    nranks = int(nranks)
-    if nranks < 1:
-        raise ModelError("the number of ranks must be at least 1")
     first = _keys(net)
     total = sum(p.size for p in net.populations.values())
     cost = np.zeros(total)
@@ -77,6 +74,22 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
                 np.add.at(cost, first[proj.post] + np.asarray(proj.post_idx, dtype=np.int64), 0.1)
         for inp in net.inputs:
             np.add.at(cost, first[inp.population] + np.asarray(inp.target_idx, dtype=np.int64), 0.1)
+    pairs = [(first[p.pre] + np.asarray(p.pre_idx, dtype=np.int64), first[p.post] + np.asarray(p.post_idx, dtype=np.int64))
+             for p in list(net.electrical) + list(net.continuous)]
+    return assign_costs({pid: p.size for pid, p in net.populations.items()}, cost, pairs, nranks)
+
+
+def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int) -> Dict[str, np.ndarray]:
+    """:func:`assign` on plain data: population sizes (in order), the cost of every cell (the
+    populations' cells one after another) and the coupled cell pairs (global numbers)."""
+    nranks = int(nranks)
+    if nranks < 1:
+        raise ModelError("the number of ranks must be at least 1")
+    first, n = {}, 0
+    for pid, size in sizes.items():
+        first[pid] = n
+        n += int(size)
+    total = n
     # cells coupled every step (gap junctions, graded synapses) form units: union-find
     parent = np.arange(total)
 
@@ -87,18 +100,16 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
         while parent[a] != root:
             parent[a], a = root, parent[a]
         return root
-    for p in list(net.electrical) + list(net.continuous):
-        for a, b in zip(first[p.pre] + np.asarray(p.pre_idx, dtype=np.int64),
-                        first[p.post] + np.asarray(p.post_idx, dtype=np.int64)):
+    for pa, pb in pairs:
+        for a, b in zip(pa, pb):
             ra, rb = find(int(a)), find(int(b))
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)  # the unit's root: its first cell
-    roots = np.array([find(i) for i in range(total)], dtype=np.int64) if (net.electrical or net.continuous) \
-        else np.arange(total)
+    roots = np.array([find(i) for i in range(total)], dtype=np.int64) if pairs else np.arange(total)
     unit_cost = np.bincount(roots, weights=cost, minlength=total)
     rank = np.full(total, -1, dtype=np.int64)
-    for pid, pop in net.populations.items():
-        lo, hi = first[pid], first[pid] + pop.size
+    for pid, size in sizes.items():
+        lo, hi = first[pid], first[pid] + int(size)
         mine = np.arange(lo, hi)
         lead = mine[roots[mine] == mine]  # units whose first cell is here
         if not len(lead):
@@ -107,7 +118,7 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
         mid = np.cumsum(c) - c / 2
         rank[lead] = np.minimum((mid / c.sum() * nranks).astype(np.int64), nranks - 1)
     rank = rank[roots]
-    return {pid: rank[first[pid]:first[pid] + pop.size] for pid, pop in net.populations.items()}
+    return {pid: rank[first[pid]:first[pid] + int(size)] for pid, size in sizes.items()}
 
 
 def _within(x, keep) -> np.ndarray:

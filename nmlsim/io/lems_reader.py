@@ -38,10 +38,12 @@ def default_include_root(top: Path) -> Path:
 class LemsReader:
     """Load files into one model, following includes once each."""
 
-    def __init__(self, model: Optional[LemsModel] = None, include_root=None):
+    def __init__(self, model: Optional[LemsModel] = None, include_root=None, share=None):
         self.model = model or LemsModel()
         self.include_root = Path(include_root) if include_root else None
         self.loaded = set()
+        #: (rank, ranks) of an MPI rank's read: HDF5 networks keep the connections onto its cells
+        self.share = share
 
     # -- files -------------------------------------------------------------
     def load(self, path, *, _from=None, _line=None) -> None:
@@ -58,7 +60,7 @@ class LemsReader:
         self.model.files.append(str(path))
         if path.suffix in (".h5", ".hdf5"):  # a NeuroML HDF5 network
             from .neuroml_hdf5 import read_network_h5
-            self.model.add_component(read_network_h5(path))
+            self.model.add_component(read_network_h5(path, share=self.share))
             return
         root = parse_xml(path)
         tag = local(root.tag)
@@ -287,13 +289,14 @@ def core_model() -> LemsModel:
     return reader.model
 
 
-def load_model(path, include_root=None, with_core=True, before=()) -> LemsModel:
+def load_model(path, include_root=None, with_core=True, before=(), share=None) -> LemsModel:
     """Load a LEMS or NeuroML file and everything it includes.
 
     NeuroML documents (which include no core types) get the standard core types, as
-    jnml gives them; ``before`` are files to load ahead of ``path``.
+    jnml gives them; ``before`` are files to load ahead of ``path``; ``share=(rank, ranks)``:
+    an MPI rank's read (HDF5 networks keep the connections onto the rank's cells).
     """
-    reader = LemsReader(include_root=include_root or default_include_root(Path(path)))
+    reader = LemsReader(include_root=include_root or default_include_root(Path(path)), share=share)
     if with_core:
         for f in CORE_FILES_ORDER:
             reader.load(CORE_DIR / f)

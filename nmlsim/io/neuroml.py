@@ -79,7 +79,9 @@ def build_network(model: LemsModel, target: Component) -> Network:
         net = Network(id=netc.id, component=netc, model=model, root=netc, bare=target.id)
         _population(model, net, netc.children[0], "population")
         return net
-    net = Network(id=netc.id or "network", component=netc, model=model, root=target, root_path=path)
+    net = Network(id=netc.id or "network", component=netc, model=model, root=target, root_path=path,
+                  # (an MPI rank's read of an HDF5 network: the cells' ranks, io/neuroml_hdf5.py)
+                  owner=getattr(netc, "owner", None), read_for=getattr(netc, "read_for", None))
     for c in netc.children:
         t = model.type_of(c)
         if model.is_a(t, "basePopulation"):
@@ -270,7 +272,7 @@ def _projection(model, net, c):
             raise ModelError(f"projection '{c.id}': pre and post columns differ in length", **c.where())
         wt = np.ones(len(pi)) if d.get("weight") is None else np.asarray(d["weight"], dtype=float)
         dl = np.zeros(len(pi)) if d.get("delay_ms") is None else np.asarray(d["delay_ms"], dtype=float) * 1e-3
-        net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl))
+        net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl, full_index=d.get("rows")))
         return
     pi, qi, wt, dl, loc = _conn_lists(model, net, c, pre, post, "preCellId", "postCellId", False)
     net.projections.append(Projection(c.id, pre, post, syn, pi, qi, wt, dl, **loc))

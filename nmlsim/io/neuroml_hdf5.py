@@ -58,8 +58,43 @@ def _columns(ds, path) -> Dict[str, np.ndarray]:
     return cols
 
 
-def read_network_h5(path) -> Component:
-    """The network in a NeuroML HDF5 file, as a component tree with array payloads."""
+#: projection rows read per block by an MPI rank's reader (which keeps those onto its own cells)
+ROW_BLOCK = 1 << 20
+
+
+def _column_index(ds, name: str, path) -> int:
+    for k in range(ds.shape[1] if len(ds.shape) == 2 else 0):
+        if _s(ds.attrs.get(f"column_{k}", "")) == name:
+            return k
+    raise FormatError(f"dataset {ds.name} has no column '{name}'", file=path)
+
+
+def _index_of_ids(pop: Component):
+    """Instance id -> array index of a population read here (None: ids are indices)."""
+    ids = (pop.data or {}).get("ids")
+    if ids is None:
+        return None
+    order = np.argsort(ids, kind="stable")
+    return ids[order], order
+
+
+def _to_index(lookup, ids: np.ndarray, size: int) -> np.ndarray:
+    """Array indices of instance ids (-1 for ids the population does not have)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if lookup is None:
+        return np.where((ids >= 0) & (ids < size), ids, -1)
+    sorted_ids, order = lookup
+    j = np.clip(np.searchsorted(sorted_ids, ids), 0, max(len(sorted_ids) - 1, 0))
+    hit = len(sorted_ids) > 0
+    return np.where(hit & (sorted_ids[j] == ids), order[j], -1) if hit else np.full(len(ids), -1)
+
+
+def read_network_h5(path, share=None) -> Component:
+    """The network in a NeuroML HDF5 file, as a component tree with array payloads.
+    ``share=(rank, ranks)``: one MPI rank's read — every cell gets its rank first (in-degrees
+    from a block-wise pass over the projections' post column) and only the connections onto
+    this rank's cells are kept (the network component carries ``owner``/``read_for``, which
+    the run cuts its share with; each kept connection's row is its identity)."""
     path = Path(path)
     with open_h5(path) as f:
         if "neuroml" not in f or "network" not in f["neuroml"]:
@@ -78,9 +113,16 @@ def read_network_h5(path) -> Component:
             attrs["temperature"] = _s(g.attrs["temperature"])
         net = Component(tag="network", id=_s(g.attrs.get("id", "network")), attrs=attrs, file=str(path),
                         type_attr="networkWithTemperature" if "temperature" in attrs else None)
-        for name, sub in g.items():
+        items = list(g.items())
+        # populations first: an MPI rank's read ranks their cells before it keeps any connection
+        items.sort(key=lambda it: it[0].split("_", 1)[0] != "population")
+        pops: Dict[str, Component] = {}
+        mine = None
+        for name, sub in items:
             kind = name.split("_", 1)[0]
             cid = _s(sub.attrs.get("id", name.split("_", 1)[-1]))
+            if kind != "population" and mine is None and share is not None and share[1] > 1:
+                mine = _rank_cells(g, items, pops, share, path, net)
             if kind == "population":
                 size = int(sub.attrs.get("size", 0))
                 if size < 0 or size > MAX_CELLS:
@@ -95,16 +137,22 @@ def read_network_h5(path) -> Component:
                     c.type_attr = "populationList"
                     c.data = {"positions": pos, "ids": None if ids is None else ids.astype(np.int64)}
                 net.children.append(c)
+                pops[cid] = c
             elif kind in ("projection", "electricalProjection", "continuousProjection"):
                 if kind != "projection" or _s(sub.attrs.get("type", "projection")) != "projection":
                     raise UnsupportedFeature(f"'{name}': only chemical projections are read from HDF5", file=path)
                 c = Component(tag="projection", id=cid, file=str(path), attrs={
                     k: _s(sub.attrs[k]) for k in ("presynapticPopulation", "postsynapticPopulation", "synapse")
                     if k in sub.attrs})
-                cols = _columns(sub[cid], path) if cid in sub else {"pre_cell_id": np.zeros(0),
-                                                                    "post_cell_id": np.zeros(0)}
+                post = c.attrs.get("postsynapticPopulation")
+                if mine is not None and cid in sub and post in mine:
+                    cols, rows = _rows_onto(sub[cid], mine[post], path)
+                else:
+                    cols = _columns(sub[cid], path) if cid in sub else {"pre_cell_id": np.zeros(0),
+                                                                        "post_cell_id": np.zeros(0)}
+                    rows = None
                 c.data = {"pre": cols["pre_cell_id"], "post": cols["post_cell_id"],
-                          "weight": cols.get("weight"), "delay_ms": cols.get("delay")}
+                          "weight": cols.get("weight"), "delay_ms": cols.get("delay"), "rows": rows}
                 net.children.append(c)
             elif kind == "inputList":
                 c = Component(tag="inputList", id=cid, file=str(path), attrs={
@@ -113,6 +161,55 @@ def read_network_h5(path) -> Component:
                 c.data = {"target": cols["target_cell_id"], "weight": cols.get("weight")}
                 net.children.append(c)
         return net
+
+
+def _rank_cells(g, items, pops, share, path, net) -> Dict[str, object]:
+    """Every cell's rank (graph/partition.assign_costs: a cell costs 1 and 0.1 per connection
+    onto it); per population, (instance-id lookup, whether each cell is this rank's)."""
+    from ..graph.partition import assign_costs
+    rank, ranks = share
+    sizes = {pid: int(c.attrs["size"]) for pid, c in pops.items()}
+    lookups = {pid: _index_of_ids(c) for pid, c in pops.items()}
+    indegree = {pid: np.zeros(n) for pid, n in sizes.items()}
+    for name, sub in items:
+        if name.split("_", 1)[0] != "projection":
+            continue
+        cid = _s(sub.attrs.get("id", name.split("_", 1)[-1]))
+        post = _s(sub.attrs.get("postsynapticPopulation", ""))
+        if cid not in sub or post not in sizes:
+            continue
+        ds = sub[cid]
+        k = _column_index(ds, "post_cell_id", path)
+        for a in range(0, ds.shape[0], ROW_BLOCK):
+            idx = _to_index(lookups[post], ds[a:a + ROW_BLOCK, k], sizes[post])
+            indegree[post] += np.bincount(idx[idx >= 0], minlength=sizes[post])
+    cost = np.concatenate([1.0 + 0.1 * indegree[pid] for pid in sizes]) if sizes else np.zeros(0)
+    owner = assign_costs(sizes, cost, [], ranks)
+    net.owner, net.read_for = owner, (rank, ranks)
+    return {pid: (lookups[pid], owner[pid] == rank, sizes[pid]) for pid in sizes}
+
+
+def _rows_onto(ds, mine, path):
+    """The columns of the rows of projection dataset ``ds`` whose post cell is this rank's,
+    read in blocks, and those rows' numbers."""
+    lookup, here, size = mine
+    if len(ds.shape) != 2:
+        raise FormatError(f"dataset {ds.name} must be two-dimensional", file=path)
+    k = _column_index(ds, "post_cell_id", path)
+    names = [_s(ds.attrs.get(f"column_{j}")) for j in range(ds.shape[1])]
+    parts, rows = [], []
+    for a in range(0, ds.shape[0], ROW_BLOCK):
+        block = ds[a:a + ROW_BLOCK]
+        idx = _to_index(lookup, block[:, k], size)
+        if (idx < 0).any():
+            j = int(np.nonzero(idx < 0)[0][0])
+            raise FormatError(f"{ds.name} row {a + j}: post_cell_id {block[j, k]:g} is not a cell of its "
+                              "postsynaptic population", file=path)
+        keep = np.nonzero(here[idx])[0]
+        parts.append(block[keep])
+        rows.append(a + keep)
+    data = np.concatenate(parts) if parts else np.zeros((0, len(names)))
+    return {nm: data[:, j] for j, nm in enumerate(names)}, (np.concatenate(rows) if rows else np.zeros(0, np.int64))
 
 
 def _instance_ids(net: Network, pid: str) -> np.ndarray:

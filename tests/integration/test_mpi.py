@@ -60,6 +60,7 @@ def same_bytes(a: Path, b: Path):
 @pytest.mark.parametrize("model,lems,duration", [
     ("coba_lif", "LEMS_coba_lif.xml", "0.05"),      # LIF, zero delays: an exchange every step
     ("ei_hh", "LEMS_ei_hh.xml", "0.03"),            # COBAHH
+    ("ei_hh", "LEMS_ei_hh_h5.xml", "0.02"),         # its network in NeuroML HDF5: ranks read their rows
     ("thalamus", "LEMS_thalamus_alpha.xml", "0.1"),  # Poisson inputs (random draws), gap junctions, delays
 ])
 def test_ranks_write_the_bytes_one_process_writes(model, lems, duration, tmp_path):

@@ -198,20 +198,21 @@ def test_compiled_draws_are_the_engines():
     assert np.array_equal(mine, np.array([st.draw() for _ in range(3)]))
 
 
-def test_sonata_ranks_read_only_their_edges():
-    """A SONATA rank's reader keeps the edges onto its own cells (ranks decided from a first
-    pass over the edges' targets), and the run gives one process's spikes."""
+@pytest.mark.parametrize("model", ["coba_lif/sonata/simulation_config.json", "ei_hh/LEMS_ei_hh_h5.xml"])
+def test_ranks_read_only_their_connections(model):
+    """A rank's reader of a SONATA circuit or a NeuroML HDF5 network keeps the connections onto
+    its own cells (ranks decided from a first pass over the targets), and the run gives one
+    process's spikes."""
     from conftest import REPO
-    from nmlsim.sonata_sim import load_sonata
-    cfg = REPO / "models" / "coba_lif" / "sonata" / "simulation_config.json"
-    whole = load_sonata(cfg)
+    cfg = REPO / "models" / model
+    whole = api.load(cfg)
     total = sum(len(p.pre_idx) for p in whole.network.projections)
     ref = whole.run(duration=0.02)
     world, out, kept = _World(2), [None, None], [0, 0]
 
     def rank(r):
         comm = ThreadComm(world, r)
-        sim = load_sonata(cfg, comm=comm)
+        sim = api.load(cfg, comm=comm)
         kept[r] = sum(len(p.pre_idx) for p in sim.network.projections)
         out[r] = sim.run(duration=0.02, comm=comm)
     threads = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
