@@ -827,8 +827,10 @@ class SonataReader:
             raise FormatError(f"edge_type_id {missing[0]} is not in the edge types file", file=efile)
         cols = self._edge_columns(g, efile, n_all, rows=rows)
         csv_num = {}
+        types, at = np.unique(etid, return_inverse=True)  # (a value per edge type, looked up per edge)
         for key in ("syn_weight", "delay", "nsyns"):
-            csv_num[key] = np.array([_float(etypes[int(t)].get(key), key, efile) for t in etid]) if n else np.zeros(0)
+            per_type = np.array([_float(etypes[int(t)].get(key), key, efile) for t in types], dtype=float)
+            csv_num[key] = per_type[np.asarray(at).reshape(-1)] if n else np.zeros(0)
         for key in ("syn_weight", "delay", "nsyns"):
             # a value the edges file gives must be a number; NaN in the types CSV means "not set"
             vals = cols.get(key)
@@ -895,11 +897,19 @@ class SonataReader:
         where_cols = {k: (v[special] if special is not None else v) for k, v in where_cols.items()}
         # the combinations (source part, target part, edge type, inhibitory) of every edge of the
         # block — also those onto another rank's cells: they decide the projections' names and order
+        # (one integer per combination, ordered as the tuples are: 1-D sorting, not rows of four)
         src_part, tgt_part = spop.part_of[src], tpop.part_of[tgt]
-        inhib = (weight < 0).astype(np.int64)
-        combo = np.stack([src_part, tgt_part, etid, inhib], axis=1) if n else np.zeros((0, 4), dtype=np.int64)
-        for sp, tp, t, neg in np.unique(combo, axis=0):
-            ck = (int(sp), int(tp), int(t), int(neg))
+        tvals, tix = np.unique(etid, return_inverse=True)
+        nt = max(len(tvals), 1)
+        combo = ((src_part * len(tpop.parts) + tgt_part) * nt + np.asarray(tix).reshape(-1)) * 2 + (weight < 0)
+
+        def decode(c):
+            c = int(c)
+            neg, c = c % 2, c // 2
+            t, c = int(tvals[c % nt]), c // nt
+            return (c // len(tpop.parts), c % len(tpop.parts), t, neg)
+        for code in np.unique(combo):
+            ck = decode(code)
             if ck not in keys:
                 keys[ck] = self._synapse_key(ck, tpop, etypes, receptor, where, efile, syns,
                                              post_located="post_seg" in where_cols or on_biophys.any())
@@ -928,9 +938,12 @@ class SonataReader:
             n = len(src)
         src_idx, tgt_idx = spop.index_in_part[src], tpop.index_in_part[tgt]
         by_key: Dict[Tuple[int, int, str], list] = {}
-        for ck in map(tuple, np.unique(combo, axis=0)):
-            by_key.setdefault(keys[tuple(int(x) for x in ck)], []).append(
-                np.nonzero(np.all(combo == np.asarray(ck), axis=1))[0])
+        codes, inv = np.unique(combo, return_inverse=True)
+        inv = np.asarray(inv).reshape(-1)
+        order = np.argsort(inv, kind="stable")
+        bounds = np.searchsorted(inv[order], np.arange(len(codes) + 1))
+        for j, code in enumerate(codes):
+            by_key.setdefault(keys[decode(code)], []).append(order[bounds[j]:bounds[j + 1]])
         for key, sels in by_key.items():  # (edge types of one synapse: one projection, in row order)
             sel = np.sort(np.concatenate(sels))
             skey = key[2]
