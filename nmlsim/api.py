@@ -272,6 +272,8 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
         method = "neuron" if dist.any(built.cables) else default_method(built, like_jnml)
     method = method or default_method(built, like_jnml)
     result = RunResult()
+    if dist is not None:
+        result.notes += dist.notes
     base = Path(outdir) if outdir else Path.cwd()
     if dist is not None and dist.rank != 0:
         write = False  # (rank 0 writes what every rank recorded)

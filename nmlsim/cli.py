@@ -128,6 +128,8 @@ def _run(args, comm) -> int:
             _write_nwb(res, args, f"nmlsim run of {path.name} (SONATA)")
         _finished()
         if not args.quiet:
+            for note in res.notes:
+                print(f"nmlsim: note: {note}", file=sys.stderr)
             n = sum(len(t) for _, t in res.spikes.values())
             for f in res.files:
                 print(f"wrote {f}")
@@ -154,6 +156,8 @@ def _run(args, comm) -> int:
     if not args.plot:
         _finished()
     if not args.quiet:
+        for n in res.notes:
+            print(f"nmlsim: note: {n}", file=sys.stderr)
         for f in res.files:
             print(f"wrote {f}")
         print(f"simulated {sim.spec.length if args.duration is None else args.duration:g} s "

@@ -58,7 +58,7 @@ class Distributed:
     that put the outputs back together on rank 0."""
 
     def __init__(self, comm, network):
-        from .graph.partition import assign, share
+        from .graph.partition import assign, imbalance, share
         self.comm = comm
         self.rank, self.size = comm.rank, comm.size
         self.whole = network
@@ -78,6 +78,11 @@ class Distributed:
                                              "in one process")
         owner = network.owner if network.owner is not None else assign(network, self.size)
         self.share = share(network, owner, self.rank)
+        self.notes = []
+        worst = imbalance(network, owner, self.size)
+        if worst > 1.5 and (network.electrical or network.continuous):
+            self.notes.append(f"the ranks are unbalanced (the busiest holds {worst:.1f}x the mean of the cells): cells "
+                              "joined by gap junctions or graded synapses are kept on one rank")
 
     # -------------------------------------------------------------- agreeing
     def seed(self, seed: Optional[int]) -> int:

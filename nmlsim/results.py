@@ -71,6 +71,8 @@ class RunResult:
     parameters: Dict[str, str] = field(default_factory=dict)
     #: cells per population of the network run (silent cells included)
     sizes: Dict[str, int] = field(default_factory=dict)
+    #: what the user should know about the run (the command line prints them as notes)
+    notes: List[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ access
     def outputs(self) -> List[str]:

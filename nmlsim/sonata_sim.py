@@ -118,7 +118,8 @@ class SonataSimulation(Parameterised):
             # step); otherwise what a LEMS run of the same cells defaults to (multi-compartment: neuron)
             cables = bool(built.cables) if dist is None else dist.any(built.cables)
             method = r.method if (r.nmodl or r.method != "exp_euler") else ("neuron" if cables else default_method(built))
-        result = RunResult(parameters=dict(self.overrides), sizes=self.sizes())
+        result = RunResult(parameters=dict(self.overrides), sizes=self.sizes(),
+                           notes=list(dist.notes) if dist is not None else [])
         result.complete = True
         reg = self.model.units
 

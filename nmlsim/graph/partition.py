@@ -121,8 +121,20 @@ def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int) ->
     return {pid: rank[first[pid]:first[pid] + int(size)] for pid, size in sizes.items()}
 
 
-def _within(x, keep) -> np.ndarray:
-    """The identities of kept items ``keep`` of ``x`` (positions, or those a reader gave them)."""
+def imbalance(net: Network, owner: Dict[str, np.ndarray], nranks: int) -> float:
+    """The largest rank's share of the cells' compartments over the mean share (1: even)."""
+    load = np.zeros(nranks)
+    for pid, ranks in owner.items():
+        if pid in net.populations:
+            load += np.bincount(ranks, minlength=nranks) * _compartments(net, pid)
+    return float(load.max() / load.mean()) if load.sum() else 1.0
+
+
+def _within(x, keep) -> Optional[np.ndarray]:
+    """The identities of kept items ``keep`` of ``x`` (positions, or those a reader gave them);
+    ``keep`` a slice of all: ``x``'s own (None: the positions)."""
+    if isinstance(keep, slice):
+        return x.full_index
     return keep if x.full_index is None else np.asarray(x.full_index)[keep]
 
 
@@ -172,6 +184,8 @@ def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
         keep = np.nonzero(here(proj.post, proj.post_idx) >= 0)[0]
         if not len(keep):
             continue
+        if len(keep) == n:  # (all onto this rank, as a sliced read gives them: views, not copies)
+            keep = slice(None)
         pre = proj.pre
         if pre in net.populations:
             if proj.pre_seg is not None and _compartments(net, pre) > 1:

@@ -160,10 +160,10 @@ def test_share_holds_its_cells_and_the_connections_onto_them(lems_file):
             whole = next(p for p in net.projections if p.id == proj.id)
             assert proj.pre == exchange_id(whole.pre) and part.sources[proj.pre].size == net.populations[whole.pre].size
             # the whole projection's connections onto this rank's cells, in their order
-            assert np.array_equal(proj.pre_idx, whole.pre_idx[proj.full_index])
-            assert np.array_equal(part.populations[proj.post].full_index[proj.post_idx],
-                                  whole.post_idx[proj.full_index])
-            assert np.all(np.diff(proj.full_index) > 0)
+            fi = np.arange(len(whole.pre_idx)) if proj.full_index is None else proj.full_index
+            assert np.array_equal(proj.pre_idx, whole.pre_idx[fi])
+            assert np.array_equal(part.populations[proj.post].full_index[proj.post_idx], whole.post_idx[fi])
+            assert np.all(np.diff(fi) > 0)
             total[proj.id] += len(proj.pre_idx)
     assert total == {p.id: len(p.pre_idx) for p in net.projections}
 
