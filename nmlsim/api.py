@@ -261,8 +261,12 @@ def run(sim: LoadedSimulation, *, method: Optional[str] = None, dt: Optional[flo
     _check_run(duration, dt, seed)
     dist = None
     if comm is not None:
+        from .graph.partition import single_compartment
         from .parallel import Distributed
-        dist = Distributed(comm, sim.network)
+        # gap junctions may join cells on two ranks (halo copies) where the peer's v enters
+        # explicitly, as with exp_euler on point cells; otherwise coupled cells stay together
+        split = method == "exp_euler" or (method is None and not like_jnml and single_compartment(sim.network))
+        dist = Distributed(comm, sim.network, split_coupled=split)
         seed = dist.seed(seed)
     # jLEMS's scheme walks the populations one by one: none fused into one group
     euler = method == "euler" or (method is None and like_jnml)

@@ -57,7 +57,7 @@ class Distributed:
     """One rank's view of a distributed run: its share of the network and the collectives
     that put the outputs back together on rank 0."""
 
-    def __init__(self, comm, network):
+    def __init__(self, comm, network, split_coupled: bool = False):
         from .graph.partition import assign, imbalance, share
         self.comm = comm
         self.rank, self.size = comm.rank, comm.size
@@ -76,7 +76,9 @@ class Distributed:
                 if np.any(a != b):
                     raise UnsupportedFeature(f"'{p.id}' couples cells the sliced read put on two ranks: run it "
                                              "in one process")
-        owner = network.owner if network.owner is not None else assign(network, self.size)
+        owner = network.owner if network.owner is not None else assign(network, self.size,
+                                                                            split_coupled=split_coupled)
+        self.owner = owner
         self.share = share(network, owner, self.rank)
         self.notes = []
         worst = imbalance(network, owner, self.size)
@@ -110,10 +112,37 @@ class Distributed:
                     raise UnsupportedFeature(f"projections from '{pid}' use several of its event ports; "
                                              "not distributed across MPI ranks yet (run it in one process)")
                 stride, soma = built.soma_stride(pid)
-                local = (g, port, built.pop_offset[pid], self.share.populations[pid].size, stride, soma,
-                         self.share.populations[pid].full_index)
+                pop = self.share.populations[pid]
+                local = (g, port, built.pop_offset[pid], pop.size - pop.halo, stride, soma, pop.full_index)
             senders.append((pid, built.sources[exchange_id(pid)], local))
-        return SpikeExchange(self.comm, senders)
+        return SpikeExchange(self.comm, senders, self._halos(built))
+
+    def _halos(self, built) -> list:
+        """What :meth:`SpikeExchange.couple` moves: per population with halo cells anywhere, the
+        instances of this rank's cells others copy, every rank's list of them, this rank's halo
+        cells and their instances."""
+        from .graph.partition import halo_cells
+        every = [halo_cells(self.whole, self.owner, r) for r in range(self.size)]
+        out = []
+        for pid in self.whole.populations:
+            if not any(pid in h for h in every):
+                continue
+            by_rank = []
+            for q in range(self.size):  # the cells rank q sends: its own that other ranks copy
+                need = [h[pid] for r, h in enumerate(every) if r != q and pid in h]
+                need = np.unique(np.concatenate(need)) if need else np.zeros(0, dtype=np.int64)
+                by_rank.append(need[self.owner[pid][need] == q])
+            pop = self.share.populations.get(pid)
+            if pop is None:  # (none of this population here, nor copies: only the collective)
+                out.append((None, np.zeros(0, dtype=np.int64), by_rank, np.zeros(0, dtype=np.int64),
+                            np.zeros(0, dtype=np.int64)))
+                continue
+            g, off = built.pop_groups[pid], built.pop_offset[pid]
+            real = pop.full_index[:pop.size - pop.halo]
+            send = off + np.searchsorted(real, by_rank[self.rank])
+            halo = pop.full_index[pop.size - pop.halo:]
+            out.append((g, send, by_rank, halo, off + pop.size - pop.halo + np.arange(pop.halo)))
+        return out
 
     # -------------------------------------------------------------- outputs
     def traces(self, data: np.ndarray, positions, ncols: int, complete: bool):

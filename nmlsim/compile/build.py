@@ -106,7 +106,8 @@ def spiking_groups(built: "Built"):
     out = []
     for pid, g in built.pop_groups.items():
         try:
-            out.append((pid, g, _out_port(g), built.pop_offset[pid], built.net.populations[pid].size,
+            pop = built.net.populations[pid]
+            out.append((pid, g, _out_port(g), built.pop_offset[pid], pop.size - pop.halo,  # (not halo copies)
                         *built.soma_stride(pid)))
         except ModelError:
             continue

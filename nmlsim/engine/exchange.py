@@ -33,13 +33,35 @@ class SpikeExchange:
     soma, full_index) or None)``.
     """
 
-    def __init__(self, comm, senders):
+    def __init__(self, comm, senders, halos=()):
         self.comm = comm
         self.senders = senders
+        #: gap-junction halos: per population (group, offset, my cells' instances whose v other
+        #: ranks copy, [per rank: the whole-population cells it sends], my halo cells (whole
+        #: population), their instances) — see :meth:`couple`
+        self.halos = list(halos)
         self.pending: List[tuple] = []
         self.sim = None
         self.stop_requested = False
         self.steps = 0
+
+    def couple(self) -> None:
+        """Every rank's cells that gap junctions join to other ranks' cells: their v into the
+        copies (halo cells) the other ranks hold, after each event phase and before the first
+        step — so a junction reads at the start of a step the v its peer has then."""
+        if not self.halos:
+            return
+        V, prog = self.sim.V, self.sim.program
+        mine = [np.zeros(0) if g is None else V[prog.py(g.gid, "v")][inst] for g, inst, _, _, _ in self.halos]
+        got = self.comm.allgather(mine)
+        for k, (g, _, by_rank, halo, halo_inst) in enumerate(self.halos):
+            if g is None or not len(halo):
+                continue
+            cells = np.concatenate([by_rank[q] for q in range(len(got))])
+            vals = np.concatenate([got[q][k] for q in range(len(got))])
+            order = np.argsort(cells, kind="stable")
+            at = np.searchsorted(cells[order], halo)
+            V[prog.py(g.gid, "v")][halo_inst] = vals[order][at]
 
     def request_stop(self, signum=None, frame=None) -> None:
         """A signal handler: stop every rank at the next exchange (outputs marked partial)."""

@@ -980,6 +980,8 @@ class Simulator:
         prog, V = self.program, self.V
         phases = phases or _EnginePhases(self)
         derived_now = self.derived_now
+        if self.exchange is not None:  # (gap junctions to other ranks' cells: their v first)
+            self.exchange.couple()
         # the same before the first step: a pulse with delay 0 is on from the start
         prog.derived(V, 0.0)
         # jLEMS tests conditions with the end time of the step about to be taken; NEURON
@@ -1035,6 +1037,7 @@ class Simulator:
                 phases.events(k + 1, clock)
                 if exchange is not None:
                     exchange.step(k + 1, clock)
+                    exchange.couple()
                 if check_every and (k + 1) % check_every == 0:
                     self._check_finite(t1)
                     if progress:

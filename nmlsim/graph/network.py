@@ -31,6 +31,9 @@ class Population:
     #: an MPI rank's share of a population: the index of each cell in the whole population
     #: (None: this is the whole population)
     full_index: Optional[np.ndarray] = None
+    #: the last ``halo`` cells of a rank's share are other ranks' cells that its cells are
+    #: coupled to (gap junctions): copies whose v the exchange sets every step
+    halo: int = 0
 
     def index_of(self, cell_id: int) -> int:
         """Array index of NeuroML cell id ``cell_id``."""

@@ -55,7 +55,8 @@ def _keys(net: Network) -> Dict[str, int]:
     return out
 
 
-def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] = None,
+           split_coupled: bool = False) -> Dict[str, np.ndarray]:
     """The rank of every cell: ``{population: int array of its size}``. ``indegree``: the
     connections onto each cell when the network's projections are not read yet (a reader
     keeping one rank's edges decides the ranks first; its inputs then count for nothing)."""
@@ -76,12 +77,18 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
             np.add.at(cost, first[inp.population] + np.asarray(inp.target_idx, dtype=np.int64), 0.1)
     pairs = [(first[p.pre] + np.asarray(p.pre_idx, dtype=np.int64), first[p.post] + np.asarray(p.post_idx, dtype=np.int64))
              for p in list(net.electrical) + list(net.continuous)]
-    return assign_costs({pid: p.size for pid, p in net.populations.items()}, cost, pairs, nranks)
+    # gap junctions between single-compartment cells may cross ranks (halo cells: share) when
+    # their unit is too big to keep whole; graded synapses and dendritic junctions never do
+    splittable = [split_coupled and k < len(net.electrical)
+                  and _compartments(net, p.pre) == 1 and _compartments(net, p.post) == 1
+                  for k, p in enumerate(list(net.electrical) + list(net.continuous))]
+    return assign_costs({pid: p.size for pid, p in net.populations.items()}, cost, pairs, nranks, splittable)
 
 
-def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int) -> Dict[str, np.ndarray]:
+def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int, splittable=None) -> Dict[str, np.ndarray]:
     """:func:`assign` on plain data: population sizes (in order), the cost of every cell (the
-    populations' cells one after another) and the coupled cell pairs (global numbers)."""
+    populations' cells one after another) and the coupled cell pairs (global numbers), per
+    pair set whether a unit bigger than a rank's fair share may be cut along it."""
     nranks = int(nranks)
     if nranks < 1:
         raise ModelError("the number of ranks must be at least 1")
@@ -107,6 +114,20 @@ def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int) ->
                 parent[max(ra, rb)] = min(ra, rb)  # the unit's root: its first cell
     roots = np.array([find(i) for i in range(total)], dtype=np.int64) if pairs else np.arange(total)
     unit_cost = np.bincount(roots, weights=cost, minlength=total)
+    if splittable is not None and any(splittable) and nranks > 1:
+        big = unit_cost[roots] > cost.sum() / nranks
+        if big.any():  # units bigger than a rank's share: cut along the splittable couplings
+            parent[:] = np.arange(total)
+            for (pa, pb), ok in zip(pairs, splittable):
+                if ok:
+                    continue
+                for a, b in zip(pa, pb):
+                    ra, rb = find(int(a)), find(int(b))
+                    if ra != rb:
+                        parent[max(ra, rb)] = min(ra, rb)
+            kept = np.array([find(i) for i in range(total)], dtype=np.int64)
+            roots = np.where(big, kept, roots)
+            unit_cost = np.bincount(roots, weights=cost, minlength=total)
     rank = np.full(total, -1, dtype=np.int64)
     for pid, size in sizes.items():
         lo, hi = first[pid], first[pid] + int(size)
@@ -119,6 +140,11 @@ def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int) ->
         rank[lead] = np.minimum((mid / c.sum() * nranks).astype(np.int64), nranks - 1)
     rank = rank[roots]
     return {pid: rank[first[pid]:first[pid] + int(size)] for pid, size in sizes.items()}
+
+
+def single_compartment(net: Network) -> bool:
+    """True if no population of ``net`` has multi-compartment cells."""
+    return all(_compartments(net, pid) == 1 for pid in net.populations)
 
 
 def imbalance(net: Network, owner: Dict[str, np.ndarray], nranks: int) -> float:
@@ -156,20 +182,25 @@ def presynaptic_populations(net: Network) -> List[str]:
 
 def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
     """The part of ``net`` rank ``rank`` builds (see the module docstring)."""
-    local: Dict[str, np.ndarray] = {}
-    where: Dict[str, np.ndarray] = {}
+    where: Dict[str, np.ndarray] = {}  # whole-population index -> this share's (-1: elsewhere)
+    coupled: Dict[str, np.ndarray] = {}  # the same with the halo cells (gap junctions reach them)
+    halos = halo_cells(net, owner, rank)
     pops = {}
     for pid, pop in net.populations.items():
         sel = np.nonzero(owner[pid] == rank)[0]
         pos = np.full(pop.size, -1, dtype=np.int64)
         pos[sel] = np.arange(len(sel))
         where[pid] = pos
-        local[pid] = sel
-        if not len(sel):
+        h = halos.get(pid, np.zeros(0, dtype=np.int64))
+        coupled[pid] = pos.copy()
+        coupled[pid][h] = len(sel) + np.arange(len(h))
+        if not len(sel) and not len(h):
             continue
-        origin = None if pop.origin is None else (pop.origin[0], np.asarray(pop.origin[1])[sel])
-        pops[pid] = replace(pop, size=len(sel), positions=_take(pop.positions, sel),
-                            instance_ids=_take(pop.instance_ids, sel), origin=origin, full_index=sel)
+        cells = np.concatenate([sel, h])
+        origin = None if pop.origin is None else (pop.origin[0], np.asarray(pop.origin[1])[cells])
+        pops[pid] = replace(pop, size=len(cells), positions=_take(pop.positions, cells),
+                            instance_ids=_take(pop.instance_ids, cells), origin=origin, full_index=cells,
+                            halo=len(h))
     out = replace(net, populations=pops, projections=[], electrical=[], continuous=[], inputs=[],
                   sources=dict(net.sources), whole=net)
     for pid in presynaptic_populations(net):
@@ -203,10 +234,13 @@ def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
             full_index=_within(proj, keep)))
     for kind in ("electrical", "continuous"):
         for p in getattr(net, kind):
-            a, b = here(p.pre, p.pre_idx), here(p.post, p.post_idx)
-            keep = np.nonzero(a >= 0)[0]
-            if np.any(b[keep] < 0) or np.any((a < 0) != (b < 0)):
+            mine_a, mine_b = here(p.pre, p.pre_idx) >= 0, here(p.post, p.post_idx) >= 0
+            if kind == "continuous" and np.any(mine_a != mine_b):
                 raise ModelError(f"internal error: '{p.id}' couples cells on two ranks")
+            # a gap junction with one end here: the other end is a halo cell
+            keep = np.nonzero(mine_a | mine_b)[0]
+            a = coupled[p.pre][np.asarray(p.pre_idx, dtype=np.int64)]
+            b = coupled[p.post][np.asarray(p.post_idx, dtype=np.int64)]
             if not len(keep):
                 continue
             n = len(p.pre_idx)
@@ -230,13 +264,28 @@ def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
     return out
 
 
+def halo_cells(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Dict[str, np.ndarray]:
+    """Per population, the cells of other ranks that a gap junction joins to one of ``rank``'s
+    (sorted): the rank holds copies of them (``Population.halo``) whose v follows the owner's."""
+    out: Dict[str, list] = {}
+    for p in net.electrical:
+        a = owner[p.pre][np.asarray(p.pre_idx, dtype=np.int64)] == rank
+        b = owner[p.post][np.asarray(p.post_idx, dtype=np.int64)] == rank
+        if np.any(a & ~b):
+            out.setdefault(p.post, []).append(np.asarray(p.post_idx, dtype=np.int64)[a & ~b])
+        if np.any(b & ~a):
+            out.setdefault(p.pre, []).append(np.asarray(p.pre_idx, dtype=np.int64)[b & ~a])
+    return {pid: np.unique(np.concatenate(v)) for pid, v in out.items()}
+
+
 def cell_of(net: Network, pid: str, cell: int) -> Tuple[Optional[int], bool]:
     """(index in this share, True) of cell ``cell`` (array index in the whole population) of
     ``pid``, or (None, False) when another rank holds it."""
     pop = net.populations.get(pid)
     if pop is None or pop.full_index is None:
         return (cell if pop is not None else None), pop is not None
-    j = int(np.searchsorted(pop.full_index, cell))
-    if j < len(pop.full_index) and pop.full_index[j] == cell:
+    real = pop.full_index[:pop.size - pop.halo]  # (a halo cell is another rank's)
+    j = int(np.searchsorted(real, cell))
+    if j < len(real) and real[j] == cell:
         return j, True
     return None, False

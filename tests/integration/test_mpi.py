@@ -62,6 +62,7 @@ def same_bytes(a: Path, b: Path):
     ("ei_hh", "LEMS_ei_hh.xml", "0.03"),            # COBAHH
     ("ei_hh", "LEMS_ei_hh_h5.xml", "0.02"),         # its network in NeuroML HDF5: ranks read their rows
     ("thalamus", "LEMS_thalamus_alpha.xml", "0.1"),  # Poisson inputs (random draws), gap junctions, delays
+    ("noisy_hh", "LEMS_noisy_hh.xml", "0.05"),      # a gap-junction ring cut across ranks (halo cells), noise
 ])
 def test_ranks_write_the_bytes_one_process_writes(model, lems, duration, tmp_path):
     ref = tmp_path / "one"

@@ -235,3 +235,29 @@ def test_euler_ranks_agree_with_each_other(lems_file):
         for name, data in runs[0].traces.items():
             assert np.array_equal(res.traces[name], data), name
         assert res.events == runs[0].events
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gap_junctions_across_ranks(backend):
+    """noisy_hh: 100 HH cells on a gap-junction ring with white noise. With exp_euler the ring is
+    cut across ranks, each holding copies (halo cells) of its neighbours' boundary cells whose v
+    follows the owner's every step: one process's bytes for every K."""
+    from conftest import REPO
+    path = REPO / "models" / "noisy_hh" / "LEMS_noisy_hh.xml"
+    ref = api.run(api.load(path), write=False, duration=0.03, backend=backend, record_spikes=True)
+    for n in (2, 3):
+        res = run_on_ranks(path, n, duration=0.03, backend=backend, record_spikes=True)
+        pops = res.simulator.built.net.populations
+        assert pops["HH"].halo == 2 and pops["HH"].size < 60  # (the ring is cut: two copies per rank)
+        for name, data in ref.traces.items():
+            assert np.array_equal(res.traces[name], data), (n, name)
+        for pid, (idx, t) in ref.spikes.items():
+            assert np.array_equal(res.spikes[pid][0], idx) and np.array_equal(res.spikes[pid][1], t), (n, pid)
+
+
+def test_coupled_units_stay_whole_where_the_peer_is_not_explicit():
+    """With --method euler (jLEMS's walk) the ring stays on one rank; with exp_euler it is cut."""
+    from conftest import REPO
+    net = api.load(REPO / "models" / "noisy_hh" / "LEMS_noisy_hh.xml").network
+    assert len(set(assign(net, 3)["HH"])) == 1
+    assert sorted(np.bincount(assign(net, 3, split_coupled=True)["HH"])) == [33, 33, 34]
