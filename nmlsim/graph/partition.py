@@ -77,11 +77,12 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
             np.add.at(cost, first[inp.population] + np.asarray(inp.target_idx, dtype=np.int64), 0.1)
     pairs = [(first[p.pre] + np.asarray(p.pre_idx, dtype=np.int64), first[p.post] + np.asarray(p.post_idx, dtype=np.int64))
              for p in list(net.electrical) + list(net.continuous)]
-    # gap junctions between single-compartment cells may cross ranks (halo cells: share) when
-    # their unit is too big to keep whole; graded synapses and dendritic junctions never do
-    splittable = [split_coupled and k < len(net.electrical)
+    # couplings that read only the peer's v (gap junctions, NeuroML's graded synapses) between
+    # single-compartment cells may cross ranks (halo cells: share) when their unit is too big to
+    # keep whole; others (user types reading other peer values) and dendritic ones never do
+    splittable = [split_coupled and _reads_peer_v_only(net, p)
                   and _compartments(net, p.pre) == 1 and _compartments(net, p.post) == 1
-                  for k, p in enumerate(list(net.electrical) + list(net.continuous))]
+                  for p in list(net.electrical) + list(net.continuous)]
     return assign_costs({pid: p.size for pid, p in net.populations.items()}, cost, pairs, nranks, splittable)
 
 
@@ -129,7 +130,7 @@ def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int, sp
             roots = np.where(big, kept, roots)
             unit_cost = np.bincount(roots, weights=cost, minlength=total)
     rank = np.full(total, -1, dtype=np.int64)
-    for pid, size in sizes.items():
+    for k, (pid, size) in enumerate(sizes.items()):
         lo, hi = first[pid], first[pid] + int(size)
         mine = np.arange(lo, hi)
         lead = mine[roots[mine] == mine]  # units whose first cell is here
@@ -137,9 +138,25 @@ def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int, sp
             continue
         c = unit_cost[lead]
         mid = np.cumsum(c) - c / 2
-        rank[lead] = np.minimum((mid / c.sum() * nranks).astype(np.int64), nranks - 1)
+        # (each population's runs start one rank further on: populations of a few cells spread
+        # over the ranks instead of all landing on the middle one)
+        rank[lead] = (np.minimum((mid / c.sum() * nranks).astype(np.int64), nranks - 1) + k) % nranks
     rank = rank[roots]
     return {pid: rank[first[pid]:first[pid] + int(size)] for pid, size in sizes.items()}
+
+
+#: the core coupling types whose only read of the other side is ``peer/v``
+PEER_V_TYPES = ("gapJunction", "silentSynapse", "linearGradedSynapse", "gradedSynapse")
+
+
+def _reads_peer_v_only(net: Network, p) -> bool:
+    comps = [p.synapse] if hasattr(p, "synapse") else [p.pre_component, p.post_component]
+    return all(any(net.model.is_a(net.model.type_of(c), t) for t in PEER_V_TYPES) for c in comps)
+
+
+def couplings(net: Network) -> list:
+    """Every coupling projection (gap junctions, then graded synapses)."""
+    return list(net.electrical) + list(net.continuous)
 
 
 def single_compartment(net: Network) -> bool:
@@ -235,9 +252,7 @@ def share(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Network:
     for kind in ("electrical", "continuous"):
         for p in getattr(net, kind):
             mine_a, mine_b = here(p.pre, p.pre_idx) >= 0, here(p.post, p.post_idx) >= 0
-            if kind == "continuous" and np.any(mine_a != mine_b):
-                raise ModelError(f"internal error: '{p.id}' couples cells on two ranks")
-            # a gap junction with one end here: the other end is a halo cell
+            # a coupling with one end here: the other end is a halo cell
             keep = np.nonzero(mine_a | mine_b)[0]
             a = coupled[p.pre][np.asarray(p.pre_idx, dtype=np.int64)]
             b = coupled[p.post][np.asarray(p.post_idx, dtype=np.int64)]
@@ -268,7 +283,7 @@ def halo_cells(net: Network, owner: Dict[str, np.ndarray], rank: int) -> Dict[st
     """Per population, the cells of other ranks that a gap junction joins to one of ``rank``'s
     (sorted): the rank holds copies of them (``Population.halo``) whose v follows the owner's."""
     out: Dict[str, list] = {}
-    for p in net.electrical:
+    for p in couplings(net):
         a = owner[p.pre][np.asarray(p.pre_idx, dtype=np.int64)] == rank
         b = owner[p.post][np.asarray(p.post_idx, dtype=np.int64)] == rank
         if np.any(a & ~b):
