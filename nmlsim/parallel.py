@@ -58,7 +58,7 @@ class Distributed:
     that put the outputs back together on rank 0."""
 
     def __init__(self, comm, network, split_coupled: bool = False):
-        from .graph.partition import assign, imbalance, share
+        from .graph.partition import assign, couplings, imbalance, share
         self.comm = comm
         self.rank, self.size = comm.rank, comm.size
         self.whole = network
@@ -70,7 +70,7 @@ class Distributed:
             if missing:
                 raise UnsupportedFeature(f"the network was read in slices (its HDF5 connections) but population "
                                          f"'{missing[0]}' is defined elsewhere: run it in one process")
-            for p in list(network.electrical) + list(network.continuous):
+            for p in couplings(network):
                 a = network.owner[p.pre][np.asarray(p.pre_idx, dtype=np.int64)]
                 b = network.owner[p.post][np.asarray(p.post_idx, dtype=np.int64)]
                 if np.any(a != b):
@@ -107,10 +107,10 @@ class Distributed:
             local = None
             g = built.pop_groups.get(pid)
             if g is not None:
-                port = ports.pop() if len(ports) == 1 and None not in ports else _out_port(g)
                 if len(ports) > 1:
                     raise UnsupportedFeature(f"projections from '{pid}' use several of its event ports; "
                                              "not distributed across MPI ranks yet (run it in one process)")
+                port = next(iter(ports)) or _out_port(g)
                 stride, soma = built.soma_stride(pid)
                 pop = self.share.populations[pid]
                 local = (g, port, built.pop_offset[pid], pop.size - pop.halo, stride, soma, pop.full_index)

@@ -497,8 +497,8 @@ def _listen(SBK, SBI, SBS, SBN, code, i, ee):
 
 
 class LoopRun:
-    """Drives the compiled loop for one run of a simulator: resets the loop's state, feeds
-    hands trace rows to recorders and recorded events to listeners."""
+    """Drives the compiled loop for one run of a simulator: resets the loop's state, hands
+    trace rows to recorders and recorded events to listeners."""
 
     def __init__(self, sim, recorders, check_every: int):
         from ..errors import SimulationError

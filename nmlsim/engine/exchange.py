@@ -13,16 +13,20 @@ Spikes cross once per *window*: the smallest delay, in steps, of any connection 
 carries (all ranks agree on it). A spike cannot arrive before its delay, so the spikes of a
 window are routed at its end, each as of its own step (the ring slot it would have been put
 in then): the same events in the same order. Connections with a delay of zero steps make the
-window one step: a spike reaches its targets in its own step's event phase, as in one process. The communicator is
-passed in (an ``mpi4py`` communicator or anything with ``allgather``, ``allreduce``, ``rank``
-and ``size``): the engine itself imports no MPI.
+window one step: a spike reaches its targets in its own step's event phase, as in one process.
+
+Cells that gap junctions or graded synapses join to another rank's cells are copied there
+(halo cells, graph/partition.py); after every event phase their v goes to the copies
+(:meth:`SpikeExchange.couple`).
+
+The communicator is passed in (an ``mpi4py`` communicator or anything with ``allgather``,
+``allreduce``, ``rank`` and ``size``): the engine itself imports no MPI.
 """
 from __future__ import annotations
 
 from typing import List, Optional
 
 import numpy as np
-
 
 
 class SpikeExchange:
@@ -36,14 +40,20 @@ class SpikeExchange:
     def __init__(self, comm, senders, halos=()):
         self.comm = comm
         self.senders = senders
-        #: gap-junction halos: per population (group, offset, my cells' instances whose v other
-        #: ranks copy, [per rank: the whole-population cells it sends], my halo cells (whole
-        #: population), their instances) — see :meth:`couple`
+        #: halo cells: per population with copies on some rank, (its group here or None, the
+        #: instances of this rank's cells that others copy, per rank the whole-population cells
+        #: it sends, this rank's halo cells, their instances) — see :meth:`couple`
         self.halos = list(halos)
+        #: per entry of ``halos``: where each halo cell's v is in the all-gathered values (the
+        #: ranks' sends one after another); fixed by the partition, so found once
+        self._picks = []
+        for g, _, by_rank, halo, _ in self.halos:
+            cells = np.concatenate(by_rank) if by_rank else np.zeros(0, dtype=np.int64)
+            order = np.argsort(cells, kind="stable")
+            self._picks.append(order[np.searchsorted(cells[order], halo)] if g is not None and len(halo) else None)
         self.pending: List[tuple] = []
         self.sim = None
         self.stop_requested = False
-        self.steps = 0
 
     def couple(self) -> None:
         """Every rank's cells that gap junctions join to other ranks' cells: their v into the
@@ -54,14 +64,9 @@ class SpikeExchange:
         V, prog = self.sim.V, self.sim.program
         mine = [np.zeros(0) if g is None else V[prog.py(g.gid, "v")][inst] for g, inst, _, _, _ in self.halos]
         got = self.comm.allgather(mine)
-        for k, (g, _, by_rank, halo, halo_inst) in enumerate(self.halos):
-            if g is None or not len(halo):
-                continue
-            cells = np.concatenate([by_rank[q] for q in range(len(got))])
-            vals = np.concatenate([got[q][k] for q in range(len(got))])
-            order = np.argsort(cells, kind="stable")
-            at = np.searchsorted(cells[order], halo)
-            V[prog.py(g.gid, "v")][halo_inst] = vals[order][at]
+        for k, ((g, _, _, _, halo_inst), pick) in enumerate(zip(self.halos, self._picks)):
+            if pick is not None:
+                V[prog.py(g.gid, "v")][halo_inst] = np.concatenate([vals[k] for vals in got])[pick]
 
     def request_stop(self, signum=None, frame=None) -> None:
         """A signal handler: stop every rank at the next exchange (outputs marked partial)."""
@@ -114,21 +119,11 @@ class SpikeExchange:
         self.pending, self.stash, self.calls = [], [], 0
 
     def _can_cascade(self, rec) -> bool:
+        """Whether the receivers of a route send events of their own when one arrives."""
         if rec["merged"] is not None:
             return False
-        r, sim = rec["route"], self.sim
-        todo, seen = [("", r.dst_port)], set()
-        while todo:
-            pp = todo.pop()
-            if pp in seen:
-                continue
-            seen.add(pp)
-            if not pp[0] and pp != ("", r.dst_port):
-                return True
-            for _, h, _ in sim.event_handlers.get((r.dst.gid, pp[0], pp[1]), ()):
-                todo += [(h.node.prefix, o) for o in h.event_outs]
-            todo += list(sim.internal.get((r.dst.gid, pp[0], pp[1]), ()))
-        return False
+        r = rec["route"]
+        return bool(self.sim.root_ports(r.dst.gid, "", r.dst_port) - {(r.dst.gid, r.dst_port)})
 
     def step(self, k: int, t: float) -> bool:
         """The spikes sent since the last call (the event phase of step ``k``, clock ``t``):

@@ -571,26 +571,10 @@ class Simulator:
         self.late_routes = defaultdict(list)
         clock_ports = set()
         if self.accumulated_time:
-            def root_ports(gid, prefix, port):
-                """The group's own ports an event of node ``prefix``'s ``port`` reaches, through
-                relays and OnEvent handlers (a spikeArray's spike children send to its ``in``,
-                whose handler sends ``spike``)."""
-                out, todo, seen = set(), [(prefix, port)], set()
-                while todo:
-                    pp = todo.pop()
-                    if pp in seen:
-                        continue
-                    seen.add(pp)
-                    if not pp[0]:
-                        out.add((gid, pp[1]))
-                    todo += list(self.internal.get((gid, pp[0], pp[1]), ()))
-                    for _, h, _ in self.event_handlers.get((gid, pp[0], pp[1]), ()):
-                        todo += [(h.node.prefix, o) for o in h.event_outs]
-                return out
             emitters = defaultdict(list)
             for g, h, _ in self.cond_handlers:
                 for o in h.event_outs:
-                    for key in root_ports(g.gid, h.node.prefix, o):
+                    for key in self.root_ports(g.gid, h.node.prefix, o):
                         emitters[key].append(tests_clock(h))
             clock_ports = {k for k, v in emitters.items() if all(v)}
         walk = []
@@ -648,6 +632,23 @@ class Simulator:
         for src in self.built.sources.values():
             steps = np.ceil(src.times / self.dt - half - 1e-6).astype(np.int64)
             self.sources.append([src, np.maximum(steps, 0), 0])
+
+    def root_ports(self, gid: int, prefix: str, port: str) -> set:
+        """The group's own (root) ports an event of node ``prefix``'s ``port`` reaches, itself
+        included, through relays and OnEvent handlers (a spikeArray's spike children send to its
+        ``in``, whose handler sends ``spike``): ``{(gid, port)}``."""
+        out, todo, seen = set(), [(prefix, port)], set()
+        while todo:
+            pp = todo.pop()
+            if pp in seen:
+                continue
+            seen.add(pp)
+            if not pp[0]:
+                out.add((gid, pp[1]))
+            todo += list(self.internal.get((gid, pp[0], pp[1]), ()))
+            for _, h, _ in self.event_handlers.get((gid, pp[0], pp[1]), ()):
+                todo += [(h.node.prefix, o) for o in h.event_outs]
+        return out
 
     def _process_events(self, queue: list, t: float):
         guard = 0
@@ -980,16 +981,15 @@ class Simulator:
         prog, V = self.program, self.V
         phases = phases or _EnginePhases(self)
         derived_now = self.derived_now
-        if self.exchange is not None:  # (gap junctions to other ranks' cells: their v first)
-            self.exchange.couple()
+        exchange = self.exchange
+        if exchange is not None:  # (nothing pending; coupled cells on other ranks: their v first)
+            exchange.reset()
+            exchange.couple()
         # the same before the first step: a pulse with delay 0 is on from the start
         prog.derived(V, 0.0)
         # jLEMS tests conditions with the end time of the step about to be taken; NEURON
         # evaluates its currents (a pulse's on/off test) in the middle of that step
         lead = self.event_lead
-        exchange = self.exchange
-        if exchange is not None:
-            exchange.reset()
         phases.start(lead)
         if exchange is not None:
             # the spikes of every rank's cells, routed on every rank (engine/exchange.py); the

@@ -3,16 +3,19 @@
 :func:`assign` gives every cell a rank: each population is cut into contiguous runs of
 about equal cost (compartments, incoming connections, inputs), so that every rank holds a
 part of every large population (its groups, vectorised over fewer cells, cost alike on every
-rank). Cells joined by gap junctions or continuous (graded) connections stay on one rank —
-those couplings read the other cell's state every step — as one unit placed where its first
-cell falls.
+rank). Cells joined by gap junctions or continuous (graded) connections form units — those
+couplings read the other cell's state every step — each placed where its first cell falls; a
+unit bigger than a rank's share is cut where the couplings read only the peer's v
+(``split_coupled``, exp_euler's explicit step), the other side's cells then copied on the
+rank as *halo* cells (:func:`halo_cells`, ``Population.halo``) whose v the engine sets every
+step.
 
 :func:`share` is the network one rank builds: its cells (``Population.full_index`` says which
 of the whole population each is), the connections onto them (their presynaptic side
-unchanged), the inputs on them, and every couple between them. Spikes cross ranks through
-:class:`Exchange` populations: a projection whose presynaptic cells are a population of the
-network reads, on every rank, a spike-source stand-in of the whole population (``EXCHANGE``
-suffix), which the engine fills each step with the spikes of every rank
+unchanged), the inputs on them, and every coupling with an end among them. Spikes cross ranks
+through stand-ins: a projection whose presynaptic cells are a population of the network
+reads, on every rank, a spike-source population of the whole population's size
+(:func:`exchange_id`), which the engine fills with the spikes of every rank
 (:mod:`nmlsim.engine.exchange`); spike-source populations (SONATA virtual nodes) replay
 their own times on every rank.
 """
@@ -46,12 +49,12 @@ def _compartments(net: Network, pid: str) -> int:
     return lower_cell(net.model, comp).ncomp
 
 
-def _keys(net: Network) -> Dict[str, int]:
-    """First global cell number of every population (populations in network order)."""
+def _offsets(sizes: Dict[str, int]) -> Dict[str, int]:
+    """First global cell number of every population (populations in order)."""
     out, n = {}, 0
-    for pid, pop in net.populations.items():
+    for pid, size in sizes.items():
         out[pid] = n
-        n += pop.size
+        n += int(size)
     return out
 
 
@@ -60,8 +63,9 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
     """The rank of every cell: ``{population: int array of its size}``. ``indegree``: the
     connections onto each cell when the network's projections are not read yet (a reader
     keeping one rank's edges decides the ranks first; its inputs then count for nothing)."""
-    first = _keys(net)
-    total = sum(p.size for p in net.populations.values())
+    sizes = {pid: p.size for pid, p in net.populations.items()}
+    first = _offsets(sizes)
+    total = sum(sizes.values())
     cost = np.zeros(total)
     for pid, pop in net.populations.items():
         cost[first[pid]:first[pid] + pop.size] = _compartments(net, pid)
@@ -76,29 +80,20 @@ def assign(net: Network, nranks: int, indegree: Optional[Dict[str, np.ndarray]] 
         for inp in net.inputs:
             np.add.at(cost, first[inp.population] + np.asarray(inp.target_idx, dtype=np.int64), 0.1)
     pairs = [(first[p.pre] + np.asarray(p.pre_idx, dtype=np.int64), first[p.post] + np.asarray(p.post_idx, dtype=np.int64))
-             for p in list(net.electrical) + list(net.continuous)]
+             for p in couplings(net)]
     # couplings that read only the peer's v (gap junctions, NeuroML's graded synapses) between
     # single-compartment cells may cross ranks (halo cells: share) when their unit is too big to
     # keep whole; others (user types reading other peer values) and dendritic ones never do
     splittable = [split_coupled and _reads_peer_v_only(net, p)
                   and _compartments(net, p.pre) == 1 and _compartments(net, p.post) == 1
-                  for p in list(net.electrical) + list(net.continuous)]
-    return assign_costs({pid: p.size for pid, p in net.populations.items()}, cost, pairs, nranks, splittable)
+                  for p in couplings(net)]
+    return assign_costs(sizes, cost, pairs, nranks, splittable)
 
 
-def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int, splittable=None) -> Dict[str, np.ndarray]:
-    """:func:`assign` on plain data: population sizes (in order), the cost of every cell (the
-    populations' cells one after another) and the coupled cell pairs (global numbers), per
-    pair set whether a unit bigger than a rank's fair share may be cut along it."""
-    nranks = int(nranks)
-    if nranks < 1:
-        raise ModelError("the number of ranks must be at least 1")
-    first, n = {}, 0
-    for pid, size in sizes.items():
-        first[pid] = n
-        n += int(size)
-    total = n
-    # cells coupled every step (gap junctions, graded synapses) form units: union-find
+def _units(total: int, pairs) -> np.ndarray:
+    """Union-find over the coupled pairs: each cell's unit, named by the unit's first cell."""
+    if not pairs:
+        return np.arange(total)
     parent = np.arange(total)
 
     def find(a):
@@ -112,21 +107,26 @@ def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int, sp
         for a, b in zip(pa, pb):
             ra, rb = find(int(a)), find(int(b))
             if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)  # the unit's root: its first cell
-    roots = np.array([find(i) for i in range(total)], dtype=np.int64) if pairs else np.arange(total)
+                parent[max(ra, rb)] = min(ra, rb)
+    return np.array([find(i) for i in range(total)], dtype=np.int64)
+
+
+def assign_costs(sizes: Dict[str, int], cost: np.ndarray, pairs, nranks: int, splittable=None) -> Dict[str, np.ndarray]:
+    """:func:`assign` on plain data: population sizes (in order), the cost of every cell (the
+    populations' cells one after another) and the coupled cell pairs (global numbers), per
+    pair set whether a unit bigger than a rank's fair share may be cut along it."""
+    nranks = int(nranks)
+    if nranks < 1:
+        raise ModelError("the number of ranks must be at least 1")
+    first = _offsets(sizes)
+    total = sum(int(s) for s in sizes.values())
+    # cells coupled every step (gap junctions, graded synapses) form units
+    roots = _units(total, pairs)
     unit_cost = np.bincount(roots, weights=cost, minlength=total)
     if splittable is not None and any(splittable) and nranks > 1:
         big = unit_cost[roots] > cost.sum() / nranks
         if big.any():  # units bigger than a rank's share: cut along the splittable couplings
-            parent[:] = np.arange(total)
-            for (pa, pb), ok in zip(pairs, splittable):
-                if ok:
-                    continue
-                for a, b in zip(pa, pb):
-                    ra, rb = find(int(a)), find(int(b))
-                    if ra != rb:
-                        parent[max(ra, rb)] = min(ra, rb)
-            kept = np.array([find(i) for i in range(total)], dtype=np.int64)
+            kept = _units(total, [pq for pq, ok in zip(pairs, splittable) if not ok])
             roots = np.where(big, kept, roots)
             unit_cost = np.bincount(roots, weights=cost, minlength=total)
     rank = np.full(total, -1, dtype=np.int64)
