@@ -84,20 +84,26 @@ def cmd_run(args) -> int:
         args.quiet = True  # (rank 0 speaks and writes for all)
     with one_failure_ends_all(comm):
         if args.plot:
-            raise UnsupportedFeature("--plot is not available under mpirun (plot the written files: nmlsim plot)")
+            raise _every_rank(UnsupportedFeature("--plot is not available under mpirun (plot the written files: "
+                                                 "nmlsim plot)"), comm)
         return _run(args, comm)
 
 
+def _every_rank(e: NmlsimError, comm) -> NmlsimError:
+    """An error every MPI rank meets alike: rank 0 alone reports it, the others end with the same
+    exit code, and no rank aborts the others (parallel.one_failure_ends_all)."""
+    if comm is not None:
+        e.quiet = comm.rank != 0
+    return e
+
+
 def _load(api, path, args, comm):
-    """The model, read by every MPI rank alike: an error in it is every rank's, and rank 0 alone
-    reports it (the others end with the same exit code)."""
+    """The model, read by every MPI rank alike (an error in it is every rank's)."""
     try:
         # (SONATA edges, NeuroML HDF5 projections: each rank reads only those onto its own cells)
         return api.load(path, include_root=args.include_root, comm=comm)
     except NmlsimError as e:
-        if comm is not None:
-            e.quiet = comm.rank != 0
-        raise
+        raise _every_rank(e, comm)
 
 
 def _run(args, comm) -> int:

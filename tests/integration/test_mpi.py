@@ -136,3 +136,10 @@ def test_a_bad_model_is_reported_once(tmp_path):
     assert p.returncode != 0
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("nmlsim")]
     assert len(lines) == 1 and "LEMS_bad.xml" in lines[0], p.stderr
+
+
+def test_plot_under_mpirun_is_a_one_line_error(tmp_path):
+    p = run_ranks(2, ["run", "LEMS_coba_lif.xml", "--duration", "0.01", "--outdir", tmp_path, "--plot"],
+                  cwd=MODELS / "coba_lif", timeout=300)
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("nmlsim")]
+    assert p.returncode != 0 and len(lines) == 1 and "--plot is not available under mpirun" in lines[0], p.stderr

@@ -279,3 +279,43 @@ def test_couplings_of_one_cell_populations_across_ranks(case, lems):
     assert any(p.halo for p in res.simulator.built.net.populations.values())
     for name, data in ref.traces.items():
         assert np.array_equal(res.traces[name], data), name
+
+
+def test_launcher_without_mpi4py_is_a_one_line_error(tmp_path):
+    """Started as a rank (the launcher's variables set) where mpi4py cannot be imported."""
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO
+    fake = tmp_path / "mpi4py"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('no MPI here')\n")
+    env = dict(os.environ, PMI_RANK="0", PMI_SIZE="2", PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    env.pop("NMLSIM_NO_MPI", None)
+    p = subprocess.run([sys.executable, "-m", "nmlsim.cli", "run", "LEMS_coba_lif.xml", "--duration", "0.001"],
+                       cwd=REPO / "models" / "coba_lif", capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "mpi4py is not installed" in p.stderr, p.stderr
+
+
+def test_bad_row_in_a_sliced_hdf5_read(tmp_path):
+    """A rank reading its slice of an HDF5 network meets a post_cell_id no cell has: the file
+    and the row are named, as a whole read names them."""
+    import shutil
+
+    import h5py
+    from conftest import REPO
+    from nmlsim.errors import FormatError
+    src = REPO / "models" / "ei_hh"
+    for f in ("LEMS_ei_hh_h5.xml", "ei_hh.cells.nml", "ei_hh.net.h5"):
+        shutil.copy(src / f, tmp_path / f)
+    with h5py.File(tmp_path / "ei_hh.net.h5", "r+") as h:
+        proj = next(k for k in h["neuroml/network"] if k.startswith("projection_"))
+        ds = h["neuroml/network"][proj][proj.split("_", 1)[1]]
+        k = next(j for j in range(ds.shape[1]) if ds.attrs[f"column_{j}"] in (b"post_cell_id", "post_cell_id"))
+        row = ds[7]
+        row[k] = 99999
+        ds[7] = row
+    world = _World(2)
+    with pytest.raises(FormatError, match=r"ei_hh.net.h5.*row 7: post_cell_id 99999"):
+        api.load(tmp_path / "LEMS_ei_hh_h5.xml", comm=ThreadComm(world, 0))
