@@ -64,6 +64,12 @@ def _post_order(root: Node) -> Dict[str, int]:
     return out
 
 
+#: A state of every group with updated-state reads: 0 during initialisation — jLEMS's OnStarts
+#: see the states they set, no step taken yet (a KCa gate's q = inf of the pool's initial
+#: concentration) — and 1 once the run starts, when those reads see ``x + dt·x'``.
+STARTED = "__jlems_started"
+
+
 class _Reads:
     """The rewriting of one build's groups (see the module docstring)."""
 
@@ -329,7 +335,11 @@ class _Reads:
         by_gid = {g.gid: g for g in self.groups}
         for (gid, key), nxt in self.leads.items():
             g = by_gid[gid]
-            step = ("bin", "*", ("num", self.dt), g.rates[key])
+            if STARTED not in g.state:  # 0 while the OnStarts run, 1 from the first step
+                g.state[STARTED] = "none"
+                g.rates[STARTED] = ("num", 0.0)
+            # (dt·x')·1 is dt·x' to the bit: the run's arithmetic is unchanged
+            step = ("bin", "*", ("bin", "*", ("num", self.dt), g.rates[key]), ("name", STARTED))
             g.derived[nxt] = Derived(nxt, "expr", ast=("bin", "+", ("name", key), step))
         self._break_circles()
 

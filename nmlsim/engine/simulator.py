@@ -28,7 +28,7 @@ from ..compile.build import Built
 from ..compile.codegen import Program
 from ..compile.streams import Streams, identities, normal
 from ..compile.integrators import add_attached_slopes, make_integrator, stale_ancestor_reads
-from ..compile.jlems_order import jlems_reads, tests_clock
+from ..compile.jlems_order import STARTED, jlems_reads, tests_clock
 from ..errors import SimulationError
 from ..lems import expr as E
 
@@ -757,6 +757,11 @@ class Simulator:
                  for g in self.built.groups for slot, src in getattr(g, "jlems_euler", (0, ()))[1]
                  ] if self.method == "euler" else []
 
+        started = [V[prog.py(g.gid, STARTED)] for g in self.built.groups
+                   if STARTED in g.state] if self.method == "euler" else []
+        for a in started:  # no step taken yet: updated-state reads see the states themselves
+            a[...] = 0.0
+
         def derived():
             prog.derived(V, 0.0)
             if slots:  # jLEMS's copies and past values hold the initial values throughout
@@ -781,6 +786,8 @@ class Simulator:
                 prog.derived(V, 0.0)
             if self.cable is not None:
                 self.cable.reset(V)
+        for a in started:
+            a[...] = 1.0
 
     def _stale_copies(self):
         """(parent value, its copy) V names of jNeuroML's stale reads (stale_ancestor_reads)."""

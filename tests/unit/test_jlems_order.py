@@ -227,3 +227,54 @@ def test_no_spike_from_the_step_after_the_end(lems_file, backend):
     ev = api.run(sim, method="euler", backend=backend, write=False).events["ev"]
     times = np.array([t for _, t in ev])
     assert len(times) == 19 and times.max() <= 0.99e-3 + 1e-12
+
+
+START = """
+<ComponentType name="poolT">
+  <Parameter name="c0" dimension="none"/>
+  <Parameter name="k" dimension="per_time"/>
+  <Exposure name="c" dimension="none"/>
+  <Dynamics>
+    <StateVariable name="c" dimension="none" exposure="c"/>
+    <TimeDerivative variable="c" value="k"/>
+    <OnStart><StateAssignment variable="c" value="c0"/></OnStart>
+  </Dynamics>
+</ComponentType>
+<ComponentType name="gateT">
+  <Requirement name="cc" dimension="none"/>
+  <Exposure name="q" dimension="none"/>
+  <Dynamics>
+    <StateVariable name="q" dimension="none" exposure="q"/>
+    <OnStart><StateAssignment variable="q" value="cc"/></OnStart>
+  </Dynamics>
+</ComponentType>
+<ComponentType name="host" extends="baseCell">
+  <Child name="pool" type="poolT"/>
+  <Child name="gate" type="gateT"/>
+  <Exposure name="cc" dimension="none"/>
+  <Dynamics><DerivedVariable name="cc" dimension="none" exposure="cc" select="pool/c"/></Dynamics>
+</ComponentType>
+<host id="h"><pool c0="2" k="1000per_s"/><gate/></host>
+<network id="net"><population id="p" component="h" size="2"/></network>
+"""
+START_SIM = """<Simulation id="sim1" length="0.5ms" step="0.1ms" target="net">
+  <OutputFile id="of" fileName="s.dat">
+    <OutputColumn id="cc" quantity="p[1]/cc"/>
+    <OutputColumn id="q" quantity="p[1]/gate/q"/>
+  </OutputFile>
+</Simulation>"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_on_start_reads_the_initial_states(lems_file, backend):
+    """The host reads its pool's concentration as updated in the step (a child advances first),
+    but no step is taken before the OnStarts: the gate's q = cc starts at c0, not at c0 + dt·k
+    (the pyloric network's KCa gates, q = inf of the pool's initial calcium). jnml's rows: cc
+    shows c0 at row 0 and c0 + r·dt·k at row r; q keeps c0."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    sim = api.load(lems_file(START, START_SIM))
+    d = api.run(sim, method="euler", backend=backend, write=False).traces["of"]
+    r = np.arange(len(d))
+    assert np.allclose(d[:, 1], 2 + r * 0.1, atol=1e-12)
+    assert np.allclose(d[:, 2], 2.0, atol=0)
