@@ -26,10 +26,6 @@ def _cases():
     return [c["case"] for c in json.loads((CORPUS / "manifest.json").read_text())["cases"]]
 
 
-#: euler runs that still miss --strict (docs/conformance.md says why): judged with the manifest's tolerances
-STRICT_GAPS = {"osb_pyloric_fig2a"}
-
-
 def _run_case(case, method, out, backend="numpy"):
     manifest = json.loads((CORPUS / "manifest.json").read_text())
     c = next(x for x in manifest["cases"] if x["case"] == case)
@@ -39,7 +35,7 @@ def _run_case(case, method, out, backend="numpy"):
     p = run_cli(["run", lems, "--method", method, "--backend", backend, "--outdir", out, "--include-root", cdir,
                  "-q"], cwd=run_dir, timeout=1800)
     assert p.returncode == 0, p.stderr
-    strict = ["--strict"] if method == "euler" and case not in STRICT_GAPS else []
+    strict = ["--strict"] if method == "euler" else []
     cmp = subprocess.run([sys.executable, str(SHARED / "tools" / "compare_neuroml.py"), str(CORPUS / "manifest.json"),
                           case, str(out)] + strict, capture_output=True, text=True)
     assert cmp.returncode == 0 and f"PASS {case}" in cmp.stdout, cmp.stdout + cmp.stderr
