@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedFeature
 from ..lems import expr as E
+from ..lems.flatten import Derived
 
 METHODS = ("euler", "exp_euler", "rk4", "neuron")
 
@@ -345,6 +346,186 @@ def add_attached_slopes(groups, implicit, with_states: bool = True) -> None:
 
 def _rename(ast, old: str, new: str):
     return None if ast is None else E.rename(ast, lambda n: new if n == old else n)
+
+
+#: jNeuroML's ``v_I`` (a point cell's own rate of v, stored by its mod's rates()) and the
+#: derived value rates() computes it from (see :func:`stored_point_rates`)
+STORED_RATE = "__nrn_vI"
+OWN_RATE = "__nrn_own"
+
+
+def point_cell_shapes(groups, skip=()):
+    """(shape 1, shape 2): the abstract point cells (``baseCell`` types that integrate ``v``,
+    not solved as cables: ``skip``) by the mod jNeuroML's NEURON export writes for them
+    (docs/research/neuron_point_cells.md): v their only integrated state, or others too."""
+    one, two = [], []
+    for g in groups:
+        if g.gid in skip or not g.model.is_a(g.root.tname, "baseCell") or "v" not in g.state:
+            continue
+        moved = set(g.rates) | set(g.rate_cases)
+        if "v" not in moved:
+            continue
+        (two if moved - {"v", STORED_RATE, SOLVED_V} else one).append(g)
+    return one, two
+
+
+def stored_point_rates(groups, dt: float) -> None:
+    """jNeuroML's mod of a point cell with states besides v (``BREAKPOINT { SOLVE states METHOD
+    cnexp; i = v_I * C }``): the cell's own rate of v is computed in ``rates()``, inside the
+    state update — after the voltage solve, from the new v and the states before their update,
+    with the attachments' currents left out (``iSyn = 0``: the synapse and input mods add their
+    currents to the section themselves) — and stored as ``v_I``, which the next step's current
+    uses. So here:
+
+    * ``STORED_RATE`` (v_I) is a state moved with the other states to ``OWN_RATE``, the rate of v
+      with every scatter of the cell (its attachments' sums) read as 0 — the Euler step of
+      ``(own − v_I)/dt``;
+    * v moves by ``v_I + Σ i_attached / C`` (C the cell's ``C``, else the 1 nF section the export
+      makes), in every regime — NEURON's section takes the point processes' currents whatever
+      the cell's regime says of v;
+    * the other states see the attachments' currents as 0 too;
+    * a top-level OnCondition that assigns v (a reset) sets v_I to 0, as the export's NET_RECEIVE
+      does (a regime's entry does not).
+
+    The initial v_I (INITIAL's rates(): v at NEURON's v_init, states 0) is set by the engine.
+    Must run before the Program is made; idempotent."""
+    for g in groups:
+        if STORED_RATE in g.state:
+            continue
+        scatters = {n for n, d in g.derived.items() if d.kind == "scatter" and d.op == "add" and "/" not in n}
+        memo: Dict[str, object] = {}
+        breakpoint = _breakpoint_values(g, dt)
+
+        def own(n, g=g, scatters=scatters, memo=memo):
+            if n in memo:
+                return memo[n]
+            r = n
+            d = g.derived.get(n)
+            if n in scatters:
+                r = ("num", 0.0)
+            elif breakpoint is not None and n in breakpoint.owned:
+                r = ("bin", "*", breakpoint.read(n), ("name", BREAKPOINT_DONE))
+            elif d is not None and d.kind in ("expr", "cases"):
+                if d.kind == "expr":
+                    new = E.rename(d.ast, own)
+                    changed = new != d.ast
+                else:
+                    new = [(None if c is None else E.rename(c, own), E.rename(v, own)) for c, v in d.cases]
+                    changed = new != d.cases
+                if changed:
+                    r = f"{n}__nrn_own"
+                    g.derived[r] = Derived(r, d.kind, ast=new if d.kind == "expr" else None,
+                                           cases=new if d.kind == "cases" else None, regime=d.regime)
+            memo[n] = r
+            return r
+
+        rv = g.rates.get("v")
+        cases = g.rate_cases.pop("v", None)
+        if cases:  # by regime, 0 in a regime that does not move v (Program.rate_ast's select)
+            rv = rv if rv is not None else ("num", 0.0)
+            for (rkey, ri), a in cases:
+                rv = ("call", "__select", (("cmp", "==", ("name", rkey), ("num", float(ri))), a, rv))
+        for key in list(g.rates):
+            if key != "v":
+                g.rates[key] = E.rename(g.rates[key], own)
+        for key, cs in g.rate_cases.items():
+            g.rate_cases[key] = [(reg, E.rename(a, own)) for reg, a in cs]
+        g.derived[OWN_RATE] = Derived(OWN_RATE, "expr", ast=E.rename(rv, own))
+        g.state[STORED_RATE] = "none"
+        g.rates[STORED_RATE] = ("bin", "/", ("bin", "-", ("name", OWN_RATE), ("name", STORED_RATE)), ("num", float(dt)))
+        cap = ("name", "C") if "C" in g.params or "C" in g.per_instance else ("num", 1e-9)
+        attached = ("num", 0.0)
+        for n in sorted(scatters):
+            attached = ("bin", "+", attached, ("name", n)) if attached != ("num", 0.0) else ("name", n)
+        g.rates["v"] = ("bin", "+", ("name", STORED_RATE), ("bin", "/", attached, cap))
+        for h in g.handlers:
+            if h.kind == "condition" and h.regime is None and h.node.prefix == "" \
+                    and any(k == "v" for k, _ in h.assignments):
+                h.assignments.append((STORED_RATE, ("num", 0.0)))
+
+
+#: 0 until a point cell's first BREAKPOINT, then 1 (see :func:`_breakpoint_values`)
+BREAKPOINT_DONE = "__nrn_breakpoint"
+
+
+class _Breakpoint:
+    """The values of a point cell's ion channels, as jNeuroML's mod computes them: in BREAKPOINT's
+    current pass (a channel's ``fopen``, ``g``…), from the gates' ``fcond`` that the previous
+    ``rates()`` stored — the gates before their last update. ``rates()`` (the cell's own rate of
+    v) reads those: conductances one update older than the gates it sees itself. So each gate
+    state gets a slot holding its value before the last update (0 at the start: INITIAL's
+    rates() sees the gates at 0), and the channels' values read through ``read`` are copies
+    computed from the slots."""
+
+    def __init__(self, g, channels, dt):
+        self.g = g
+        self.channels = channels
+        self.owned = {k for k in g.derived if _node_of(k) in channels}
+        self.slots: Dict[str, str] = {}
+        for k in list(g.state):
+            if any(k.startswith(c + "/") for c in channels) and (k in g.rates or k in g.rate_cases):
+                slot = self.slots[k] = f"{k}__nrn_stored"
+                g.state[slot] = g.state[k]
+                g.rates[slot] = ("bin", "/", ("bin", "-", ("name", k), ("name", slot)), ("num", float(dt)))
+        self.memo: Dict[str, object] = {}
+
+    def read(self, n):
+        if n in self.memo:
+            return self.memo[n]
+        g, r = self.g, ("name", n)
+        d = g.derived.get(n)
+        if n in self.slots:
+            r = ("name", self.slots[n])
+        elif d is not None and d.kind in ("expr", "cases"):
+            if d.kind == "expr":
+                new = E.rename(d.ast, self.read)
+                changed = new != d.ast
+            else:
+                new = [(None if c is None else E.rename(c, self.read), E.rename(v, self.read)) for c, v in d.cases]
+                changed = new != d.cases
+            if changed:
+                key = f"{n}__nrn_stored"
+                g.derived[key] = Derived(key, d.kind, ast=new if d.kind == "expr" else None,
+                                         cases=new if d.kind == "cases" else None, regime=d.regime)
+                r = ("name", key)
+        self.memo[n] = r
+        return r
+
+
+def _breakpoint_values(g, dt):
+    channels = {nd.prefix for nd in g.nodes if nd.prefix and g.model.is_a(nd.tname, "baseIonChannel")}
+    if not channels:
+        return None
+    g.state[BREAKPOINT_DONE] = "none"
+    g.rates[BREAKPOINT_DONE] = ("num", 0.0)
+    return _Breakpoint(g, channels, dt)
+
+
+#: a point cell's voltage as the last state update saw it (see :func:`solved_voltage_reads`)
+SOLVED_V = "__nrn_v_solved"
+
+
+def solved_voltage_reads(groups, dt: float) -> None:
+    """The mechanisms with states attached to abstract point cells (synapses: jNeuroML's mods
+    compute their current in ``rates()``, inside the state update) pass the section a current
+    computed at the end of the previous step — from the voltage the solve reached then. A reset
+    in between (a WATCH action at the start of the step) does not reach it: the step after a
+    spike sees the synaptic current of the spike's peak. So each such cell gets ``SOLVED_V``, a
+    state moved with the other states to v (the Euler step of ``(v − v_s)/dt``), and those
+    attachments read it in place of v. Stateless ones (gap junctions) compute in BREAKPOINT, at
+    the present v. Must run before the Program is made; idempotent."""
+    for g in groups:
+        if SOLVED_V in g.state:
+            continue
+        readers = [ag for ags in g.attached.values() for ag in ags if ag.rates or ag.rate_cases]
+        hits = [(ag, k) for ag in readers for k, d in ag.derived.items()
+                if d.kind == "gather" and d.src is g and d.src_key == "v"]
+        if not hits:
+            continue
+        g.state[SOLVED_V] = g.state["v"]
+        g.rates[SOLVED_V] = ("bin", "/", ("bin", "-", ("name", "v"), ("name", SOLVED_V)), ("num", float(dt)))
+        for ag, k in hits:
+            ag.derived[k].src_key = SOLVED_V
 
 
 def stale_ancestor_reads(groups) -> None:

@@ -27,7 +27,8 @@ import numpy as np
 from ..compile.build import Built
 from ..compile.codegen import Program
 from ..compile.streams import Streams, identities, normal
-from ..compile.integrators import add_attached_slopes, make_integrator, stale_ancestor_reads
+from ..compile.integrators import (BREAKPOINT_DONE, OWN_RATE, SOLVED_V, STORED_RATE, add_attached_slopes, make_integrator,
+                                   point_cell_shapes, solved_voltage_reads, stale_ancestor_reads, stored_point_rates)
 from ..compile.jlems_order import STARTED, jlems_reads, tests_clock
 from ..errors import SimulationError
 from ..lems import expr as E
@@ -94,6 +95,11 @@ def _connections(rec, mask) -> np.ndarray:
     return np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
 
 
+#: NEURON's default initial voltage (``h.finitialize()`` without an argument, as jNeuroML's
+#: generated scripts call it), in V
+NEURON_V_INIT = -0.065
+
+
 class _EnginePhases:
     """The event parts of a step as the engine runs them (see ``Simulator._run_python``)."""
 
@@ -146,11 +152,18 @@ class Simulator:
         if backend not in ("numpy", "numba"):
             raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
         specs = list(built.cables)
+        #: --method neuron: abstract point cells, as jNeuroML's export makes them (v only / more)
+        self._point_shapes = ([], [])
         if method == "neuron":
             from .cable import point_cell_specs
             specs += point_cell_specs(built)
-        if specs:  # the attached synapses' and junctions' di/dv on the implicit phase's diagonal
-            add_attached_slopes(built.groups, [(c.gid, c.v_key) for c in specs],
+            if not self.nmodl:
+                self._point_shapes = point_cell_shapes(set(built.pop_groups.values()), {c.gid for c in specs})
+                stored_point_rates(self._point_shapes[1], self.dt)
+                solved_voltage_reads(self._point_shapes[0] + self._point_shapes[1], self.dt)
+        point_v = [(g.gid, "v") for shape in self._point_shapes for g in shape]
+        if specs or point_v:  # the attached synapses' and junctions' di/dv on the implicit phase's diagonal
+            add_attached_slopes(built.groups, [(c.gid, c.v_key) for c in specs] + point_v,
                                 with_states=self.nmodl or method != "neuron")
         if method == "neuron" and not self.nmodl:  # jNeuroML's rates(): children before parents
             stale_ancestor_reads(built.groups)
@@ -175,7 +188,7 @@ class Simulator:
             lagged, early = self._neuron_state_roles(specs)
             if self.nmodl:  # NEURON's BREAKPOINT sees the states the last update left
                 lagged = []
-            points = self._point_voltages(specs)
+            points = self._point_voltages()
             self.program.early_states = set(early) | points
             self.program.point_voltages = points
         if method in ("neuron", "euler"):
@@ -209,6 +222,8 @@ class Simulator:
         self._nsteps = -1  # steps of the run under way (Simulator.run)
         self.kernels = None
         self.observe = None if observe is None else set(observe)
+        if self.observe is not None:  # (read once, at the start: _initial_stored_rates)
+            self.observe.update((g.gid, OWN_RATE) for g in self._point_shapes[1])
         if self.observe is not None:  # (the updated states early handlers test, kept in arrays)
             for g, h, _ in self.cond_handlers:
                 if getattr(h, "early_of", None) is not None and h.test is not None:
@@ -417,26 +432,16 @@ class Simulator:
                         break
         return out
 
-    def _point_voltages(self, specs) -> set:
-        """The membrane potentials of abstract point cells whose only integrated state is ``v``
-        (the IaF family) under NEURON's step: jNeuroML's export makes ``v`` the voltage of a
-        section the cell's mod drives with a current computed in BREAKPOINT from v
-        (``i = -C·dv/dt``), which NEURON moves by its linearised backward Euler (di/dv taken at
-        v)."""
-        cable_gids = {c.gid for c in specs}
-        model = self.built.net.model
+    def _point_voltages(self) -> set:
+        """The membrane potentials of abstract point cells under NEURON's step: jNeuroML's export
+        makes ``v`` the voltage of a section the cell's mod drives with a current ``i = -C·dv/dt``
+        (and the attached mechanisms with theirs), which NEURON moves by its linearised backward
+        Euler (di/dv taken at v). Where v is the cell's only state the current is computed from v
+        (di/dv its slope); otherwise it is the rate the last state update stored
+        (:func:`~nmlsim.compile.integrators.stored_point_rates`: di/dv only the attachments')."""
         rate_keys = set(self.program.rate_keys)
-        out = set()
-        for g in set(self.built.pop_groups.values()):
-            if g.gid in cable_gids or not model.is_a(g.root.tname, "baseCell"):
-                continue
-            k = (g.gid, "v")
-            own = [key for gid, key in rate_keys if gid == g.gid and "/" not in key]
-            # (a cell with other integrated states gets a DERIVATIVE block in its mod, which is
-            # where rates() runs: its current is then a step old and independent of v — not this)
-            if k in rate_keys and k not in self.program.implicit and own == ["v"]:
-                out.add(k)
-        return out
+        return {(g.gid, "v") for shape in self._point_shapes for g in shape
+                if (g.gid, "v") in rate_keys and (g.gid, "v") not in self.program.implicit}
 
     def _neuron_state_roles(self, specs) -> Tuple[List[str], List[Tuple[int, str]]]:
         """(lagged V names, early state keys) of NEURON's step with jNeuroML's mod files.
@@ -454,7 +459,9 @@ class Simulator:
         them) take these roles.
         """
         prog = self.program
-        cable_gids = {c.gid for c in specs}
+        # (abstract point cells' mods and their synapses' are the same kind of mod: their states
+        # lag as well; v itself and the stored rate v_I are what the step moves and reads)
+        cable_gids = {c.gid for c in specs} | {g.gid for shape in self._point_shapes for g in shape}
         model = self.built.net.model
         lagged, early = [], []
         rate_keys = set(prog.rate_keys)
@@ -474,7 +481,7 @@ class Simulator:
                 conc = model.is_a(node.tname, "concentrationModel")
                 for sname in node.ct.dynamics.state:
                     k = (g.gid, node.key(sname))
-                    if k in prog.implicit or k not in rate_keys or k in kinetic:
+                    if k in prog.implicit or k not in rate_keys or k in kinetic or (g.gid, "v") == k:
                         continue
                     if conc:
                         early.append(k)
@@ -786,8 +793,46 @@ class Simulator:
                 prog.derived(V, 0.0)
             if self.cable is not None:
                 self.cable.reset(V)
+            if self._point_shapes[1]:
+                self._initial_stored_rates()
+            for g in self._point_shapes[0] + self._point_shapes[1]:
+                if SOLVED_V in g.state:
+                    V[prog.py(g.gid, SOLVED_V)][...] = V[prog.py(g.gid, "v")]
+            prog.derived(V, 0.0)
         for a in started:
             a[...] = 1.0
+
+    def _initial_stored_rates(self):
+        """v_I as the INITIAL block of jNeuroML's mod leaves it (``rates()`` before the flag-1
+        event sets the cell's initial v): v at NEURON's default v_init, -65 mV, and every state,
+        every assigned value and every regime flag still 0 (a regime's rate of v reads 0; the
+        channels' BREAKPOINT values too). The gates' stored values start at 0 as well; the
+        channels' BREAKPOINT values count from the first step."""
+        prog, V = self.program, self.V
+        cells = self._point_shapes[1]
+        for g in cells:
+            for k in g.state:
+                if k.endswith("__nrn_stored") or k == BREAKPOINT_DONE:
+                    V[prog.py(g.gid, k)][...] = 0.0
+        names = [prog.py(g.gid, k) for g in cells for k in list(g.state)
+                 if k != STORED_RATE and not k.endswith("__nrn_stored") and k != BREAKPOINT_DONE]
+        regimes = [prog.py(g.gid, r) for g in cells for r in g.regimes]
+        saved = {nm: np.array(V[nm], dtype=float, copy=True) for nm in names + regimes}
+        for nm in names:
+            V[nm][...] = 0.0
+        for nm in regimes:
+            V[nm][...] = -1.0  # no regime
+        for g in cells:
+            V[prog.py(g.gid, "v")][...] = NEURON_V_INIT
+        prog.derived(V, 0.0)
+        own = [np.array(V[prog.py(g.gid, OWN_RATE)], dtype=float, copy=True) for g in cells]
+        for nm, x in saved.items():
+            V[nm][...] = x
+        for g, x in zip(cells, own):
+            V[prog.py(g.gid, STORED_RATE)][...] = x
+            if BREAKPOINT_DONE in g.state:
+                V[prog.py(g.gid, BREAKPOINT_DONE)][...] = 1.0
+        prog.derived(V, 0.0)
 
     def _stale_copies(self):
         """(parent value, its copy) V names of jNeuroML's stale reads (stale_ancestor_reads)."""
