@@ -393,31 +393,16 @@ def stored_point_rates(groups, dt: float) -> None:
         if STORED_RATE in g.state:
             continue
         scatters = {n for n, d in g.derived.items() if d.kind == "scatter" and d.op == "add" and "/" not in n}
-        memo: Dict[str, object] = {}
         breakpoint = _breakpoint_values(g, dt)
 
-        def own(n, g=g, scatters=scatters, memo=memo):
-            if n in memo:
-                return memo[n]
-            r = n
-            d = g.derived.get(n)
+        def leaf(n, scatters=scatters, breakpoint=breakpoint):
             if n in scatters:
-                r = ("num", 0.0)
-            elif breakpoint is not None and n in breakpoint.owned:
-                r = ("bin", "*", breakpoint.read(n), ("name", BREAKPOINT_DONE))
-            elif d is not None and d.kind in ("expr", "cases"):
-                if d.kind == "expr":
-                    new = E.rename(d.ast, own)
-                    changed = new != d.ast
-                else:
-                    new = [(None if c is None else E.rename(c, own), E.rename(v, own)) for c, v in d.cases]
-                    changed = new != d.cases
-                if changed:
-                    r = f"{n}__nrn_own"
-                    g.derived[r] = Derived(r, d.kind, ast=new if d.kind == "expr" else None,
-                                           cases=new if d.kind == "cases" else None, regime=d.regime)
-            memo[n] = r
-            return r
+                return ("num", 0.0)
+            if breakpoint is not None and n in breakpoint.owned:
+                r = breakpoint.read(n)
+                return ("bin", "*", ("name", r) if isinstance(r, str) else r, ("name", BREAKPOINT_DONE))
+            return None
+        own = _rewritten_reads(g, leaf, "__nrn_own")
 
         rv = g.rates.get("v")
         cases = g.rate_cases.pop("v", None)
@@ -444,6 +429,35 @@ def stored_point_rates(groups, dt: float) -> None:
                 h.assignments.append((STORED_RATE, ("num", 0.0)))
 
 
+def _rewritten_reads(g, leaf, suffix: str):
+    """A renamer (for :func:`E.rename`) of group ``g``'s names: ``leaf(name)`` where it gives a
+    replacement AST; a derived value (expression or cases) that reads a replaced name, directly or
+    through others, becomes a copy ``name + suffix`` that reads the replacements; the rest stay."""
+    memo: Dict[str, object] = {}
+
+    def fn(n):
+        if n in memo:
+            return memo[n]
+        r = leaf(n)
+        if r is None:
+            r = n
+            d = g.derived.get(n)
+            if d is not None and d.kind in ("expr", "cases"):
+                if d.kind == "expr":
+                    new = E.rename(d.ast, fn)
+                    changed = new != d.ast
+                else:
+                    new = [(None if c is None else E.rename(c, fn), E.rename(v, fn)) for c, v in d.cases]
+                    changed = new != d.cases
+                if changed:
+                    r = n + suffix
+                    g.derived[r] = Derived(r, d.kind, ast=new if d.kind == "expr" else None,
+                                           cases=new if d.kind == "cases" else None, regime=d.regime)
+        memo[n] = r
+        return r
+    return fn
+
+
 #: 0 until a point cell's first BREAKPOINT, then 1 (see :func:`_breakpoint_values`)
 BREAKPOINT_DONE = "__nrn_breakpoint"
 
@@ -467,29 +481,8 @@ class _Breakpoint:
                 slot = self.slots[k] = f"{k}__nrn_stored"
                 g.state[slot] = g.state[k]
                 g.rates[slot] = ("bin", "/", ("bin", "-", ("name", k), ("name", slot)), ("num", float(dt)))
-        self.memo: Dict[str, object] = {}
-
-    def read(self, n):
-        if n in self.memo:
-            return self.memo[n]
-        g, r = self.g, ("name", n)
-        d = g.derived.get(n)
-        if n in self.slots:
-            r = ("name", self.slots[n])
-        elif d is not None and d.kind in ("expr", "cases"):
-            if d.kind == "expr":
-                new = E.rename(d.ast, self.read)
-                changed = new != d.ast
-            else:
-                new = [(None if c is None else E.rename(c, self.read), E.rename(v, self.read)) for c, v in d.cases]
-                changed = new != d.cases
-            if changed:
-                key = f"{n}__nrn_stored"
-                g.derived[key] = Derived(key, d.kind, ast=new if d.kind == "expr" else None,
-                                         cases=new if d.kind == "cases" else None, regime=d.regime)
-                r = ("name", key)
-        self.memo[n] = r
-        return r
+        self.read = _rewritten_reads(g, lambda n: ("name", self.slots[n]) if n in self.slots else None,
+                                     "__nrn_stored")
 
 
 def _breakpoint_values(g, dt):
