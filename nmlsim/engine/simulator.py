@@ -804,8 +804,9 @@ class Simulator:
 
     def _initial_stored_rates(self):
         """v_I as the INITIAL block of jNeuroML's mod leaves it (``rates()`` before the flag-1
-        event sets the cell's initial v): v at NEURON's default v_init, -65 mV, and every state,
-        every assigned value and every regime flag still 0 (a regime's rate of v reads 0; the
+        event sets the cell's initial v): v at NEURON's default v_init, -65 mV, a state s at the
+        parameter s0 where the cell has one (NEURON's default initial value of a STATE), and every
+        other state, every assigned value and every regime flag still 0 (a regime's rate of v reads 0; the
         channels' BREAKPOINT values too). The gates' stored values start at 0 as well; the
         channels' BREAKPOINT values count from the first step."""
         prog, V = self.program, self.V
@@ -820,6 +821,13 @@ class Simulator:
         saved = {nm: np.array(V[nm], dtype=float, copy=True) for nm in names + regimes}
         for nm in names:
             V[nm][...] = 0.0
+        for g in cells:  # (NEURON starts a STATE s at the PARAMETER s0 where the mod has one)
+            for k in g.state:
+                p = k + "0"
+                if "/" in k or k == "v" or not (p in g.params or p in g.per_instance):
+                    continue
+                lit = prog.literals.get((g.gid, p))
+                V[prog.py(g.gid, k)][...] = lit if lit is not None else V[prog.py(g.gid, p)]
         for nm in regimes:
             V[nm][...] = -1.0  # no regime
         for g in cells:
