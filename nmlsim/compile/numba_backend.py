@@ -152,58 +152,83 @@ _p_u8 = _ptr_intrinsic(numba.types.uint8)
 _carray = numba.carray
 
 
-@numba.njit(cache=True, inline="always")
-def _reduced(x):
+# exp, expm1 and phi emitted as LLVM IR at each call site (intrinsics): the same operations
+# as Python-level helpers inlined by Numba (inline="always"), which LLVM vectorises alike, but
+# Numba's own pipeline sees one call per site — inlining ~25 statements a site in Numba's IR
+# (deep copies, SSA passes) was most of a kernel's compile time
+
+
+def _f64c(v):
+    return _ir.Constant(_ir.DoubleType(), v)
+
+
+def _call_intr(builder, name, args):
+    ty = _ir.DoubleType()
+    fn = builder.module.declare_intrinsic(name, [ty], _ir.FunctionType(ty, [ty] * len(args)))
+    return builder.call(fn, args)
+
+
+def _reduced_ir(b, x):
     # x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, two-part ln2, fused multiply-adds);
     # returns 2**k as s * post (post = 2**-64 where 2**k is subnormal) and expm1(r): r times
     # a degree-10 near-minimax polynomial of expm1(r)/r on |r| <= ln2/2 (Chebyshev fit,
     # error 2e-17). Only operations LLVM vectorises: libm's exp is a call per element
-    y = min(max(x, -746.0), 709.0)
-    k = _np.floor(y * 1.4426950408889634 + 0.5)
-    r = _fma(k, -6.93147180369123816490e-01, y)
-    r = _fma(k, -1.90821492927058770002e-10, r)
-    tiny = k < -1000.0
-    kk = k + 64.0 if tiny else k
-    post = 5.421010862427522e-20 if tiny else 1.0
-    q = 2.510520637395701e-08
-    q = _fma(q, r, 2.7626357241447223e-07)
-    q = _fma(q, r, 2.7557255425746435e-06)
-    q = _fma(q, r, 2.4801504346997686e-05)
-    q = _fma(q, r, 0.00019841269874800493)
-    q = _fma(q, r, 0.0013888888932488599)
-    q = _fma(q, r, 0.008333333333326141)
-    q = _fma(q, r, 0.04166666666657314)
-    q = _fma(q, r, 0.1666666666666667)
-    q = _fma(q, r, 0.5000000000000006)
-    q = _fma(q, r, 1.0)
-    return _bits2f(_np.int64(kk + 1023.0) << _np.int64(52)), post, r * q
+    fma = lambda a, c, d: _call_intr(b, "llvm.fma", [a, c, d])  # noqa: E731
+    y = b.select(b.fcmp_ordered(">", x, _f64c(-746.0)), x, _f64c(-746.0))
+    y = b.select(b.fcmp_ordered("<", y, _f64c(709.0)), y, _f64c(709.0))
+    k = _call_intr(b, "llvm.floor", [b.fadd(b.fmul(y, _f64c(1.4426950408889634)), _f64c(0.5))])
+    r = fma(k, _f64c(-6.93147180369123816490e-01), y)
+    r = fma(k, _f64c(-1.90821492927058770002e-10), r)
+    tiny = b.fcmp_ordered("<", k, _f64c(-1000.0))
+    kk = b.select(tiny, b.fadd(k, _f64c(64.0)), k)
+    post = b.select(tiny, _f64c(5.421010862427522e-20), _f64c(1.0))
+    q = _f64c(2.510520637395701e-08)
+    for c in (2.7626357241447223e-07, 2.7557255425746435e-06, 2.4801504346997686e-05, 0.00019841269874800493,
+              0.0013888888932488599, 0.008333333333326141, 0.04166666666657314, 0.1666666666666667,
+              0.5000000000000006, 1.0):
+        q = fma(q, r, _f64c(c))
+    i64 = _ir.IntType(64)
+    bits = b.shl(b.fptosi(b.fadd(kk, _f64c(1023.0)), i64), _ir.Constant(i64, 52))
+    return b.bitcast(bits, _ir.DoubleType()), post, b.fmul(r, q)
 
 
-@numba.njit(cache=True, inline="always")
-def _vexp(x):
+def _vexp_ir(b, x):
     # exp(x) within one ulp of libm's
-    s, post, e = _reduced(x)
-    res = _fma(s, e, s) * post  # post rounds onto the subnormal grid where 2**k is subnormal
-    res = _m.inf if x > 709.782712893384 else res
-    res = 0.0 if x < -745.1332191019412 else res
-    return res if x == x else x
+    s, post, e = _reduced_ir(b, x)
+    res = b.fmul(_call_intr(b, "llvm.fma", [s, e, s]), post)  # post: onto the subnormal grid
+    res = b.select(b.fcmp_ordered(">", x, _f64c(709.782712893384)), _f64c(math.inf), res)
+    res = b.select(b.fcmp_ordered("<", x, _f64c(-745.1332191019412)), _f64c(0.0), res)
+    return b.select(b.fcmp_ordered("==", x, x), res, x)
 
 
-@numba.njit(cache=True, inline="always")
-def _vexpm1(x):
+def _vexpm1_ir(b, x):
     # exp(x) - 1 without cancellation near 0: 2**k expm1(r) + (2**k - 1), which is
     # expm1(r) itself for |x| < ln2/2; within two ulp of libm's
-    s, post, e = _reduced(x)
-    s = s * post
-    res = _fma(s, e, s - 1.0)
-    res = _m.inf if x > 709.782712893384 else res
-    return res if x == x else x
+    s, post, e = _reduced_ir(b, x)
+    s = b.fmul(s, post)
+    res = _call_intr(b, "llvm.fma", [s, e, b.fsub(s, _f64c(1.0))])
+    res = b.select(b.fcmp_ordered(">", x, _f64c(709.782712893384)), _f64c(math.inf), res)
+    return b.select(b.fcmp_ordered("==", x, x), res, x)
 
 
-@numba.njit(cache=True, inline="always")
-def _phi(z):
-    e = _vexpm1(z) / z
-    return 1.0 + 0.5 * z if abs(z) < 1e-9 else e
+def _phi_ir(b, z):
+    e = b.fdiv(_vexpm1_ir(b, z), z)
+    small = b.fcmp_ordered("<", _call_intr(b, "llvm.fabs", [z]), _f64c(1e-9))
+    return b.select(small, b.fadd(_f64c(1.0), b.fmul(_f64c(0.5), z)), e)
+
+
+def _unary_intrinsic(emit):
+    @numba.extending.intrinsic
+    def fn(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return emit(builder, args[0])
+        return numba.types.float64(numba.types.float64), codegen
+    return fn
+
+
+_vexp = _unary_intrinsic(_vexp_ir)
+_vexpm1 = _unary_intrinsic(_vexpm1_ir)
+_phi = _unary_intrinsic(_phi_ir)
 
 
 @numba.njit(cache=True)
