@@ -301,9 +301,11 @@ def _load_module(source: str):
     key = hashlib.sha1((numba.__version__ + "\0" + text).encode()).hexdigest()[:20]
     folder = cache_dir()
     path = folder / f"k_{key}.py"
+    fresh = False
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if not path.exists():
+            fresh = True
             if COMPILE_NOTICE is not None:
                 COMPILE_NOTICE()
             tmp = folder / f".k_{key}.{os.getpid()}.tmp"
@@ -319,6 +321,7 @@ def _load_module(source: str):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # Numba's cache re-imports the module by name when it loads
     spec.loader.exec_module(mod)
+    mod._nmlsim_fresh = fresh  # (first compilation: compile_jobs may spread it over processes)
     return mod
 
 
@@ -412,6 +415,90 @@ def _split_body(lines: List[str], limit: int) -> List[List[str]]:
             pieces.append([])
         pieces[-1] += block
     return pieces
+
+
+#: at most this many processes compile a model's kernels on its first run (1: this process
+#: alone); NMLSIM_COMPILE_JOBS overrides, default the CPUs this process may use
+def compile_processes() -> int:
+    import os
+    env = os.environ.get("NMLSIM_COMPILE_JOBS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+#: the compiled loop calls these through the module's globals: compiling it compiles them
+_CALLEES_OF_RUN = ("_dstep", "_step", "_derived", "_events", "_due")
+
+
+def compile_jobs(jobs, source: str, parallel: bool = True) -> None:
+    """Compile ``jobs`` ((dispatcher, signature) pairs). The first compilation of a model's
+    kernels (``parallel``: a fresh module in the on-disk cache) spreads them over forked
+    processes, as many as the CPUs (:func:`compile_processes`): each child compiles its share
+    into Numba's cache and exits, this process compiles its own share meanwhile — the largest
+    function and what it calls — then loads the children's from the cache (or, should a child
+    fail, compiles them itself). Not under MPI (each rank is a process already) nor where
+    ``os.fork`` is missing."""
+    import os
+    from ..parallel import launched_by_mpi
+    jobs = [(f, sg) for f, sg in jobs if tuple(sg) not in f.overloads]  # (compiled in this process already)
+    nproc = min(compile_processes(), len(jobs))
+    if not parallel or nproc < 2 or not hasattr(os, "fork") or launched_by_mpi():
+        for f, sg in jobs:
+            f.compile(sg)
+        return
+    size = {}
+    for part in source.split("\ndef ")[1:]:
+        size[part.split("(", 1)[0]] = len(part)
+    names = [f.py_func.__name__ for f, _ in jobs]
+    cost = [size.get(n, 1) for n in names]
+    if "_run" in names:  # the loop pulls its callees in: one job, counted with them
+        r = names.index("_run")
+        for j, n in enumerate(names):
+            if n in _CALLEES_OF_RUN and n != "_derived":
+                cost[r] += cost[j]
+                cost[j] = 0
+    bins = [[] for _ in range(nproc)]
+    load = [0] * nproc
+    for j in sorted(range(len(jobs)), key=lambda j: -cost[j]):
+        if cost[j] == 0:
+            continue
+        b = min(range(nproc), key=lambda b: load[b])
+        bins[b].append(j)
+        load[b] += cost[j]
+    mine = set(bins[0]) | {j for j in range(len(jobs)) if cost[j] == 0}
+    children = []
+    try:
+        for b in bins[1:]:
+            if not b:
+                continue
+            pid = os.fork()
+            if pid == 0:  # the child: its share into the cache, then gone (no cleanup of the parent's)
+                code = 0
+                try:
+                    for j in b:
+                        jobs[j][0].compile(jobs[j][1])
+                except BaseException:
+                    code = 1
+                os._exit(code)
+            children.append(pid)
+        for j in sorted(mine):
+            jobs[j][0].compile(jobs[j][1])
+    finally:
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except (ChildProcessError, InterruptedError, OSError):
+                pass
+    for j in range(len(jobs)):  # the children's, from the cache (compiled here where one failed)
+        if j not in mine:
+            jobs[j][0].compile(jobs[j][1])
 
 
 class _Parts:
@@ -706,25 +793,32 @@ class NumbaKernels:
         self._rate_out = [np.zeros(prog.by_gid[gid].n) for gid, _ in prog.rate_keys]
         # compile now (not on the first step), so that run times are run times
         sig = tuple(numba.typeof(x) for x in (0.0,) + self._args(prog.V))
-        self._d.compile(sig)
+        jobs = []  # (dispatcher, signature), each a function of its own (a kernel's parts apart)
+
+        def add(kern, sg):
+            jobs.extend((f, sg) for f in (kern.fns if isinstance(kern, _Parts) else [kern]))
+        add(self._d, sig)
         if not self.fused:  # (fused: _run steps with _dstep; _step compiles if something calls it)
-            self._s.compile(sig)
+            add(self._s, sig)
         if self._s2 is not None:
-            self._s2.compile(sig)
+            add(self._s2, sig)
+        if self._d2 is not None and self.method == "neuron":
+            add(self._d2, sig)
         if self._r is not None:
-            self._r.compile(sig + tuple(numba.typeof(r) for r in self._rate_out))
+            add(self._r, sig + tuple(numba.typeof(r) for r in self._rate_out))
         if self.loop is not None:
             sb = [np.zeros(0, dtype=np.int64)] * 3 + [np.zeros(2, dtype=np.int64)]  # the event buffer's types
-            self._events.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
+            add(self._events, (numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
             if self._due is not None:
-                self._due.compile((numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
+                add(self._due, (numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
             if self._run is not None:
                 # the loop itself, for the usual case of at most one recorded array (LoopRun.R);
                 # other cases compile or load on their first chunk
                 i64, ia = numba.int64, numba.typeof(np.zeros(1, dtype=np.int64))
                 rec = numba.types.UniTuple(numba.typeof(np.zeros(1)), 1)
-                self._run.compile((i64, i64, i64, numba.float64, i64, i64, numba.typeof(np.zeros((1, 1))), ia, ia,
-                                   rec, ia, ia, ia, ia, ia, numba.typeof(np.zeros(2))) + sig[1:])
+                add(self._run, (i64, i64, i64, numba.float64, i64, i64, numba.typeof(np.zeros((1, 1))), ia, ia,
+                                rec, ia, ia, ia, ia, ia, numba.typeof(np.zeros(2))) + sig[1:])
+        compile_jobs(jobs, self.source, parallel=mod is not None and getattr(mod, "_nmlsim_fresh", False))
 
     def _localize(self, lines: List[str], others: List[str], keep) -> List[str]:
         """Registers instead of arrays for derived values written and read only at index i
