@@ -116,9 +116,12 @@ def _run(args, comm) -> int:
     _note_bare_seconds(args)
     if args.backend == "numba" and not args.quiet:
         from .compile import numba_backend
+        from .parallel import launched_by_mpi
+        jobs = 1 if launched_by_mpi() else numba_backend.compile_processes()
         numba_backend.COMPILE_NOTICE = lambda: print(
-            "nmlsim: compiling this model's kernels (its first run on the numba backend; later runs "
-            "load them from the cache)...", file=sys.stderr, flush=True)
+            "nmlsim: compiling this model's kernels" + (f" in {jobs} processes" if jobs > 1 else "")
+            + " (its first run on the numba backend; later runs load them from the cache)...",
+            file=sys.stderr, flush=True)
     if path.suffix == ".json":
         sim = _load(api, path, args, comm)
         try:

@@ -443,13 +443,17 @@ def compile_jobs(jobs, source: str, parallel: bool = True) -> None:
     processes, as many as the CPUs (:func:`compile_processes`): each child compiles its share
     into Numba's cache and exits, this process compiles its own share meanwhile — the largest
     function and what it calls — then loads the children's from the cache (or, should a child
-    fail, compiles them itself). Not under MPI (each rank is a process already) nor where
-    ``os.fork`` is missing."""
+    fail, compiles them itself). Not under MPI (each rank is a process already), where
+    ``os.fork`` is missing, or with other threads running."""
     import os
+    import threading
     from ..parallel import launched_by_mpi
     jobs = [(f, sg) for f, sg in jobs if tuple(sg) not in f.overloads]  # (compiled in this process already)
     nproc = min(compile_processes(), len(jobs))
-    if not parallel or nproc < 2 or not hasattr(os, "fork") or launched_by_mpi():
+    # a fork copies only the calling thread: with others about (ranks as threads, a GUI), a lock
+    # one of them holds — Numba's compiler lock — would never be released in the child
+    if (not parallel or nproc < 2 or not hasattr(os, "fork") or launched_by_mpi()
+            or threading.active_count() > 1 or threading.current_thread() is not threading.main_thread()):
         for f, sg in jobs:
             f.compile(sg)
         return
