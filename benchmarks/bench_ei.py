@@ -39,7 +39,8 @@ NMLSIM = textwrap.dedent("""
     spikes = rec.result()
     rates = {p: len(i) / net.populations[p].size / T for p, (i, _) in spikes.items()}
     print(json.dumps(dict(wall=t2 - t0, loop=t2 - t1, rates=rates,
-                          peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+                          peak_mb=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024)))
 """)
 
 BRIAN2 = textwrap.dedent("""
@@ -99,11 +100,19 @@ BRIAN2 = textwrap.dedent("""
 """)
 
 
-def run(code, *args, python=None):
-    p = subprocess.run([python or sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+def run(code, *args, python=None, env=None, script=None):
+    """One fresh process; its JSON line, with ``process``: the whole process's wall time
+    (interpreter start and imports included)."""
+    import time
+    cmd = [python or sys.executable] + ([script] if script else ["-c", code]) + [str(x) for x in args]
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    t = time.perf_counter() - t
     if p.returncode != 0:
         return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "failed"}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out["process"] = t
+    return out
 
 
 def main():
@@ -114,8 +123,14 @@ def main():
     ap.add_argument("--backends", default="numpy", help="comma list of nmlsim backends: numpy,numba")
     ap.add_argument("--brian2", default="", help="comma list of Brian2 targets: numpy,cpp_standalone")
     ap.add_argument("--brian2-python", default=None, help="Python interpreter that has Brian2 installed")
+    ap.add_argument("--cold", action="store_true",
+                    help="numba rows twice: a first run with an empty kernel cache, then a warm one")
+    ap.add_argument("--braincell-python", default=None,
+                    help="Python interpreter that has braincell: COBAHH with braincell_cobahh.py as reference")
     a = ap.parse_args()
     rows = []
+    if a.cold or a.braincell_python:
+        return cold_and_reference(a)
     if a.scaling:
         for n in (4000, 16000, 64000):
             for be in a.backends.split(","):
@@ -154,6 +169,38 @@ def main():
             continue
         rates = ", ".join(f"{k} {v:.1f}" for k, v in r["rates"].items())
         print(f"| {tool} | {model} | {n} | {r['wall']:.2f} | {r['loop']:.2f} | {r['peak_mb']:.0f} | {rates} |")
+
+
+def cold_and_reference(a):
+    """COBAHH, N = 4000: nmlsim-numba with an empty kernel cache (a user's first run), then
+    warm, and braincell (JAX, float64) — whole-process wall times and their ratios."""
+    import os
+    import tempfile
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NMLSIM_CACHE_DIR=cache)
+        for label in ("cold", "warm"):
+            r = run(NMLSIM, "ei_hh", 4000, a.duration, a.method, "numba", env=env)
+            rows.append((f"nmlsim-numba ({label})", r))
+            print(rows[-1], flush=True)
+    if a.braincell_python:
+        here = os.path.dirname(os.path.abspath(__file__))
+        r = run(None, 4000, a.duration, python=a.braincell_python, script=os.path.join(here, "braincell_cobahh.py"))
+        rows.append(("braincell (JAX float64)", r))
+        print(rows[-1], flush=True)
+        ref = r.get("process")
+        if ref:
+            for tool, x in rows[:2]:
+                if "process" in x:
+                    print(f"  ratio {tool}/braincell: process wall {x['process'] / ref:.2f}", flush=True)
+    print("\n| tool | process wall s | wall s (in Python) | loop s | peak MB | rate Hz |")
+    print("|---|---:|---:|---:|---:|---|")
+    for tool, r in rows:
+        if "error" in r:
+            print(f"| {tool} | error: {r['error']} | | | | |")
+            continue
+        rates = ", ".join(f"{k} {v:.1f}" for k, v in r["rates"].items())
+        print(f"| {tool} | {r['process']:.2f} | {r['wall']:.2f} | {r['loop']:.2f} | {r['peak_mb']:.0f} | {rates} |")
 
 
 if __name__ == "__main__":

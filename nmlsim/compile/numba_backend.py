@@ -806,7 +806,7 @@ class NumbaKernels:
             add(self._s, sig)
         if self._s2 is not None:
             add(self._s2, sig)
-        if self._d2 is not None and self.method == "neuron":
+        if self._d2 is not None:
             add(self._d2, sig)
         if self._r is not None:
             add(self._r, sig + tuple(numba.typeof(r) for r in self._rate_out))
