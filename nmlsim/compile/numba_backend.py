@@ -441,9 +441,10 @@ def compile_jobs(jobs, source: str, parallel: bool = True) -> None:
     """Compile ``jobs`` ((dispatcher, signature) pairs). The first compilation of a model's
     kernels (``parallel``: a fresh module in the on-disk cache) spreads them over forked
     processes, as many as the CPUs (:func:`compile_processes`): each child compiles its share
-    into Numba's cache and exits, this process compiles its own share meanwhile — the largest
-    function and what it calls — then loads the children's from the cache (or, should a child
-    fail, compiles them itself). Not under MPI (each rank is a process already), where
+    into Numba's cache, reporting each through a pipe, and exits; this process compiles its own
+    share meanwhile — the compiled loop once the functions it calls are in the cache, wherever
+    they were compiled — then loads the children's from the cache (or, should a child fail,
+    compiles them itself). Not under MPI (each rank is a process already), where
     ``os.fork`` is missing, or with other threads running."""
     import os
     import threading
@@ -462,47 +463,73 @@ def compile_jobs(jobs, source: str, parallel: bool = True) -> None:
         size[part.split("(", 1)[0]] = len(part)
     names = [f.py_func.__name__ for f, _ in jobs]
     cost = [size.get(n, 1) for n in names]
-    if "_run" in names:  # the loop pulls its callees in: one job, counted with them
-        r = names.index("_run")
-        for j, n in enumerate(names):
-            if n in _CALLEES_OF_RUN and n != "_derived":
-                cost[r] += cost[j]
-                cost[j] = 0
-    bins = [[] for _ in range(nproc)]
+    run = names.index("_run") if "_run" in names else None
+    # the loop's callees must be compiled (or in the cache) before it: those come first, spread
+    # over the processes; the loop then here, once they are done; the rest after, spread too
+    pre = [j for j in range(len(jobs)) if run is not None and names[j] in _CALLEES_OF_RUN]
+    rest = [j for j in range(len(jobs)) if j != run and j not in pre]
+    order = [[] for _ in range(nproc)]
     load = [0] * nproc
-    for j in sorted(range(len(jobs)), key=lambda j: -cost[j]):
-        if cost[j] == 0:
-            continue
-        b = min(range(nproc), key=lambda b: load[b])
-        bins[b].append(j)
-        load[b] += cost[j]
-    mine = set(bins[0]) | {j for j in range(len(jobs)) if cost[j] == 0}
-    children = []
+
+    def spread(js):
+        for j in sorted(js, key=lambda j: -cost[j]):
+            b = min(range(nproc), key=lambda b: load[b])
+            order[b].append(j)
+            load[b] += cost[j]
+    spread(pre)
+    if run is not None:
+        load[0] = max(load) + cost[run]
+    spread(rest)
+    mine = order[0]
+    awaited = set(pre) - set(mine)
+    children = []  # (pid, read end of its pipe, its jobs)
     try:
-        for b in bins[1:]:
+        for b in order[1:]:
             if not b:
                 continue
+            r, w = os.pipe()
             pid = os.fork()
-            if pid == 0:  # the child: its share into the cache, then gone (no cleanup of the parent's)
+            if pid == 0:  # the child: its share into the cache, each reported; then gone
+                os.close(r)
                 code = 0
                 try:
                     for j in b:
                         jobs[j][0].compile(jobs[j][1])
+                        os.write(w, b"%d\n" % j)
                 except BaseException:
                     code = 1
                 os._exit(code)
-            children.append(pid)
-        for j in sorted(mine):
-            jobs[j][0].compile(jobs[j][1])
+            os.close(w)
+            children.append((pid, r, b))
+        for j in mine:
+            if j in pre:
+                jobs[j][0].compile(jobs[j][1])
+        if run is not None:
+            done = set()
+            for pid, r, b in children:  # until the children's callees are in the cache
+                buf = b""
+                while awaited & set(b) - done:
+                    chunk = os.read(r, 4096)
+                    if not chunk:  # (a child that failed: compiled below, in this process)
+                        break
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    done.update(int(x) for x in lines if x)
+            for j in pre:  # loaded from the cache, or compiled here where a child failed
+                jobs[j][0].compile(jobs[j][1])
+            jobs[run][0].compile(jobs[run][1])
+        for j in mine:
+            if j not in pre:
+                jobs[j][0].compile(jobs[j][1])
     finally:
-        for pid in children:
+        for pid, r, _ in children:
             try:
                 os.waitpid(pid, 0)
             except (ChildProcessError, InterruptedError, OSError):
                 pass
+            os.close(r)
     for j in range(len(jobs)):  # the children's, from the cache (compiled here where one failed)
-        if j not in mine:
-            jobs[j][0].compile(jobs[j][1])
+        jobs[j][0].compile(jobs[j][1])
 
 
 class _Parts:
@@ -815,6 +842,8 @@ class NumbaKernels:
             add(self._events, (numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
             if self._due is not None:
                 add(self._due, (numba.int64, numba.float64) + tuple(numba.typeof(x) for x in sb) + sig[1:])
+            if self.fused and "_dstep" in ns:
+                add(ns["_dstep"], sig)
             if self._run is not None:
                 # the loop itself, for the usual case of at most one recorded array (LoopRun.R);
                 # other cases compile or load on their first chunk

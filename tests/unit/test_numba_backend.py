@@ -502,40 +502,46 @@ def test_state_sets_keep_coupled_states_together(lems_file, monkeypatch):
 
 def test_first_compilation_spread_over_processes(tmp_path, monkeypatch):
     """compile_jobs forks a child per further CPU for a share of the functions (into Numba's
-    cache, here a marker file), compiles its own share meanwhile — the largest job and the
-    loop's callees with the loop — then compiles (loads) every job in this process, the children's
-    included: a child that fails costs time, not the result."""
+    cache, here a marker file), reporting each through a pipe; the functions the compiled loop
+    calls come first, spread over the processes, and the loop is compiled here once they are all
+    done; in the end every job is compiled (loaded) in this process: a child that fails costs
+    time, not the result."""
     import os
     import types
     from nmlsim.compile.numba_backend import compile_jobs
     monkeypatch.setenv("NMLSIM_COMPILE_JOBS", "2")
     parent = os.getpid()
+    log = []
 
     class Job:
         def __init__(self, name):
             self.py_func = types.SimpleNamespace(__name__=name)
             self.overloads = {}
-            self.here = []
+            self.here = set()
 
         def compile(self, sig):
+            name = self.py_func.__name__
             if os.getpid() != parent:  # a child
-                if self.py_func.__name__ == "_bad":
+                if name == "_bad":
                     raise RuntimeError("fails in the child")
-                (tmp_path / self.py_func.__name__).write_text(str(os.getpid()))
-            else:
-                self.here.append(sig)
+                (tmp_path / name).write_text(str(os.getpid()))
+                return
+            if name == "_run" and not self.here:  # the loop's callees are in the "cache" by now
+                log.append(sorted(p.name for p in tmp_path.iterdir()))
+            self.here.add(sig)
     names = ["_run", "_dstep", "_events", "_derived", "_bad"]
     jobs = [(Job(n), (n,)) for n in names]
     source = "\n".join(f"def {n}(a):\n" + "    x = 1\n" * k for n, k in
                        (("_run", 50), ("_dstep", 40), ("_events", 30), ("_derived", 60), ("_bad", 10)))
     compile_jobs(jobs, "# header\n" + source, parallel=True)
-    assert all(j.here == [(n,)] for (j, _), n in zip(jobs, names))  # every one compiled or loaded here
-    # the loop and its callees (120 lines) here; _derived and _bad (70) in the child
-    assert (tmp_path / "_derived").exists() and not (tmp_path / "_run").exists()
-    assert not (tmp_path / "_dstep").exists() and not (tmp_path / "_events").exists()
+    assert all(j.here == {(n,)} for (j, _), n in zip(jobs, names))  # every one compiled or loaded here
+    # callees first: _derived (the largest) here, _dstep and _events in the child, which reports
+    # them before the loop is compiled here; _bad after them in the child, which fails on it
+    assert log == [["_dstep", "_events"]]
+    assert not (tmp_path / "_derived").exists() and not (tmp_path / "_run").exists()
     # compiled already: nothing forked again
     for j, sg in jobs:
         j.overloads[tuple(sg)] = True
         j.here.clear()
     compile_jobs(jobs, source, parallel=True)
-    assert all(j.here == [] for j, _ in jobs)
+    assert all(j.here == set() for j, _ in jobs)
