@@ -113,7 +113,8 @@ class LemsReader:
 
     # -- components ---------------------------------------------------------
     def _component(self, el, t: str, path: Path) -> Component:
-        attrs = {local(k): v for k, v in el.attrib.items() if not str(k).startswith("{")}
+        # (a name without a namespace is its own local name; namespaced attributes are not the model's)
+        attrs = {k: v for k, v in el.attrib.items() if not k.startswith("{")}
         cid = attrs.pop("id", None)
         ctype = None
         type_attr = attrs.pop("type", None)
