@@ -348,6 +348,13 @@ def _rename(ast, old: str, new: str):
     return None if ast is None else E.rename(ast, lambda n: new if n == old else n)
 
 
+def copy_rate(src, slot: str, dt: float):
+    """The rate that makes one Euler step move state ``slot`` onto ``src`` (an AST of the values
+    before the step): ``(src − slot)/dt`` — a copy taken by the step itself, so that both backends
+    run it as they run any state (jLEMS's history slots, NEURON's stored values)."""
+    return ("bin", "/", ("bin", "-", src, ("name", slot)), ("num", float(dt)))
+
+
 #: jNeuroML's ``v_I`` (a point cell's own rate of v, stored by its mod's rates()) and the
 #: derived value rates() computes it from (see :func:`stored_point_rates`)
 STORED_RATE = "__nrn_vI"
@@ -417,7 +424,7 @@ def stored_point_rates(groups, dt: float) -> None:
             g.rate_cases[key] = [(reg, E.rename(a, own)) for reg, a in cs]
         g.derived[OWN_RATE] = Derived(OWN_RATE, "expr", ast=E.rename(rv, own))
         g.state[STORED_RATE] = "none"
-        g.rates[STORED_RATE] = ("bin", "/", ("bin", "-", ("name", OWN_RATE), ("name", STORED_RATE)), ("num", float(dt)))
+        g.rates[STORED_RATE] = copy_rate(("name", OWN_RATE), STORED_RATE, dt)
         cap = ("name", "C") if "C" in g.params or "C" in g.per_instance else ("num", 1e-9)
         attached = ("num", 0.0)
         for n in sorted(scatters):
@@ -480,7 +487,7 @@ class _Breakpoint:
             if any(k.startswith(c + "/") for c in channels) and (k in g.rates or k in g.rate_cases):
                 slot = self.slots[k] = f"{k}__nrn_stored"
                 g.state[slot] = g.state[k]
-                g.rates[slot] = ("bin", "/", ("bin", "-", ("name", k), ("name", slot)), ("num", float(dt)))
+                g.rates[slot] = copy_rate(("name", k), slot, dt)
         self.read = _rewritten_reads(g, lambda n: ("name", self.slots[n]) if n in self.slots else None,
                                      "__nrn_stored")
 
@@ -516,7 +523,7 @@ def solved_voltage_reads(groups, dt: float) -> None:
         if not hits:
             continue
         g.state[SOLVED_V] = g.state["v"]
-        g.rates[SOLVED_V] = ("bin", "/", ("bin", "-", ("name", "v"), ("name", SOLVED_V)), ("num", float(dt)))
+        g.rates[SOLVED_V] = copy_rate(("name", "v"), SOLVED_V, dt)
         for ag, k in hits:
             ag.derived[k].src_key = SOLVED_V
 

@@ -31,6 +31,7 @@ import numpy as np
 from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Handler, Node
 from .codegen import derived_deps
+from .integrators import copy_rate
 
 
 def _node_of(key: str) -> str:
@@ -227,7 +228,7 @@ class _Reads:
             slot = f"{key}__jlems{j}"
             prev = key if j == 1 else slots[-1]
             g.state[slot] = "none"
-            g.rates[slot] = ("bin", "/", ("bin", "-", ("name", prev), ("name", slot)), ("num", self.dt))
+            g.rates[slot] = copy_rate(("name", prev), slot, self.dt)
             self.initial.setdefault(g.gid, []).append((slot, prev))
             self.slots.add((g.gid, slot))
             slots.append(slot)

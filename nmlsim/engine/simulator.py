@@ -222,9 +222,10 @@ class Simulator:
         self._nsteps = -1  # steps of the run under way (Simulator.run)
         self.kernels = None
         self.observe = None if observe is None else set(observe)
-        if self.observe is not None:  # (read once, at the start: _initial_stored_rates)
+        if self.observe is not None:
+            # (read once, at the start: _initial_stored_rates)
             self.observe.update((g.gid, OWN_RATE) for g in self._point_shapes[1])
-        if self.observe is not None:  # (the updated states early handlers test, kept in arrays)
+            # (the updated states early handlers test, kept in arrays)
             for g, h, _ in self.cond_handlers:
                 if getattr(h, "early_of", None) is not None and h.test is not None:
                     self.observe.update((g.gid, n) for n in E.names(h.test) if n in g.derived)
@@ -795,10 +796,11 @@ class Simulator:
                 self.cable.reset(V)
             if self._point_shapes[1]:
                 self._initial_stored_rates()
-            for g in self._point_shapes[0] + self._point_shapes[1]:
-                if SOLVED_V in g.state:
-                    V[prog.py(g.gid, SOLVED_V)][...] = V[prog.py(g.gid, "v")]
-            prog.derived(V, 0.0)
+            solved = [g for shape in self._point_shapes for g in shape if SOLVED_V in g.state]
+            for g in solved:  # (the synapses' reads of it: derived again)
+                V[prog.py(g.gid, SOLVED_V)][...] = V[prog.py(g.gid, "v")]
+            if solved:
+                prog.derived(V, 0.0)
         for a in started:
             a[...] = 1.0
 
