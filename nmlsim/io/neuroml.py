@@ -26,12 +26,13 @@ _SLASH = re.compile(r"^(?:\.\./)?([^/\[\]]+)/(\d+)(?:/[^/]+)?$")
 
 
 def parse_cell_ref(text: str, *, where=None) -> Tuple[str, int]:
-    """``pop[3]``, ``../pop[3]``, ``pop/3/cellType`` or ``../pop/3/cellType`` -> ('pop', 3)."""
+    """``pop[3]``, ``../pop[3]``, ``pop/3/cellType`` or ``../pop/3/cellType`` -> ('pop', 3).
+    ``where``: the error's location, or a function giving it (looked up only on an error)."""
     s = (text or "").strip()
     m = _BRACKET.match(s) or _SLASH.match(s)
     if not m:
         raise ModelError(f"cannot understand cell reference '{text}' (expected pop[i] or pop/i/cell)",
-                         **(where or {}))
+                         **((where() if callable(where) else where) or {}))
     return m.group(1), int(m.group(2))
 
 
@@ -181,11 +182,15 @@ def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_for
         else:
             if pre_attr not in at or post_attr not in at:
                 raise ModelError(f"connection without {pre_attr}/{post_attr}", **ch.where())
-            pi, qi = _cell_index(at[pre_attr], ch), _cell_index(at[post_attr], ch)
-        pre_idx.append(pp.index_of(pi))
-        post_idx.append(qp.index_of(qi))
-        weights.append(_weight(ch) if "weight" in at else 1.0)
-        delays.append(model.units.parse(at["delay"], "time") if "delay" in at else 0.0)
+            pi = parse_cell_ref(at[pre_attr], where=ch.where)[1]
+            qi = parse_cell_ref(at[post_attr], where=ch.where)[1]
+        try:  # (a cell out of range, a delay's unit: the connection named)
+            pre_idx.append(pp.index_of(pi))
+            post_idx.append(qp.index_of(qi))
+            weights.append(_weight(ch) if "weight" in at else 1.0)
+            delays.append(model.units.parse(at["delay"], "time") if "delay" in at else 0.0)
+        except ModelError as e:
+            raise e.located(**ch.where()) from None
         if placed.isdisjoint(at):
             for k, lst in enumerate(locs):
                 lst.append(-1 if k % 2 == 0 else 0.5)
@@ -194,12 +199,6 @@ def _conn_lists(model, net, c, pre_pop, post_pop, pre_attr, post_attr, index_for
             lst.append(_location_value(ch, a, -1 if k % 2 == 0 else 0.5, pre_segs if k < 2 else post_segs))
     return (np.array(pre_idx, dtype=np.int64), np.array(post_idx, dtype=np.int64), np.array(weights, dtype=float),
             np.array(delays, dtype=float), _locations(locs))
-
-
-def _cell_index(text: str, ch) -> int:
-    """The cell index of a reference ``pop[3]`` / ``../pop/3/cell`` on connection ``ch``."""
-    m = _BRACKET.match(text) or _SLASH.match(text)
-    return int(m.group(2)) if m else parse_cell_ref(text, where=ch.where())[1]
 
 
 def _location_value(ch, attr, default, segments=None):

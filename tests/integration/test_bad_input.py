@@ -98,6 +98,26 @@ def test_bad_connection_segment(tmp_path):
     assert "<connection id='0'>" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.parametrize("conn,message", [
+    ('<connection id="0" preCellId="p-0" postCellId="../p[1]"/>', "cannot understand cell reference 'p-0'"),
+    ('<connection id="0" preCellId="../p[0]" postCellId="../p[7]"/>', "out of range"),
+    ('<connection id="0" preCellId="../p[0]" postCellId="../p[1]" weight="heavy"/>', "weight 'heavy'"),
+    ('<connectionWD id="0" preCellId="../p[0]" postCellId="../p[1]" weight="1" delay="2 parsecs"/>', "parsecs"),
+])
+def test_bad_connection(tmp_path, conn, message):
+    """A plain connection's cell references, weight and delay: one line naming it (the reader's
+    short path for connections looks the location up only on an error)."""
+    body = GOOD_CELL + '<expOneSynapse id="syn" gbase="1nS" erev="0mV" tauDecay="2ms"/>'
+    network = ('<network id="net"><population id="p" component="c" size="2"/><projection id="pr" '
+               f'presynapticPopulation="p" postsynapticPopulation="p" synapse="syn">{conn}</projection></network>')
+    f = tmp_path / "LEMS_conn.xml"
+    f.write_text(lems(body + network))
+    p = run_cli(["run", f], cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert message in p.stderr and "LEMS_conn.xml:" in p.stderr and "id='0'" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
 def test_bad_recorded_segment(tmp_path):
     cell = (f'<ionChannelHH id="pas" conductance="10pS"/><cell id="mc"><morphology id="m">{MC_SEGS}</morphology>'
             + MC_BIO.format(grp="") + '</cell>')
