@@ -424,9 +424,13 @@ def compile_processes() -> int:
     env = os.environ.get("NMLSIM_COMPILE_JOBS")
     if env:
         try:
-            return max(1, int(env))
+            n = int(env)
         except ValueError:
-            return 1
+            n = 0
+        if n < 1:
+            from ..errors import SimulationError
+            raise SimulationError(f"NMLSIM_COMPILE_JOBS='{env}': expected a number of processes, 1 or more")
+        return n
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -545,3 +545,22 @@ def test_first_compilation_spread_over_processes(tmp_path, monkeypatch):
         j.here.clear()
     compile_jobs(jobs, source, parallel=True)
     assert all(j.here == set() for j, _ in jobs)
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1"])
+def test_bad_compile_jobs_setting_is_one_line(tmp_path, value):
+    """NMLSIM_COMPILE_JOBS that is not a number of processes: one line, no traceback."""
+    pytest.importorskip("numba")
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "LEMS_x.xml").write_text(
+        '<Lems><Target component="sim"/><Include file="Cells.xml"/><Include file="Simulation.xml"/>'
+        '<iafCell id="c" leakReversal="-70mV" thresh="-50mV" reset="-70mV" C="100pF" leakConductance="10nS"/>'
+        '<network id="net"><population id="p" component="c" size="1"/></network>'
+        '<Simulation id="sim" length="1ms" step="0.1ms" target="net"/></Lems>')
+    env = dict(os.environ, NMLSIM_COMPILE_JOBS=value, NMLSIM_CACHE_DIR=str(tmp_path / "cache"))
+    p = subprocess.run([sys.executable, "-m", "nmlsim", "run", "LEMS_x.xml", "--backend", "numba"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert "NMLSIM_COMPILE_JOBS" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
