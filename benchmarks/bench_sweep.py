@@ -24,7 +24,7 @@ import textwrap
 RUN = textwrap.dedent("""
     import json, resource, time, sys
     t0 = time.perf_counter()
-    import nmlsim.compile.numba_backend as nb
+    import nmlsim.backends.numba.kernels as nb
     compiled = []
     nb.COMPILE_NOTICE = lambda: compiled.append(1)
     from nmlsim.library import build

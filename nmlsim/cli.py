@@ -115,7 +115,7 @@ def _run(args, comm) -> int:
     path = Path(args.file)
     _note_bare_seconds(args)
     if args.backend == "numba" and not args.quiet:
-        from .compile import numba_backend
+        from .backends.numba import kernels as numba_backend
         from .parallel import launched_by_mpi
         jobs = 1 if launched_by_mpi() else numba_backend.compile_processes()
         numba_backend.COMPILE_NOTICE = lambda: print(

@@ -27,9 +27,11 @@ import numpy as np
 from ..compile.build import Built
 from ..compile.codegen import Program
 from ..compile.streams import Streams, identities, normal
-from ..compile.integrators import (BREAKPOINT_DONE, OWN_RATE, SOLVED_V, STORED_RATE, add_attached_slopes, make_integrator,
+from ..compile.integrators import (BREAKPOINT_DONE, OWN_RATE, SOLVED_V, STORED_RATE, add_attached_slopes,
                                    point_cell_shapes, solved_voltage_reads, stale_ancestor_reads, stored_point_rates)
 from ..compile.jlems_order import STARTED, jlems_reads, tests_clock
+from ..compile.schedule import run_start, run_steps
+from ..backends import get_backend
 from ..errors import SimulationError
 from ..lems import expr as E
 
@@ -101,19 +103,19 @@ NEURON_V_INIT = -0.065
 
 
 class _EnginePhases:
-    """The event parts of a step as the engine runs them (see ``Simulator._run_python``)."""
+    """The event parts of the schedule (engine/schedule.py) as the engine runs them:
+    ``start(t)`` (the event phase before the first step), ``drain`` (None: nothing buffered),
+    ``due(k, t)`` (delayed events handed over before step k, or None), ``events(k, t)``,
+    ``finish()``. numba's ``LoopRun`` offers the same with the compiled event functions."""
+
+    drain = None
 
     def __init__(self, sim):
         self.sim = sim
+        self.due = sim._deliver_due
 
     def start(self, t: float) -> None:
         self.sim._event_phase(0, t)
-
-    def before_step(self) -> None:
-        pass
-
-    def due(self, k: int, t: float) -> bool:
-        return self.sim._deliver_due(k, t)
 
     def events(self, k: int, t: float) -> None:
         self.sim._event_phase(k, t)
@@ -149,8 +151,7 @@ class Simulator:
         self.accumulated_time = method == "euler"
         self.nmodl = bool(nmodl) and method == "neuron"
         self.backend = backend
-        if backend not in ("numpy", "numba"):
-            raise SimulationError(f"unknown backend '{backend}' (numpy or numba)")
+        self._backend = get_backend(backend)
         specs = list(built.cables)
         #: --method neuron: abstract point cells, as jNeuroML's export makes them (v only / more)
         self._point_shapes = ([], [])
@@ -169,7 +170,7 @@ class Simulator:
             stale_ancestor_reads(built.groups)
         if method == "euler":  # what each component sees in jLEMS's walk of the tree
             jlems_reads(built.groups, self.dt, skip={c.gid for c in built.cables}, recorded=observe)
-        self.program = Program(built.groups, seed=seed, fast_scalars=backend == "numpy")
+        self.program = Program(built.groups, seed=seed, fast_scalars=self._backend.scalar_groups)
         self.V = self.program.V
         self.noise = self._noise_sources(seed)
         self._stale = self._stale_copies()
@@ -181,7 +182,7 @@ class Simulator:
             self.program.declare_implicit([(c.gid, c.v_key) for c in specs])
             self.cable = CablePhase(self.program, specs, self.dt, crank_nicolson=crank_nicolson)
         self.seed = seed
-        self.program.domains = self._density_domains() if backend == "numba" else {}
+        self.program.domains = self._density_domains() if self._backend.density_domains else {}
         lagged = []
         ks = []
         if method == "neuron":
@@ -219,7 +220,7 @@ class Simulator:
         points = {gid for gid, _ in getattr(self.program, "point_voltages", ())}
         self._watch = {id(h) for g, h, _ in self.cond_handlers
                        if method == "neuron" and g.gid in points and id(h) in self._state_tests}
-        self._nsteps = -1  # steps of the run under way (Simulator.run)
+        self.run_length = -1  # steps of the run under way (Simulator.run)
         self.kernels = None
         self.observe = None if observe is None else set(observe)
         if self.observe is not None:
@@ -236,13 +237,7 @@ class Simulator:
             for g, _, pairs in ks:
                 for _, _, rf, rr in pairs:
                     self.observe.update({(g.gid, rf), (g.gid, rr)})
-        if backend == "numba":
-            self._compile(self.observe)
-        elif method == "euler" and ks:
-            self.integrate = self.program.make_stepper(
-                self.dt, keys={k for k in self.program.rate_keys if k not in self.program.solved_apart})
-        else:
-            self.integrate = make_integrator(method, self.program, self.dt, self.nmodl)
+        self._prepare(self.observe)
         if method == "euler" and ks:
             explicit, ks_step = self.integrate, self._kinetic_exponential(ks)
 
@@ -490,31 +485,23 @@ class Simulator:
                         lagged.append(prog.py(*k))
         return lagged, early
 
-    def _compile(self, observe):
-        from ..compile.integrators import stepper_jacobian
-        from ..compile.numba_backend import NumbaKernels
-        jd = stepper_jacobian(self.method, self.program, self.nmodl)
-        kept = None if observe is None else {self.program.py(gid, key) for gid, key in observe}
-        # the implicit phase runs between compiled calls: the engine drives the steps
-        # (and jLEMS's kinetic schemes, moved by the engine between compiled calls; white noise,
-        # drawn by the engine each step)
-        spec = (None if self.program.implicit or self.method == "neuron" or getattr(self.program, "solved_apart", None)
-                or self.noise or self.early_routes or self.late_routes or self.exchange is not None
-                else self._loop_spec())
-        kernels = NumbaKernels(self.program, self.dt, self.method, jd, loop_spec=spec, keep=kept, nmodl=self.nmodl)
-        self.kernels = kernels
-        self.program.derived = kernels.derived
-        self.program.derived_after = kernels.derived_after if kernels._d2 is not None else kernels.derived
-        self.integrate = kernels.step  # RK4 too: its stages compiled in the step
-        if self.method == "neuron":
-            self.integrate = (kernels.step, kernels.step_after)
-        if self.method == "rk4":
-            self.program.rates = kernels.rates
-
-    def _loop_spec(self):
-        """The event structure as plain data, for the compiled loop (compile/numba_loop)."""
-        from ..compile.numba_loop import LoopSpec
+    def _prepare(self, observe):
+        """The backend's primitives (backends/): derived values, the update, the rates."""
+        p = self._backend.prepare(self, observe)
+        self.kernels = p.kernels
         prog = self.program
+        prog.derived, prog.derived_after, prog.rates = p.derived, p.derived_after, p.rates
+        self.integrate = p.update
+
+    def loop_spec(self):
+        """The event structure as plain data, for a compiled event phase (backends/numba/loop.py);
+        None where the run needs phases a compiled loop does not have (an implicit phase, NEURON's
+        halves, kinetic schemes moved by the engine, white noise, jLEMS's early events, MPI)."""
+        from ..backends.numba.loop import LoopSpec
+        prog = self.program
+        if (prog.implicit or self.method == "neuron" or getattr(prog, "solved_apart", None) or self.noise
+                or self.early_routes or self.late_routes or self.exchange is not None):
+            return None
         entry = defaultdict(list)
         for g, h, _ in prog.handlers:
             if h.kind == "entry":
@@ -975,14 +962,10 @@ class Simulator:
     # ------------------------------------------------------------ run
     def run(self, duration: float, recorders: List[Recorder] = (), progress: Optional[Callable] = None,
             check_every: int = 1000):
-        nsteps = self._nsteps = int(round(duration / self.dt))
-        if self.kernels is not None and (self.kernels.local or self.kernels.fused):
-            reads = [r.reads() for r in recorders]
-            if any(x is None or not x <= self.observe for x in reads):
-                # a recorder reads a value compiled into registers, or a derived value the
-                # fused loop would record before computing it: compile again, keeping all
-                self.observe = None
-                self._compile(None)
+        nsteps = self.run_length = int(round(duration / self.dt))
+        if self._backend.stale(self, recorders):  # (a recorder reads what was compiled away)
+            self.observe = None
+            self._prepare(None)
         self.initialize()
         for r in recorders:
             r.initialize(self, nsteps)
@@ -1001,12 +984,13 @@ class Simulator:
         failed = False
         try:
             with np.errstate(all="ignore"):
-                if self._can_fuse(recorders):
-                    self._run_compiled(nsteps, recorders, progress, check_every)
+                runner = self._backend.loop(self, recorders, check_every) if self._blockwise(recorders) else None
+                if runner is not None and runner.whole:
+                    self._run_compiled(runner, nsteps, progress, check_every)
                 else:
-                    self._run_python(nsteps, recorders, progress, check_every)
+                    self._run_python(nsteps, recorders, progress, check_every, phases=runner)
                 if check_every:  # runs shorter than check_every steps are checked too
-                    self._check_finite(nsteps * self.dt)
+                    self.check_finite(nsteps * self.dt)
             complete = True
         except KeyboardInterrupt:
             self.interrupted = True
@@ -1034,98 +1018,101 @@ class Simulator:
         return complete
 
     def _run_python(self, nsteps, recorders, progress, check_every, phases=None):
-        """The step schedule, written once: derived values → record → (delayed events jLEMS hands
-        over before the step; zero-delay events it sends to later receivers) → update →
-        conditions, fired events, routing, handlers. ``phases``: who runs the event parts — the
-        engine (default) or the compiled kernels' event functions (numba_loop.LoopRun, for
-        kernels too big to compile into one loop); the fully compiled ``_run`` renders the same
-        schedule (compile/numba_loop.RUN_TEMPLATE)."""
-        prog, V = self.program, self.V
+        """The run stepped phase by phase in the order of the schedule (engine/schedule.py).
+        ``phases``: who runs the event parts — the engine (default) or the compiled kernels'
+        event functions (numba's LoopRun, for kernels too big to compile into one loop); a fully
+        compiled loop renders the same schedule (backends/numba/loop.py)."""
         phases = phases or _EnginePhases(self)
-        derived_now = self.derived_now
-        exchange = self.exchange
-        if exchange is not None:  # (nothing pending; coupled cells on other ranks: their v first)
-            exchange.reset()
-            exchange.couple()
-        # the same before the first step: a pulse with delay 0 is on from the start
-        prog.derived(V, 0.0)
-        # jLEMS tests conditions with the end time of the step about to be taken; NEURON
-        # evaluates its currents (a pulse's on/off test) in the middle of that step
-        lead = self.event_lead
-        phases.start(lead)
-        if exchange is not None:
-            # the spikes of every rank's cells, routed on every rank (engine/exchange.py); the
-            # WATCH phase exchanges too when any rank has one (the ranks call it in step)
-            exchange.step(0, lead)
-            watch_any = exchange.comm.allreduce(int(bool(self._watch))) > 0
-        else:
-            watch_any = bool(self._watch)
-        clock = lead
-        noise = self._draw_noise if self.noise else None
-        early = bool(self._early)
-        # jLEMS hands delayed events over at the start of a step, before any instance advances
-        deliver_before = self.accumulated_time
-        watch = self._watch
+        run_start(self._start_ops(phases))
         try:
-            for k in range(nsteps + 1):
-                self.step_index = k
-                t = k * self.dt
-                if noise is not None:
-                    noise()
-                self.t = t
-                derived_now(V, t)
-                for r in recorders:
-                    r.sample(self, k, t)
-                if k == nsteps:
-                    break
-                # NEURON: WATCH conditions on the state just recorded, their actions (a reset) at
-                # the start of the step (the row shows v above threshold, the next the reset's step)
-                if watch_any:
-                    acted = bool(watch) and self._event_phase(k, t + lead, only=watch)
-                    if exchange is not None:
-                        acted = exchange.step(k, t + lead) or acted
-                    if acted:
-                        derived_now(V, t)
-                phases.before_step()
-                if deliver_before and phases.due(k + 1, clock + self.dt):
-                    derived_now(V, t)
-                if early and self._send_early(clock):
-                    derived_now(V, t)
-                self.integrate(V, t)
-                t1 = (k + 1) * self.dt
-                # jLEMS tests conditions with the time at the end of the step it is about
-                # to take, so a condition on t acts one step earlier than the state it sees
-                clock = clock + self.dt if self.accumulated_time else t1 + lead
-                phases.events(k + 1, clock)
-                if exchange is not None:
-                    exchange.step(k + 1, clock)
-                    exchange.couple()
-                if check_every and (k + 1) % check_every == 0:
-                    self._check_finite(t1)
-                    if progress:
-                        progress(k + 1, nsteps)
+            run_steps(self._step_ops(nsteps, recorders, progress, check_every, phases), nsteps)
         finally:
             phases.finish()
 
-    def _can_fuse(self, recorders) -> bool:
-        """The compiled loop runs when the model compiled into it and every recorder and
-        event listener takes its data in blocks."""
-        if self.kernels is None or self.kernels.loop is None:
-            return False
+    def _start_ops(self, phases) -> dict:
+        """The primitives of the schedule's START: derived values, the event phase once (jLEMS
+        tests conditions with the end time of the step about to be taken; NEURON evaluates its
+        currents, a pulse's on/off test, in the middle of that step), the exchange."""
+        prog, V, exchange = self.program, self.V, self.exchange
+
+        def derived(k):
+            if exchange is not None:  # (nothing pending; coupled cells on other ranks: their v first)
+                exchange.reset()
+                exchange.couple()
+            prog.derived(V, 0.0)
+        return {"derived": derived, "events": lambda k: phases.start(self.event_lead),
+                "exchange": None if exchange is None else lambda k: exchange.step(0, self.event_lead)}
+
+    def _step_ops(self, nsteps, recorders, progress, check_every, phases) -> dict:
+        """The primitives of one step of the schedule (engine/schedule.py), None for the phases
+        this run has nothing to do in."""
+        V, dt, lead = self.V, self.dt, self.event_lead
+        derived_now, integrate, exchange = self.derived_now, self.integrate, self.exchange
+        watch = self._watch
+        if exchange is not None:  # the WATCH phase exchanges too when any rank has one (they call it in step)
+            watch_any = exchange.comm.allreduce(int(bool(watch))) > 0
+        else:
+            watch_any = bool(watch)
+        accumulated = self.accumulated_time
+        clock = lead  # the time the coming conditions are tested with
+
+        def derived(k):
+            self.step_index = k
+            t = self.t = k * dt
+            derived_now(V, t)
+
+        def record(k):
+            t = k * dt
+            for r in recorders:
+                r.sample(self, k, t)
+
+        def watch_phase(k):
+            t = k * dt
+            acted = bool(watch) and self._event_phase(k, t + lead, only=watch)
+            if exchange is not None:
+                acted = exchange.step(k, t + lead) or acted
+            return acted
+
+        def advance_clock(k):
+            nonlocal clock
+            clock = clock + dt if accumulated else (k + 1) * dt + lead
+
+        def exchange_phase(k):
+            exchange.step(k + 1, clock)
+            exchange.couple()
+
+        def check(k):
+            if (k + 1) % check_every == 0:
+                self.check_finite((k + 1) * dt)
+                if progress:
+                    progress(k + 1, nsteps)
+        return {
+            "noise": (lambda k: self._draw_noise()) if self.noise else None,
+            "derived": derived,
+            "record": record if recorders else None,
+            "last": lambda k: k == nsteps,
+            "watch": watch_phase if watch_any else None,
+            "drain": phases.drain,
+            "due": (lambda k: phases.due(k + 1, clock + dt)) if accumulated and phases.due is not None else None,
+            "early": (lambda k: self._send_early(clock)) if self._early else None,
+            "update": lambda k: integrate(V, k * dt),
+            "clock": advance_clock,
+            "events": lambda k: phases.events(k + 1, clock),
+            "exchange": exchange_phase if exchange is not None else None,
+            "check": check if check_every else None,
+        }
+
+    def _blockwise(self, recorders) -> bool:
+        """Whether every recorder and event listener takes its data in blocks (a compiled loop
+        hands them over between chunks)."""
         if any(type(r).sample is not Recorder.sample and not hasattr(r, "sample_block") for r in recorders):
             return False
         return all(hasattr(cb, "block") for cbs in self.event_listeners.values() for cb in cbs)
 
-    def _run_compiled(self, nsteps, recorders, progress, check_every):
-        """The whole loop in compiled chunks (at most ``check_every`` steps each); recorders
+    def _run_compiled(self, run, nsteps, progress, check_every):
+        """The whole schedule in compiled chunks (at most ``check_every`` steps each); recorders
         get their rows and events between chunks."""
-        from ..compile.numba_loop import LoopRun
-        run = LoopRun(self, recorders, check_every)
-        if self.kernels._run is None:  # (table mode: the engine's loop with the compiled event phase)
-            self._run_python(nsteps, recorders, progress, check_every, phases=run)
-            return
-        self.program.derived(self.V, 0.0)
-        run.start(self.event_lead)
+        run_start(self._start_ops(run))
         e = 0
         while e <= nsteps:
             e_new = run.chunk(e, nsteps)
@@ -1133,6 +1120,7 @@ class Simulator:
             if progress and check_every and e_new // check_every > e // check_every and e_new <= nsteps:
                 progress(e_new, nsteps)
             e = e_new
+        run.finish()
 
     def _event_phase(self, k: int, t: float, only=None) -> bool:
         """Delayed events due now, OnCondition handlers, then every event they cause.
@@ -1158,7 +1146,7 @@ class Simulator:
             skip = ()
         elif k == 0 and self.accumulated_time:
             skip = self._state_tests
-        elif 0 < k == self._nsteps:  # (a test on t there would be jLEMS's step after the run's end)
+        elif 0 < k == self.run_length:  # (a test on t there would be jLEMS's step after the run's end)
             skip = self._watch | self._clock_tests
         else:
             skip = self._watch
@@ -1227,7 +1215,7 @@ class Simulator:
             self._process_events(queue, t)
         return sent
 
-    def _check_finite(self, t):
+    def check_finite(self, t):
         prog = self.program
         for gid, key in prog.state_keys:
             arr = self.V[prog.py(gid, key)]

@@ -149,7 +149,7 @@ def test_delayed_events_arrive_before_the_step_jlems_clock_reaches(lems_file, ba
     if backend.startswith("numba"):
         pytest.importorskip("numba")
     if backend == "numba-table":  # kernels in table mode: the engine's loop with the compiled event phase
-        import nmlsim.compile.numba_backend as nb
+        import nmlsim.backends.numba.kernels as nb
         monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
         backend = "numba"
     sim = api.load(lems_file(DELAYED, DELAYED_SIM))

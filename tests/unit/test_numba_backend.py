@@ -119,7 +119,7 @@ def test_compiled_loop_runs_and_equals_python_loop():
         if extra:
             rec.append(StepOnly())
         if backend == "numba":
-            assert sim._can_fuse(rec) == (not extra)
+            assert sim.kernels.loop is not None and sim._blockwise(rec) == (not extra)
         sim.run(0.04, rec)
         out[(backend, bool(extra))] = (rec[0].result(), traces["v"])
     ref_sp, ref_tr = out[("numpy", False)]
@@ -147,7 +147,7 @@ def test_table_mode_for_large_kernels(monkeypatch):
     """Kernels with many arrays take one table of addresses and the engine drives the
     steps (three compiled calls per step): same spikes as the NumPy backend, Poisson
     inputs included."""
-    import nmlsim.compile.numba_backend as nb
+    import nmlsim.backends.numba.kernels as nb
     from nmlsim.graph.network import InputList
     from nmlsim.lems.model import Component
     monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
@@ -170,7 +170,7 @@ def test_table_mode_split_into_parts_each_method(monkeypatch, method):
     """Table-mode kernels cut into parts of a few lines (as the thalamus's are): every
     integrator gives the NumPy backend's spikes (RK4's step holds its own stage arrays and must
     stay whole: split, bmtk_point_450glifs failed with "name '_ka0' is not defined")."""
-    import nmlsim.compile.numba_backend as nb
+    import nmlsim.backends.numba.kernels as nb
     monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
     monkeypatch.setattr(nb, "PART_LINES", 4)
     net = build("coba_lif", size=120, seed=4)
@@ -186,7 +186,7 @@ def test_vectorisable_exp_within_an_ulp_of_libm():
     """The kernels' exp and expm1 (polynomials that vectorise) against NumPy's libm calls:
     exp within 1 ulp (subnormal results too), expm1 within 2, special values as IEEE has them."""
     import numba
-    from nmlsim.compile.numba_backend import _helpers
+    from nmlsim.backends.numba.kernels import _helpers
     ns = _helpers()
 
     def apply(name, x, out):  # (the helpers are intrinsics: called by name in a compiled loop)
@@ -251,7 +251,7 @@ def test_elementwise_loops_fuse_across_population_blocks():
     """A whole-population loop, a scatter split at population blocks and the loop after it
     become one loop per block, bodies in their order; a run where a body reads at another
     index an array the run writes stays as it was."""
-    from nmlsim.compile.numba_backend import _fuse
+    from nmlsim.backends.numba.kernels import _fuse
     lines = ["    for i in range(4):", "        a0[i] = a1[i]",
              "    for i in range(0, 2):", "        a2[i] = a0[i] + a3[i]",
              "    for i in range(2, 4):", "        a2[i] = a0[i] + a4[i - 2]",
@@ -291,7 +291,7 @@ def test_derived_and_update_in_one_pass_when_no_derived_value_is_recorded():
                              lambda n, d, c: traces.__setitem__(n, d))]
         sim = Simulator(built, 1e-4, seed=8, backend=backend, observe=observed_by(rec))
         if backend == "numba":
-            assert "def _dstep(" in sim.kernels.source and sim._can_fuse(rec)
+            assert "def _dstep(" in sim.kernels.source and sim.kernels.loop is not None and sim._blockwise(rec)
         sim.run(0.03, rec)
         K = sim.kernels
         stored = [k for k in g.derived if (g.gid, k) not in sim.program.literals and (
@@ -310,7 +310,7 @@ def test_routes_into_one_merged_group_join_per_source():
     """Undelayed projections into the same merged synapse group become one CSR: each
     source's connections in route order (the engine's summation order), weights along."""
     from types import SimpleNamespace
-    from nmlsim.compile.numba_loop import _joined_routes
+    from nmlsim.backends.numba.loop import _joined_routes
     dst = SimpleNamespace(gid=7)
     route = SimpleNamespace(dst=dst, dst_port="in")
 
@@ -330,7 +330,7 @@ def test_recording_a_derived_value_later_recompiles_the_fused_loop(monkeypatch):
     """Built to record spikes only (derived + update fused; here with no value held in
     registers), then run with a recorder of a derived value: compiled again unfused, NumPy's
     trace (the fused loop records before it computes derived values)."""
-    import nmlsim.compile.numba_backend as nb
+    import nmlsim.backends.numba.kernels as nb
     monkeypatch.setattr(nb.NumbaKernels, "_localize", lambda self, lines, others, keep: lines)
     from nmlsim.compile.build import build_groups, spiking_groups
     from nmlsim.engine.record import SpikeRecorder, TraceRecorder
@@ -375,7 +375,7 @@ def test_cli_says_when_it_compiles(tmp_path):
 def test_large_functions_call_libm_exp_small_ones_inline():
     """A generated function with more exp sites than VEXP_INLINE_MAX calls libm (compile time);
     the others keep the inlined vectorisable polynomial."""
-    from nmlsim.compile.numba_backend import VEXP_INLINE_MAX, _libm_if_large
+    from nmlsim.backends.numba.kernels import VEXP_INLINE_MAX, _libm_if_large
     big = "def _derived(t, P):\n" + "    x = _vexp(t) + _phi(t)\n" * (VEXP_INLINE_MAX // 2 + 1)
     small = "def _step(t, P):\n    y = _vexpm1(t)\n"
     out = _libm_if_large(big + small)
@@ -410,7 +410,7 @@ def test_kinetic_scheme_on_a_segment_group_same_on_both_backends(tmp_path):
 def test_changed_parameters_and_step_reuse_the_compiled_kernels(tmp_path, monkeypatch):
     """Kernels are keyed by structure: parameter values and the time step come from a table
     at run time, so a sweep compiles once; each run still equals the NumPy backend's."""
-    import nmlsim.compile.numba_backend as nb
+    import nmlsim.backends.numba.kernels as nb
     monkeypatch.setenv("NMLSIM_CACHE_DIR", str(tmp_path / "cache"))
     compiled = []
     monkeypatch.setattr(nb, "COMPILE_NOTICE", lambda: compiled.append(1))
@@ -430,7 +430,7 @@ def test_changed_parameters_and_step_reuse_the_compiled_kernels(tmp_path, monkey
 
 
 def test_hoisted_literals_keep_the_generators_constants():
-    from nmlsim.compile.numba_backend import hoist_literals
+    from nmlsim.backends.numba.kernels import hoist_literals
     src = ["def f(t, a0, x1):", "    for i in range(40):", "        a0[i] = (a0[i] * 0.25) + 1.0 - 2.5e-05 * 0.25",
            "def g(t, a0, x1):", "    a0[3] = -0.065 + 0.0"]
     out, vals = hoist_literals(src, "x1", direct=False)
@@ -447,7 +447,7 @@ def test_table_mode_kernels_compile_in_parts(monkeypatch):
     time grows faster than a function's size), and a group's update loop into one loop per
     set of states that read each other (HH gates apart; here with an HH population): the
     same traces as the NumPy backend, with each backend and integrator."""
-    import nmlsim.compile.numba_backend as nb
+    import nmlsim.backends.numba.kernels as nb
     monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
     monkeypatch.setattr(nb, "PART_LINES", 6)
     net = build("ei_hh", size=60, seed=4)
@@ -483,7 +483,7 @@ COUPLED = """
 def test_state_sets_keep_coupled_states_together(lems_file, monkeypatch):
     """States whose rates read each other (a, b) share a loop, one that reads only itself
     (c) has its own; table-mode parts give the NumPy traces."""
-    import nmlsim.compile.numba_backend as nb
+    import nmlsim.backends.numba.kernels as nb
     sim_xml = """<Simulation id="sim1" length="20ms" step="0.01ms" target="net">
       <OutputFile id="of" fileName="x.dat"><OutputColumn id="a" quantity="p[0]/a"/>
       <OutputColumn id="c" quantity="p[1]/c"/></OutputFile></Simulation>"""
@@ -508,7 +508,7 @@ def test_first_compilation_spread_over_processes(tmp_path, monkeypatch):
     time, not the result."""
     import os
     import types
-    from nmlsim.compile.numba_backend import compile_jobs
+    from nmlsim.backends.numba.kernels import compile_jobs
     monkeypatch.setenv("NMLSIM_COMPILE_JOBS", "2")
     parent = os.getpid()
     log = []

@@ -1,6 +1,6 @@
 """The whole time loop compiled: the event phase of the engine generated as Numba code.
 
-:class:`~nmlsim.compile.numba_backend.NumbaKernels` compiles the derived variables and the
+:class:`~nmlsim.backends.numba.kernels.NumbaKernels` compiles the derived variables and the
 integration step; this module adds ``_events(ee, t, ...)`` — delayed deliveries due now,
 spike-source replay, OnCondition handlers, then every event they cause (routes with their
 delays, merged-synapse increments, OnEvent handlers, EventConnections inside a component)
@@ -32,10 +32,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import UnsupportedFeature
-from ..lems import expr as E
-from .jlems_order import tests_clock
-from .streams import NUMBA_SOURCE as STREAMS_SOURCE
+from ...errors import UnsupportedFeature
+from ...lems import expr as E
+from ...compile.jlems_order import tests_clock
+from ...compile.schedule import STEP
+from ...compile.streams import NUMBA_SOURCE as STREAMS_SOURCE
 
 MAX_DEPTH = 8
 
@@ -256,7 +257,7 @@ class LoopGen:
             if s == "t" or not s.startswith("x"):
                 return s
             return f"{self.K._arr(s)}[{var}]"
-        from .numba_backend import _DIALECT
+        from .kernels import _DIALECT
         return E._emit(ast, name, _DIALECT)
 
     def inbox(self, g, port):
@@ -450,34 +451,55 @@ class LoopGen:
         return due + [f"def _events(ee, t, SBK, SBI, SBS, SBN, {args}):"] + body
 
 
-RUN_TEMPLATE = """
-def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN, ST, CLK, {args}):
-    for e in range(e0, e1):
-        t = e * dt
-{pre}
-        r = e - e0
-        for j in range(RAID.shape[0]):
-            TB[r, j] = R[RAID[j]][RIDX[j]]
-        if e == nsteps:
-            return e + 1
-        if SBN[0] + need > SBK.shape[0]:
-            ST[0] = 2
-            return e
-{due}
-        {update}(t, {args})
-        ee = e + 1
-        if CLK[0] > 0.0:  # jLEMS's clock: t += dt
-            CLK[1] = CLK[1] + dt
-            tev = CLK[1]
-        else:
-            tev = ee * dt + dt
-        if _events(ee, tev, SBK, SBI, SBS, SBN, {args}):
-            ST[0] = 3
-            return ee
-        if check > 0 and ee % check == 0:
-{finite}
-    return e1
-"""
+RUN_HEAD = ("def _run(e0, e1, nsteps, dt, check, need, TB, RAID, RIDX, R, SBK, SBI, SBS, SBN, ST, CLK, {args}):\n"
+            "    for e in range(e0, e1):\n"
+            "        t = e * dt")
+
+
+def run_phases(args: str, update: str, derived: bool, due: bool, finite: List[str]) -> Dict[str, Optional[str]]:
+    """The compiled loop's primitives of the schedule's phases (compile/schedule.py), one step
+    ``e`` → ``e + 1``: code per phase, None for the phases it does not do (white noise, WATCH
+    tests, jLEMS's early events and MPI exchange: runs that need them are stepped by the engine).
+    ``update``: the kernel that moves the states; ``derived``: whether the derived values are
+    computed before the row is recorded (False: ``update`` computes them itself, `_dstep`; the
+    last row still gets them); ``due``: jLEMS's delayed events handed over before the step."""
+    return {
+        "noise": None,
+        "derived": f"_derived(t, {args})" if derived else f"if e == nsteps:\n    _derived(t, {args})",
+        "record": "r = e - e0\nfor j in range(RAID.shape[0]):\n    TB[r, j] = R[RAID[j]][RIDX[j]]",
+        "last": "if e == nsteps:\n    return e + 1",
+        "watch": None,
+        "drain": "if SBN[0] + need > SBK.shape[0]:\n    ST[0] = 2\n    return e",
+        "due": (f"_g = _due(e + 1, CLK[1] + dt, SBK, SBI, SBS, SBN, {args})\n"
+                "if _g == 1:\n    ST[0] = 3\n    return e\n_acted = _g == 2") if due else None,
+        "early": None,
+        "update": f"{update}(t, {args})",
+        "clock": ("ee = e + 1\nif CLK[0] > 0.0:  # jLEMS's clock: t += dt\n    CLK[1] = CLK[1] + dt\n"
+                  "    tev = CLK[1]\nelse:\n    tev = ee * dt + dt"),
+        "events": f"if _events(ee, tev, SBK, SBI, SBS, SBN, {args}):\n    ST[0] = 3\n    return ee",
+        "exchange": None,
+        "check": "if check > 0 and ee % check == 0:\n" + "\n".join(ln[8:] for ln in finite) if finite else None,
+    }
+
+
+def render_run(phases: Dict[str, Optional[str]], args: str, refresh: Optional[str]) -> List[str]:
+    """``_run`` as the schedule's steps (compile/schedule.STEP) in the order given there, from
+    the primitives of :func:`run_phases`; ``refresh``: the code that computes the derived values
+    again after a ``refresh`` phase acted (None: the update computes its own)."""
+    missing = [ph.name for ph in STEP if ph.name not in phases]
+    if missing:
+        raise ValueError(f"the compiled loop has no primitive for the phases {missing}")
+    out = RUN_HEAD.format(args=args).split("\n")
+    for ph in STEP:
+        code = phases[ph.name]
+        if code is None:
+            continue
+        if ph.refresh and refresh:
+            code += f"\nif _acted:\n    {refresh}"
+        out += ["        " + ln for ln in code.split("\n")]
+    out.append("    return e1")
+    return out
+
 
 HELPERS = STREAMS_SOURCE + """
 
@@ -501,12 +523,17 @@ class LoopRun:
     trace rows to recorders and recorded events to listeners."""
 
     def __init__(self, sim, recorders, check_every: int):
-        from ..errors import SimulationError
+        from ...errors import SimulationError
         self.Error = SimulationError
         self.sim = sim
         self.K = K = sim.kernels
         self.gen = gen = K.loop
         self.check = int(check_every or 0)
+        #: the whole schedule compiled (`chunk`); False in table mode, where the engine steps the
+        #: schedule with the compiled event phases below
+        self.whole = K._run is not None
+        #: (the schedule's `due` phase: only where jLEMS's clock hands delayed events over)
+        self.due = self._due if K._due is not None else None
         for j in gen.state_arrays:
             K.extras[j][...] = 0
         # listeners: a flag per (group, port), a code per event in the buffer
@@ -553,7 +580,7 @@ class LoopRun:
         #: the clock of the condition tests: [1 if accumulated (jLEMS's t += dt), the next test's time]
         self.CLK = np.array([1.0 if sim.accumulated_time else 0.0, sim.dt])
         if gen._last is not None:  # (the run's number of steps: tests on t stop after the last)
-            K.extras[int(gen._last[1:])][0] = sim._nsteps
+            K.extras[int(gen._last[1:])][0] = sim.run_length
 
     def _drain(self):
         SBK, SBI, SBS, SBN = self.SB
@@ -571,7 +598,7 @@ class LoopRun:
                 for cb in cbs:
                     cb.block(idx[sel], t)
 
-    # the event parts of a step, for the engine's loop (Simulator._run_python) where the
+    # the event parts of the schedule (engine/schedule.py), for the engine's loop where the
     # kernels are too big to compile into one loop (table mode): three compiled calls per step
     def start(self, t: float) -> None:
         K = self.K
@@ -579,14 +606,12 @@ class LoopRun:
             raise self.Error("events keep triggering events (an event loop in the model?)")
         self._drain()
 
-    def before_step(self) -> None:
+    def drain(self, k: int) -> None:
         if self.SB[3][0] + self.need > self.SB[0].shape[0]:
             self._drain()
 
-    def due(self, k: int, t: float) -> bool:
+    def _due(self, k: int, t: float) -> bool:
         K = self.K
-        if K._due is None:
-            return False
         got = K._due(k, t, *self.SB, *K._args(self.sim.V))
         if got == 1:
             raise self.Error("events keep triggering events (an event loop in the model?)")
@@ -613,7 +638,7 @@ class LoopRun:
         self._drain()
         st = int(self.ST[0])
         if st == 1:
-            sim._check_finite(e_new * sim.dt)
+            sim.check_finite(e_new * sim.dt)
         elif st == 3:
             raise self.Error("events keep triggering events (an event loop in the model?)")
         return e_new

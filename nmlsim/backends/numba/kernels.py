@@ -1,5 +1,5 @@
 """An optional fused CPU backend: a :class:`~nmlsim.compile.codegen.Program` compiled by
-Numba — derived variables, integration step and (``numba_loop``) the event phase and the
+Numba — derived variables, integration step and (``loop``) the event phase and the
 time loop itself.
 
 It is generated from the same flattened equations (the same ASTs, through the scalar
@@ -35,9 +35,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from ..errors import UnsupportedFeature
-from ..lems import expr as E
-from .integrators import lower_updates, rk4_stages
+from ...errors import UnsupportedFeature
+from ...lems import expr as E
+from ...compile.integrators import lower_updates, rk4_stages
 
 
 def available() -> bool:
@@ -260,7 +260,7 @@ def _libm_if_large(source: str) -> str:
     return "\ndef ".join(parts)
 
 
-from .numba_loop import HELPERS as _LOOP_HELPERS  # noqa: E402
+from .loop import HELPERS as _LOOP_HELPERS  # noqa: E402
 
 _HELPERS_SRC += _LOOP_HELPERS
 
@@ -428,7 +428,7 @@ def compile_processes() -> int:
         except ValueError:
             n = 0
         if n < 1:
-            from ..errors import SimulationError
+            from ...errors import SimulationError
             raise SimulationError(f"NMLSIM_COMPILE_JOBS='{env}': expected a number of processes, 1 or more")
         return n
     try:
@@ -452,7 +452,7 @@ def compile_jobs(jobs, source: str, parallel: bool = True) -> None:
     ``os.fork`` is missing, or with other threads running."""
     import os
     import threading
-    from ..parallel import launched_by_mpi
+    from ...parallel import launched_by_mpi
     jobs = [(f, sg) for f, sg in jobs if tuple(sg) not in f.overloads]  # (compiled in this process already)
     nproc = min(compile_processes(), len(jobs))
     # a fork copies only the calling thread: with others about (ranks as threads, a GUI), a lock
@@ -687,7 +687,7 @@ class NumbaKernels:
         lines_d = self._derived_lines()
         lines_s2 = lines_d2 = None
         if method == "neuron":  # NEURON's step: f, B of the implicit states; the rest after the solve
-            from .integrators import neuron_halves
+            from ...compile.integrators import neuron_halves
             first, second = neuron_halves(prog)
             lines_s = self._step_lines(jdiag, keys=first)
             lines_s2 = self._step_lines(jdiag if nmodl else None, keys=second)  # cnexp on NEURON's own mods
@@ -701,7 +701,7 @@ class NumbaKernels:
         self.loop_refusal = None  # why the event phase could not be compiled (the engine loops in Python)
         lines_e = []
         if loop_spec is not None:
-            from .numba_loop import LoopGen
+            from .loop import LoopGen
             try:
                 gen = LoopGen(self, loop_spec)
                 lines_e = gen.generate("{ARGS}")
@@ -753,7 +753,7 @@ class NumbaKernels:
                 src += [f"def {fname}({args}):"] + (piece or ["    pass"])
         src += [f"def _rates({args}{', ' + rargs if rargs else ''}):"] + (_fuse(lines_r) or ["    pass"])
         if self.loop is not None:
-            from .numba_loop import RUN_TEMPLATE
+            from .loop import render_run, run_phases
             src += [ln.replace("{ARGS}", plain) for ln in lines_e]
             if not self.table:
                 finite = []
@@ -772,18 +772,9 @@ class NumbaKernels:
                 self.fused = fused
                 if fused:
                     src += [f"def _dstep({args}):"] + (_fuse(lines_d + lines_s) or ["    pass"])
-                pre = (f"        if e == nsteps:\n            _derived(t, {plain})" if fused else
-                       f"        _derived(t, {plain})")
-                due = ""
-                if self.loop.spec.jlems_clock:  # delayed events jLEMS hands over before the step
-                    due = "\n".join([
-                        "        if CLK[0] > 0.0:",
-                        f"            _g = _due(e + 1, CLK[1] + dt, SBK, SBI, SBS, SBN, {plain})",
-                        "            if _g == 1:", "                ST[0] = 3", "                return e"]
-                        + ([] if fused else ["            if _g == 2:", f"                _derived(t, {plain})"]))
-                src += RUN_TEMPLATE.format(args=plain, pre=pre, due=due,
-                                           update="_dstep" if fused else "_step",
-                                           finite="\n".join(finite) or "            pass").splitlines()
+                src += render_run(run_phases(plain, "_dstep" if fused else "_step", derived=not fused,
+                                             due=self.loop.spec.jlems_clock, finite=finite),
+                                  plain, refresh=None if fused else f"_derived(t, {plain})")
         src, self.extras[kslot] = hoist_literals(src, f"x{kslot}", direct=not self.table)
         if self.table:
             src = self._table_prologues(src, names)
