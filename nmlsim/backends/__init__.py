@@ -1,6 +1,6 @@
 """Backends: the primitives of the step schedule, made from one lowered program.
 
-The engine lowers a model once — ``compile/codegen.Program`` (names, arrays and their owners,
+The engine lowers a model once — ``compile/program.Program`` (names, arrays and their owners,
 the derived values in one evaluation order, handlers), ``compile/integrators.lower_updates``
 (each state's update, written once as backend-neutral records), routes and recorders
 (``engine/simulator``) — and runs the step schedule of ``compile/schedule.py``. A backend

@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..errors import ModelError, UnsupportedFeature
+from ..errors import UnsupportedFeature
 from ..lems import expr as E
 from ..lems.flatten import Derived
 
@@ -627,49 +627,6 @@ def stepper_jacobian(method: str, prog, nmodl: bool = False) -> Optional[list]:
     return None
 
 
-def make_integrator(method: str, prog, dt: float, nmodl: bool = False):
-    """Return ``step(V, t)`` advancing every state variable by ``dt``."""
-    if method not in METHODS:
-        raise ModelError(f"unknown integration method '{method}' (choose from {', '.join(METHODS)})")
-    if method == "neuron":
-        return _neuron_stepper(prog, dt, nmodl)
-    if method in ("euler", "exp_euler"):
-        return prog.make_stepper(dt, stepper_jacobian(method, prog))
-    names = [prog.py(gid, key) for gid, key in prog.rate_keys]
-    if not prog.scalar_gids:
-        return _generated_rk4(prog, names, dt)
-
-    def rk4(V, t):  # (single-instance groups: the scalar fast path's fallback rules apply)
-        y0 = [np.array(V[nm], dtype=float) for nm in names]
-        k = {}
-        for stage, prev, coef, at in rk4_stages(dt):
-            if prev is not None:
-                for nm, y, kp in zip(names, y0, k[prev]):
-                    V[nm][...] = y + coef * kp
-                prog.derived(V, t + at)
-            k[stage] = [np.asarray(x, dtype=float) for x in prog.rates(V, t + at)]
-        for nm, y, a, b, c, d in zip(names, y0, k["a"], k["b"], k["c"], k["d"]):
-            V[nm][...] = y + (dt / 6.0) * (a + 2.0 * b + 2.0 * c + d)
-    return rk4
-
-
-def _neuron_stepper(prog, dt: float, nmodl: bool = False):
-    """NEURON's fixed step (``secondorder=0``), the explicit half: the implicit phase's f and
-    B at t; then — after the engine's implicit phase has moved v to t + dt — every other
-    state from derived values recomputed with the new v.  With the mod files jNeuroML writes
-    that is forward Euler: their ``x' = rate_x`` (a rate computed in a PROCEDURE) gives
-    ``cnexp`` nothing linear to integrate exactly, so it steps x + dt·rate.  With hand-written
-    mods (``nmodl``: ``x' = (xInf - x)/xTau``), ``cnexp`` integrates the linear equation
-    exactly — the exponential step.  Concentration models (``prog.early_states``) move in the
-    first half, with the currents of the old voltage, as their mods read ``ica``.
-    Returns (before, after)."""
-    first, second = neuron_halves(prog)
-    jac = stepper_jacobian("neuron", prog, nmodl)
-    before = prog.make_stepper(dt, jac, keys=first)
-    after = prog.make_stepper(dt, jac if nmodl else None, keys=second)
-    return before, after
-
-
 def neuron_halves(prog):
     """The states NEURON's step moves before the voltage solve (the implicit ones' f and B, and
     concentration pools: ``prog.early_states``) and after it (the rest, but the kinetic schemes
@@ -685,25 +642,3 @@ def rk4_stages(dt: float):
     (and derived values recomputed there); then x = y + dt/6 (k_a + 2 k_b + 2 k_c + k_d)."""
     h2 = 0.5 * dt
     return (("a", None, None, 0.0), ("b", "a", h2, h2), ("c", "b", h2, h2), ("d", "c", dt, dt))
-
-
-def _generated_rk4(prog, names, dt: float):
-    """Classical RK4 as one generated function (no per-state Python loop); states are
-    updated in place, as the engine expects."""
-    h6 = dt / 6.0
-    lines = ["def rk4_step(V, t):"]
-    for j, nm in enumerate(names):
-        lines.append(f"    s{j} = V[{nm!r}]")
-        lines.append(f"    y{j} = s{j}.copy()")
-    for stage, prev, coef, at in rk4_stages(dt):
-        if prev is not None:
-            for j in range(len(names)):
-                lines.append(f"    s{j}[...] = y{j} + {coef!r} * {prev}[{j}]")
-            lines.append(f"    derived(V, t + {at!r})")
-        lines.append(f"    {stage} = rates(V, t + {at!r})")
-    for j in range(len(names)):
-        lines.append(f"    s{j}[...] = y{j} + {h6!r} * (a[{j}] + 2.0 * b[{j}] + 2.0 * c[{j}] + d[{j}])")
-    lines.append("    return None")
-    ns = {"rates": prog.rates, "derived": prog.derived}
-    exec(compile("\n".join(lines) + "\n", "<nmlsim-rk4>", "exec"), ns)
-    return ns["rk4_step"]

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Handler, Node
-from .codegen import derived_deps
+from .program import derived_deps
 from .integrators import copy_rate
 
 

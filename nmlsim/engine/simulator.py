@@ -25,13 +25,14 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tupl
 import numpy as np
 
 from ..compile.build import Built
-from ..compile.codegen import Program
+from ..compile.program import Program
 from ..compile.streams import Streams, identities, normal
 from ..compile.integrators import (BREAKPOINT_DONE, OWN_RATE, SOLVED_V, STORED_RATE, add_attached_slopes,
                                    point_cell_shapes, solved_voltage_reads, stale_ancestor_reads, stored_point_rates)
 from ..compile.jlems_order import STARTED, jlems_reads, tests_clock
 from ..compile.schedule import run_start, run_steps
 from ..backends import get_backend
+from ..backends.numpy import NumpyCode
 from ..errors import SimulationError
 from ..lems import expr as E
 
@@ -170,12 +171,17 @@ class Simulator:
             stale_ancestor_reads(built.groups)
         if method == "euler":  # what each component sees in jLEMS's walk of the tree
             jlems_reads(built.groups, self.dt, skip={c.gid for c in built.cables}, recorded=observe)
-        self.program = Program(built.groups, seed=seed, fast_scalars=self._backend.scalar_groups)
+        self.program = Program(built.groups, seed=seed)
+        #: the program's NumPy functions: the engine's own event phase and initialisation run
+        #: their handlers on every backend (backends/numpy.py)
+        self.numpy = NumpyCode(self.program, scalars=self._backend.scalar_groups)
+        #: the backend's derived values (until _prepare: the NumPy ones)
+        self.derived = self.derived_after = self.numpy.derived
         self.V = self.program.V
         self.noise = self._noise_sources(seed)
         self._stale = self._stale_copies()
         #: the derived values at the start of a step (the engine's loop calls it before recording)
-        self.derived_now = lambda V, t: self.program.derived(V, t)
+        self.derived_now = lambda V, t: self.derived(V, t)
         self.cable = None
         if specs:  # multi-compartment cells (and, with --method neuron, NeuroML point cells)
             from .cable import CablePhase
@@ -249,7 +255,7 @@ class Simulator:
             self.integrate = integrate
         if self.method == "neuron":
             before, after = self.integrate
-            cable, prog, dt = self.cable, self.program, self.dt
+            cable, dt = self.cable, self.dt
             #: the states the currents of the coming step see: those before the last update
             #: (0 before the first: jNeuroML's INITIAL evaluates the conductances with gates at 0)
             self.lag = {nm: np.zeros_like(self.V[nm], dtype=float) for nm in lagged}
@@ -265,7 +271,7 @@ class Simulator:
                 if lags:
                     copy_all(saved, states)
                     copy_all(states, lags)
-                prog.derived(V, t)
+                self.derived(V, t)
                 if lags:
                     copy_all(states, saved)
             self.derived_now = derived_now
@@ -278,7 +284,7 @@ class Simulator:
                 if cable is not None:
                     cable.solve(V)
                 # what the rest of the step reads (numba: only that; derived_now computes all)
-                prog.derived_after(V, t + dt)
+                self.derived_after(V, t + dt)
                 if stale:
                     self._refresh_stale()
                 if lags:
@@ -489,9 +495,7 @@ class Simulator:
         """The backend's primitives (backends/): derived values, the update, the rates."""
         p = self._backend.prepare(self, observe)
         self.kernels = p.kernels
-        prog = self.program
-        prog.derived, prog.derived_after, prog.rates = p.derived, p.derived_after, p.rates
-        self.integrate = p.update
+        self.derived, self.derived_after, self.integrate = p.derived, p.derived_after, p.update
 
     def loop_spec(self):
         """The event structure as plain data, for a compiled event phase (backends/numba/loop.py);
@@ -525,7 +529,7 @@ class Simulator:
         self.start_handlers = []
         model = self.built.net.model
         for g, h, fname in prog.handlers:
-            fn = prog.handler_fns[fname]
+            fn = self.numpy.handler_fns[fname]
             if h.kind == "condition":
                 if (self.method == "neuron" and model.is_a(h.node.tname, "spike") and h.node.parent is not None
                         and model.is_a(h.node.parent.tname, "spikeArray")):
@@ -595,7 +599,7 @@ class Simulator:
             w = r.weight[keep][order] if r.weight is not None else np.ones(len(order))
             return dict(route=r, indptr=indptr, dst=dst[order], steps=steps[order], w=w, delay_s=delays[order],
                         any_delay=bool(np.any(steps > 0)),
-                        merged=self.program.merged_event_fns.get(r.dst.gid) if r.dst.merged else None)
+                        merged=self.numpy.merged_event_fns.get(r.dst.gid) if r.dst.merged else None)
         for r in self.built.routes:
             delays = np.broadcast_to(np.asarray(r.delay_s, dtype=float), r.pre_idx.shape)
             early = np.zeros(len(r.pre_idx), dtype=bool)
@@ -758,11 +762,11 @@ class Simulator:
             a[...] = 0.0
 
         def derived():
-            prog.derived(V, 0.0)
+            self.derived(V, 0.0)
             if slots:  # jLEMS's copies and past values hold the initial values throughout
                 for slot, src, lit in slots:
                     V[slot][...] = V[src] if lit is None else lit
-                prog.derived(V, 0.0)
+                self.derived(V, 0.0)
         with np.errstate(all="ignore"):
             for g in self.built.groups:
                 for rkey, (node, names, initial) in g.regimes.items():
@@ -778,7 +782,7 @@ class Simulator:
             derived()
             if self._stale:  # INITIAL calls rates() twice: the stale reads start right
                 self._refresh_stale()
-                prog.derived(V, 0.0)
+                self.derived(V, 0.0)
             if self.cable is not None:
                 self.cable.reset(V)
             if self._point_shapes[1]:
@@ -787,7 +791,7 @@ class Simulator:
             for g in solved:  # (the synapses' reads of it: derived again)
                 V[prog.py(g.gid, SOLVED_V)][...] = V[prog.py(g.gid, "v")]
             if solved:
-                prog.derived(V, 0.0)
+                self.derived(V, 0.0)
         for a in started:
             a[...] = 1.0
 
@@ -821,7 +825,7 @@ class Simulator:
             V[nm][...] = -1.0  # no regime
         for g in cells:
             V[prog.py(g.gid, "v")][...] = NEURON_V_INIT
-        prog.derived(V, 0.0)
+        self.derived(V, 0.0)
         own = [np.array(V[prog.py(g.gid, OWN_RATE)], dtype=float, copy=True) for g in cells]
         for nm, x in saved.items():
             V[nm][...] = x
@@ -829,7 +833,7 @@ class Simulator:
             V[prog.py(g.gid, STORED_RATE)][...] = x
             if BREAKPOINT_DONE in g.state:
                 V[prog.py(g.gid, BREAKPOINT_DONE)][...] = 1.0
-        prog.derived(V, 0.0)
+        self.derived(V, 0.0)
 
     def _stale_copies(self):
         """(parent value, its copy) V names of jNeuroML's stale reads (stale_ancestor_reads)."""
@@ -1033,13 +1037,13 @@ class Simulator:
         """The primitives of the schedule's START: derived values, the event phase once (jLEMS
         tests conditions with the end time of the step about to be taken; NEURON evaluates its
         currents, a pulse's on/off test, in the middle of that step), the exchange."""
-        prog, V, exchange = self.program, self.V, self.exchange
+        V, exchange = self.V, self.exchange
 
         def derived(k):
             if exchange is not None:  # (nothing pending; coupled cells on other ranks: their v first)
                 exchange.reset()
                 exchange.couple()
-            prog.derived(V, 0.0)
+            self.derived(V, 0.0)
         return {"derived": derived, "events": lambda k: phases.start(self.event_lead),
                 "exchange": None if exchange is None else lambda k: exchange.step(0, self.event_lead)}
 

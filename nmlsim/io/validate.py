@@ -99,7 +99,7 @@ def validate_file(path, include_root=None, includes: bool = True, named: bool = 
     """All problems found in ``path`` (empty: valid): the schema's (of the named file, and of
     the NeuroML files it includes when ``includes``) and the model's."""
     from ..compile.build import build_groups
-    from ..compile.codegen import Program
+    from ..compile.program import Program
     from ..engine.paths import resolve_outputs
     from .lems_reader import load_model
     from .lems_sim import read_simulation
@@ -166,7 +166,7 @@ def sonata_problems(path, include_root=None, includes: bool = True) -> List[str]
     (SWC morphologies included) lowered and every group compiled, without simulating; with
     ``includes`` the NeuroML templates it loads are checked against the schema too."""
     from ..compile.build import build_groups
-    from ..compile.codegen import Program
+    from ..compile.program import Program
     from .sonata_reader import SonataReader
     try:
         reader = SonataReader(path, include_root=include_root)

@@ -4,7 +4,7 @@ CI runs a representative subset (fast cases covering HH channels, abstract cells
 synapses with STP, gap junctions, graded synapses, kinetic schemes, custom types,
 tissue-level variables and event outputs); `pytest -m slow` runs the whole corpus.
 ``--method euler`` is jLEMS's scheme, so its runs are judged with ``--strict`` (within
-1e-4 of the range and one step of jnml), on both backends.
+1e-4 of the range and one step of jnml). Every check runs on both backends.
 """
 import json
 import os
@@ -41,34 +41,39 @@ def _run_case(case, method, out, backend="numpy"):
     assert cmp.returncode == 0 and f"PASS {case}" in cmp.stdout, cmp.stdout + cmp.stderr
 
 
+def _backend(backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+
+
 @needs_shared
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("case", FAST)
-def test_fast_cases_euler(case, tmp_path):
-    _run_case(case, "euler", tmp_path)
+def test_fast_cases_euler(case, backend, tmp_path):
+    """jLEMS's scheme on both backends (the compiled one steps jLEMS's order too: history slots,
+    kinetic schemes, peers, clock), judged --strict."""
+    _backend(backend)
+    _run_case(case, "euler", tmp_path, backend=backend)
 
 
 @needs_shared
-@pytest.mark.parametrize("case", ["nml2_ex1_hh", "nml2_ex3_net", "nml2_ex4a_ks", "osb_wilsoncowan_driven"])
-def test_fast_cases_euler_compiled(case, tmp_path):
-    """The compiled backend steps jLEMS's order too (history slots, kinetic schemes, peers, clock)."""
-    pytest.importorskip("numba")
-    _run_case(case, "euler", tmp_path, backend="numba")
-
-
-@needs_shared
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("case", ["nml2_ex1_hh", "nml2_ex7_stp", "nml2_ex19_gapjunctions", "osb_pospischil_im"])
-def test_fast_cases_default_method(case, tmp_path):
-    _run_case(case, "exp_euler", tmp_path)
+def test_fast_cases_default_method(case, backend, tmp_path):
+    _backend(backend)
+    _run_case(case, "exp_euler", tmp_path, backend=backend)
 
 
 @needs_shared
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("method", ["euler", "exp_euler"])
 @pytest.mark.parametrize("case", [c for c in _cases() if c not in FAST] or ["none"])
-def test_whole_corpus(case, method, tmp_path):
+def test_whole_corpus(case, method, backend, tmp_path):
     if case == "none":
         pytest.skip("no corpus")
-    _run_case(case, method, tmp_path)
+    _backend(backend)
+    _run_case(case, method, tmp_path, backend=backend)
 
 
 @needs_shared

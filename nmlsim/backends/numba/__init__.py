@@ -21,7 +21,7 @@ class NumbaBackend(Backend):
         update = (kernels.step, kernels.step_after) if sim.method == "neuron" else kernels.step  # (RK4's stages inside)
         return Primitives(derived=kernels.derived, update=update,
                           derived_after=kernels.derived_after if kernels._d2 is not None else kernels.derived,
-                          rates=kernels.rates if sim.method == "rk4" else prog.rates, kernels=kernels)
+                          rates=kernels.rates if sim.method == "rk4" else sim.numpy.rates, kernels=kernels)
 
     def stale(self, sim, recorders) -> bool:
         K = sim.kernels
