@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import ModelError, NmlsimError, UnsupportedFeature
+from .backends import BACKENDS
 
 EXIT_INTERRUPTED = 130
 
@@ -274,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--crank-nicolson", action="store_true",
                    help="multi-compartment cells: the cable's voltage by Crank-Nicolson (NEURON's secondorder=2, "
                         "second order in dt) instead of backward Euler; the other states as --method moves them")
-    r.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
+    r.add_argument("--backend", default="numpy", choices=tuple(BACKENDS),
                    help="numpy (default) or numba: the whole time loop compiled by Numba (needs the numba "
                         "package; compiled kernels are cached in ~/.cache/nmlsim/numba)")
     r.add_argument("--dt", type=_time_arg, default=None,
@@ -348,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: one per CPU)")
     sw.add_argument("--method", default=None, choices=("euler", "exp_euler", "rk4", "neuron"),
                     help="integrator, as for run (default: exp_euler)")
-    sw.add_argument("--backend", default="numpy", choices=("numpy", "numba"),
+    sw.add_argument("--backend", default="numpy", choices=tuple(BACKENDS),
                     help="numba: compiled once (the first run), reused by the others")
     sw.add_argument("--duration", type=_time_arg, default=None, help="simulated time (default: the Simulation's)")
     sw.add_argument("--dt", type=_time_arg, default=None, help="time step (default: the Simulation's)")

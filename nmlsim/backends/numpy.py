@@ -28,7 +28,8 @@ from typing import Dict, List, Set
 
 import numpy as np
 
-from ..compile.integrators import (METHODS, lower_updates, neuron_halves, rk4_stages, stepper_jacobian)
+from ..compile.integrators import (METHODS, Spelling, lower_updates, neuron_halves, rk4_stages, stepper_jacobian,
+                                   update_statements)
 from ..compile.program import Program
 from ..errors import ModelError, SimulationError
 from ..lems import expr as E
@@ -416,37 +417,11 @@ class NumpyCode:
             self.mode_fast = fast
             loads: Set[str] = set()
             calc, write = [], []
-            for u in updates:  # (integrators.lower_updates: the step of each state, rendered here)
-                j, g = u.j, self.prog.by_gid[u.gid]
-                x = self.prog.py(u.gid, u.key)
-                loads.add(x)
-                calc.append(f"    r{j} = {self._code(g, u.rate, loads)}")
-                if u.kind == "implicit":
-                    _, fn, bn = self.prog.implicit[(u.gid, u.key)]
-                    calc.append(f"    q{j} = {'0.0' if u.coef is None else self._code(g, u.coef, loads)}")
-                    write.append(f"    V[{fn!r}][...] = r{j}")
-                    write.append(f"    V[{bn!r}][...] = q{j}")
-                    continue
-                inc = f"{dt!r} * r{j}"  # the step's increment of x
-                if u.kind == "backward":
-                    calc.append(f"    r{j} = r{j} / (1.0 - {dt!r} * ({self._code(g, u.coef, loads)}))")
-                elif u.kind == "exp" and u.phi is not None:
-                    calc.append(f"    r{j} = r{j} * {self._code(g, u.phi, loads)}")
-                elif u.kind == "exp":  # x + (N/M) expm1(B dt); x + f dt where M is 0
-                    q, m = (self._code(g, a, loads) for a in u.quot)
-                    z = f"({self._code(g, u.coef, loads)}) * {dt!r}"
-                    if self._fast(g):
-                        calc.append(f"    r{j} = ({q}) * _m.expm1({z}) if ({m}) != 0.0 else {dt!r} * r{j}")
-                    elif u.m_nonzero:
-                        calc.append(f"    r{j} = ({q}) * _np.expm1({z})")
-                    else:
-                        calc.append(f"    r{j} = _np.where(({m}) != 0.0, ({q}) * _np.expm1({z}), {dt!r} * r{j})")
-                    inc = f"r{j}"
-                if self._fast(g):
-                    calc.append(f"    n{j} = {x} + {inc}")
-                    write.append(f"    V[{x!r}][0] = n{j}")
-                else:
-                    write.append(f"    {x} += {inc}")
+            sp = _Spelling(self, loads)
+            for u in updates:  # (integrators.lower_updates: the step of each state; update_statements: its code)
+                c, w = update_statements(u, self.prog, dt, sp)
+                calc += ["    " + ln for ln in c]
+                write += ["    " + ln for ln in w]
             name = ("step_fast" if fast else "step") + ("" if keys is None else str(self._nstep))
             self.add_source([f"def {name}(V, t):"] + self._loads(loads) + calc + write + ["    return None"])
             fns[fast] = self.ns[name]
@@ -461,6 +436,31 @@ class NumpyCode:
         fname = f"<nmlsim-generated-{id(self)}-{start}>"
         linecache.cache[fname] = (len(text), None, text.splitlines(True), fname)
         exec(compile(text, fname, "exec"), self.ns)
+
+
+class _Spelling(Spelling):
+    """Updates as NumPy statements (Python floats and ``math`` for one-instance groups)."""
+
+    def __init__(self, code: NumpyCode, loads: Set[str]):
+        self.code, self.loads = code, loads
+
+    def expr(self, g, ast) -> str:
+        return self.code._code(g, ast, self.loads)
+
+    def expm1(self, g, z: str) -> str:
+        return f"_m.expm1({z})" if self.code._fast(g) else f"_np.expm1({z})"
+
+    def select(self, g, c: str, a: str, b: str) -> str:
+        return f"({a} if {c} else {b})" if self.code._fast(g) else f"_np.where({c}, {a}, {b})"
+
+    def store(self, g, name: str, value: str) -> str:
+        return f"V[{name!r}][...] = {value}"
+
+    def move(self, g, j: int, x: str, inc: str):
+        self.loads.add(x)
+        if self.code._fast(g):
+            return [f"n{j} = {x} + {inc}"], [f"V[{x!r}][0] = n{j}"]
+        return [], [f"{x} += {inc}"]
 
 
 def make_update(method: str, code: NumpyCode, dt: float, nmodl: bool = False):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -193,8 +193,8 @@ def exp_euler_quotient(f, b):
 @dataclass
 class Update:
     """How one state moves in a step: the backend-neutral form of the explicit integrators,
-    which each backend renders in its own spelling (``Program.make_stepper``,
-    ``NumbaKernels._step_lines``).
+    rendered once (:func:`update_statements`) in each backend's :class:`Spelling`
+    (``NumpyCode.make_stepper``, ``NumbaKernels._step_lines``).
 
     - ``implicit``: not moved here; its rate f and coefficient B (``coef``, None: 0) are stored
       for the implicit (cable) solve;
@@ -254,6 +254,53 @@ def lower_updates(prog, dt: float, jdiag=None, keys=None) -> List[Update]:
             out.append(Update(j, gid, key, fa, "exp", coef=b, phi=phi, quot=quot,
                               m_nonzero=quot is not None and prog._nonzero_constant(g, quot[1])))
     return out
+
+
+class Spelling:
+    """How a backend writes the pieces of a state's update (:func:`update_statements`); each
+    method gets the state's group ``g``: ``expr(g, ast)`` code of an expression; ``expm1(g, z)``;
+    ``select(g, c, a, b)`` a if c else b, per instance; ``store(g, name, value)`` a statement
+    writing V name ``name`` (the implicit phase's f and B); ``move(g, j, x, inc)`` the
+    statements moving state ``x`` by ``inc``: (computed with the rest, written after them)."""
+
+    def expr(self, g, ast) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def expm1(self, g, z: str) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def select(self, g, c: str, a: str, b: str) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def store(self, g, name: str, value: str) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def move(self, g, j: int, x: str, inc: str) -> Tuple[List[str], List[str]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def update_statements(u: Update, prog, dt: float, sp: Spelling) -> Tuple[List[str], List[str]]:
+    """One state's update as statements (without indentation) in a backend's spelling: those
+    computing its increment ``r<j>`` (every state's are computed before any is written) and
+    those writing it. The rules are :func:`lower_updates`'s; this is their one rendering."""
+    j, g = u.j, prog.by_gid[u.gid]
+    calc = [f"r{j} = {sp.expr(g, u.rate)}"]
+    if u.kind == "implicit":  # f and B for the implicit phase; x is not moved here
+        _, fn, bn = prog.implicit[(u.gid, u.key)]
+        calc.append(f"q{j} = {'0.0' if u.coef is None else sp.expr(g, u.coef)}")
+        return calc, [sp.store(g, fn, f"r{j}"), sp.store(g, bn, f"q{j}")]
+    inc = f"{dt!r} * r{j}"  # the step's increment of x
+    if u.kind == "backward":
+        calc.append(f"r{j} = r{j} / (1.0 - {dt!r} * ({sp.expr(g, u.coef)}))")
+    elif u.kind == "exp" and u.phi is not None:
+        calc.append(f"r{j} = r{j} * {sp.expr(g, u.phi)}")
+    elif u.kind == "exp":  # x + (N/M) expm1(B dt); x + f dt where M is 0
+        q, m = (sp.expr(g, a) for a in u.quot)
+        step = f"({q}) * {sp.expm1(g, f'({sp.expr(g, u.coef)}) * {dt!r}')}"
+        calc.append(f"r{j} = " + (step if u.m_nonzero else sp.select(g, f"({m}) != 0.0", step, f"{dt!r} * r{j}")))
+        inc = f"r{j}"
+    c, w = sp.move(g, j, prog.py(u.gid, u.key), inc)
+    return calc + c, w
 
 
 def _where_ast(cases):

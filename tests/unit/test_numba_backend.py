@@ -429,6 +429,35 @@ def test_changed_parameters_and_step_reuse_the_compiled_kernels(tmp_path, monkey
     assert counts[1] > counts[0]  # the stronger excitation was used, not the cached value
 
 
+@pytest.mark.parametrize("model,method", [("coba_lif", "euler"), ("ei_hh", "exp_euler"), ("ei_hh", "rk4")])
+def test_another_population_size_reuses_the_compiled_kernels(model, method, tmp_path, monkeypatch):
+    """Sizes (loop bounds, population blocks and their offsets, scratch arrays) come from a table
+    at run time too: a network of another size loads the kernels the first one compiled, and
+    each run still gives the NumPy backend's spikes."""
+    import nmlsim.backends.numba.kernels as nb
+    monkeypatch.setenv("NMLSIM_CACHE_DIR", str(tmp_path / "cache"))
+    compiled = []
+    monkeypatch.setattr(nb, "COMPILE_NOTICE", lambda: compiled.append(1))
+    dt = 2.5e-5 if method != "exp_euler" and model == "ei_hh" else 1e-4
+    for size in (100, 160):  # (both above the size where a network's kick inputs fuse into one group)
+        net = build(model, size=size, seed=5)
+        runs = {b: api.simulate_network(net, 0.02, dt, seed=5, method=method, backend=b)[0] for b in ("numpy", "numba")}
+        for pop in runs["numpy"]:
+            assert np.array_equal(runs["numpy"][pop][0], runs["numba"][pop][0])
+            assert np.allclose(runs["numpy"][pop][1], runs["numba"][pop][1], rtol=0, atol=1e-12)
+    assert len(compiled) == 1 and len(list((tmp_path / "cache").glob("k_*.py"))) == 1
+
+
+def test_hoisted_sizes():
+    from nmlsim.backends.numba.kernels import hoist_sizes
+    src = ["def f(t, a0, a1, x2):", "    for i in range(3200, 4000):", "        a0[i] = a1[i - 3200] + a1[i + 1]",
+           "    w = _np.empty(4000)", "    for q in range(1):", "        a0[q] = 0.0"]
+    out, vals = hoist_sizes(src, "x2")
+    assert out[1] == "    for i in range(x2[0], x2[1]):" and out[2] == "        a0[i] = a1[i - x2[0]] + a1[i + 1]"
+    assert out[3] == "    w = _np.empty(x2[1])" and out[4] == "    for q in range(1):"
+    assert list(vals) == [3200, 4000] and vals.dtype == np.int64
+
+
 def test_hoisted_literals_keep_the_generators_constants():
     from nmlsim.backends.numba.kernels import hoist_literals
     src = ["def f(t, a0, x1):", "    for i in range(40):", "        a0[i] = (a0[i] * 0.25) + 1.0 - 2.5e-05 * 0.25",

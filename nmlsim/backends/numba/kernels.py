@@ -1,4 +1,4 @@
-"""An optional fused CPU backend: a :class:`~nmlsim.compile.codegen.Program` compiled by
+"""An optional fused CPU backend: a :class:`~nmlsim.compile.program.Program` compiled by
 Numba — derived variables, integration step and (``loop``) the event phase and the
 time loop itself.
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from ...errors import UnsupportedFeature
 from ...lems import expr as E
-from ...compile.integrators import lower_updates, rk4_stages
+from ...compile.integrators import Spelling, lower_updates, rk4_stages, update_statements
 
 
 def available() -> bool:
@@ -371,6 +371,41 @@ def hoist_literals(src: List[str], table: str, direct: bool = True) -> Tuple[Lis
     return out, values
 
 
+_SIZES = (re.compile(r"(?<=\brange\()(\d+)(?=\))"), re.compile(r"(?<=\brange\()(\d+), (\d+)(?=\))"),
+          re.compile(r"(?<=\b_np\.empty\()(\d+)(?=\))"), re.compile(r"(?<=\[)(\w+ [-+] )(\d+)(?=\])"))
+
+
+def hoist_sizes(src: List[str], table: str) -> Tuple[List[str], np.ndarray]:
+    """The kernels' source with the sizes in it — loop bounds (``range(4000)``, a population
+    block's ``range(3200, 4000)`` and its offset ``a5[i - 3200]``) and scratch arrays
+    (``_np.empty(4000)``) — read from the int64
+    array argument ``table``, and that array's values: kernels keyed by structure, so that a
+    population of another size runs the cached machine code (a bound of 0 or 1 stays: it decides
+    whether a loop exists). Like :func:`hoist_literals`, correct by construction: the table is
+    read off the very source that is compiled, so sizes that changed the generated code (a block
+    split elsewhere, an index that is no longer the identity) give another source, hence other
+    kernels."""
+    slots: Dict[str, int] = {}
+
+    def slot(tok: str) -> str:
+        if int(tok) < 2:
+            return tok
+        return f"{table}[{slots.setdefault(tok, len(slots))}]"
+    one, two, empty, offset = _SIZES
+    out = []
+    for ln in src:
+        if ln.startswith(" "):
+            if "range(" in ln or "_np.empty(" in ln:
+                ln = two.sub(lambda m: f"{slot(m.group(1))}, {slot(m.group(2))}", ln)
+                ln = one.sub(lambda m: slot(m.group(1)), ln)
+                ln = empty.sub(lambda m: slot(m.group(1)), ln)
+            if " - " in ln or " + " in ln:
+                ln = offset.sub(lambda m: m.group(1) + slot(m.group(2)), ln)
+        out.append(ln)
+    values = np.array([int(t) for t in slots] or [0], dtype=np.int64)
+    return out, values
+
+
 def _derived_aliases(prog) -> Dict[str, str]:
     """V name -> V name of derived variables that equal another derived variable of their
     group at all times (``x``, ``1.0 * x``: exact in IEEE arithmetic)."""
@@ -652,6 +687,28 @@ def _fuse_run(run: List[list], cut: bool = True) -> List[str]:
     return out
 
 
+class _Spelling(Spelling):
+    """Updates as statements of a loop over a group's instances ``i``."""
+
+    def __init__(self, K):
+        self.K = K
+
+    def expr(self, g, ast) -> str:
+        return self.K._expr(g, ast)
+
+    def expm1(self, g, z: str) -> str:
+        return f"_vexpm1({z})"
+
+    def select(self, g, c: str, a: str, b: str) -> str:
+        return f"({a} if {c} else {b})"
+
+    def store(self, g, name: str, value: str) -> str:
+        return f"{self.K._arr(name)}[i] = {value}"
+
+    def move(self, g, j: int, x: str, inc: str):
+        return [], [f"{self.K._arr(x)}[i] += {inc}"]
+
+
 class NumbaKernels:
     """``derived(V, t)`` and ``step(V, t)`` for a Program, compiled on first use."""
 
@@ -729,6 +786,8 @@ class NumbaKernels:
         self._names = sorted(self.arrays, key=self.arrays.get)  # V names in argument order
         kslot = len(self.extras)
         self._extra(np.zeros(1))  # the literal table (filled below)
+        islot = len(self.extras)
+        self._extra(np.zeros(1, dtype=np.int64))  # the size table (filled below; not in table mode)
         names = ([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
                  + [f"x{i}" for i in range(len(self.extras))])
         plain = "P" if self.table else ", ".join(names)
@@ -776,6 +835,8 @@ class NumbaKernels:
                                              due=self.loop.spec.jlems_clock, finite=finite),
                                   plain, refresh=None if fused else f"_derived(t, {plain})")
         src, self.extras[kslot] = hoist_literals(src, f"x{kslot}", direct=not self.table)
+        if not self.table:  # (table mode rebuilds its arrays with literal shapes: sizes stay literals)
+            src, self.extras[islot] = hoist_sizes(src, f"x{islot}")
         if self.table:
             src = self._table_prologues(src, names)
         self.source = _libm_if_large("\n".join(src) + "\n")
@@ -1085,38 +1146,17 @@ class NumbaKernels:
         keys_of: Dict[Tuple[int, int], List[int]] = {}  # loop (group, domain) -> its rate indices, in order
         calc_of: Dict[int, List[str]] = defaultdict(list)
         write_of: Dict[int, List[str]] = defaultdict(list)
-        for u in lower_updates(prog, dt, jdiag, keys):  # (the step of each state, rendered here)
+        sp = _Spelling(self)
+        for u in lower_updates(prog, dt, jdiag, keys):  # (the step of each state; update_statements: its code)
             j, gid, key = u.j, u.gid, u.key
             g = prog.by_gid[gid]
             dom = self.domains.get((gid, key))
             slot = (gid, -1 if dom is None else id(dom))
             heads.setdefault(slot, self._loop_head(g, key))
             keys_of.setdefault(slot, []).append(j)
-            calc, write = calc_of[j], write_of[j]
-            x = self._arr(prog.py(gid, key))
-            rate = self._expr(g, u.rate)
-            if u.kind == "implicit":  # f and B for the implicit phase; x is not moved here
-                _, fn, bn = prog.implicit[(gid, key)]
-                calc.append(f"        r{j} = {rate}")
-                calc.append(f"        q{j} = {'0.0' if u.coef is None else self._expr(g, u.coef)}")
-                write.append(f"        {self._arr(fn)}[i] = r{j}")
-                write.append(f"        {self._arr(bn)}[i] = q{j}")
-                continue
-            inc = f"{dt!r} * r{j}"  # the step's increment of x
-            if u.kind == "backward":
-                calc.append(f"        r{j} = ({rate}) / (1.0 - {dt!r} * ({self._expr(g, u.coef)}))")
-            elif u.kind == "exp" and u.phi is not None:
-                calc.append(f"        r{j} = ({rate}) * {self._expr(g, u.phi)}")
-            elif u.kind == "exp":  # x + (N/M) expm1(B dt), as the NumPy stepper
-                q, m = (self._expr(g, a) for a in u.quot)
-                step = f"({q}) * _vexpm1(({self._expr(g, u.coef)}) * {dt!r})"
-                if not u.m_nonzero:
-                    step = f"({step} if ({m}) != 0.0 else {dt!r} * ({rate}))"
-                calc.append(f"        r{j} = {step}")
-                inc = f"r{j}"
-            else:
-                calc.append(f"        r{j} = {rate}")
-            write.append(f"        {x}[i] += {inc}")
+            c, w = update_statements(u, prog, dt, sp)
+            calc_of[j] += ["        " + ln for ln in c]
+            write_of[j] += ["        " + ln for ln in w]
         # one loop per set of states that read each other (a kinetic scheme, a gate and
         # the pool it feeds...), in rate-key order: no loop reads a state an earlier one moved,
         # so the split is exact; the compiled loop fuses them again, and table-mode kernels
