@@ -4,11 +4,12 @@
 Usage:
   python benchmarks/bench_sweep.py                       # COBAHH 4000 cells, 1 s, 5 values of g_E
   python benchmarks/bench_sweep.py --model coba_lif --values 4,5,6,7,8 --duration 0.2
+  python benchmarks/bench_sweep.py --sizes 2000,3000,4000,5000,6000   # population size instead
 
 Each run is a fresh process (what ``nmlsim sweep`` or a shell loop does), all sharing one
 kernel cache that is emptied before the first run: run 1 compiles, and runs 2..n should
-load that machine code (kernels are keyed by the model's structure; parameter values are
-read from a table at run time).  Columns: wall = the whole process as seen from inside
+load that machine code (kernels are keyed by the model's structure; parameter values and
+sizes are read from tables at run time).  Columns: wall = the whole process as seen from inside
 Python (imports, building the network, code generation, compiling or loading kernels,
 stepping), loop = stepping alone, peak = ru_maxrss, compiled = whether the run compiled.
 """
@@ -54,20 +55,25 @@ def main():
     ap.add_argument("--size", type=int, default=4000, help="cells")
     ap.add_argument("--duration", type=float, default=1.0, help="biological time per run, s")
     ap.add_argument("--values", default="4,5,6,7,8", help="excitatory conductances to sweep, nS")
+    ap.add_argument("--sizes", default=None,
+                    help="sweep the number of cells instead (comma list; g_E the first of --values)")
     a = ap.parse_args()
+    runs = ([(int(n), a.values.split(",")[0]) for n in a.sizes.split(",")] if a.sizes
+            else [(a.size, v) for v in a.values.split(",")])
     cache = tempfile.mkdtemp(prefix="nmlsim-sweep-cache-")
     env = dict(os.environ, NMLSIM_CACHE_DIR=cache)
-    print(f"{a.model}, {a.size} cells, {a.duration} s, numba backend, kernel cache emptied first ({cache})")
-    print("| run | g_E nS | wall s | loop s | peak MB | compiled | rates Hz |")
-    print("|---:|---:|---:|---:|---:|---|---|")
+    what = "sizes" if a.sizes else f"{a.size} cells"
+    print(f"{a.model}, {what}, {a.duration} s, numba backend, kernel cache emptied first ({cache})")
+    print("| run | cells | g_E nS | wall s | loop s | peak MB | compiled | rates Hz |")
+    print("|---:|---:|---:|---:|---:|---:|---|---|")
     try:
-        for k, v in enumerate(a.values.split(",")):
-            out = subprocess.run([sys.executable, "-c", RUN, a.model, str(a.size), str(a.duration), v],
+        for k, (n, v) in enumerate(runs):
+            out = subprocess.run([sys.executable, "-c", RUN, a.model, str(n), str(a.duration), v],
                                  capture_output=True, text=True, env=env)
             if out.returncode:
                 sys.exit(out.stderr)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"| {k + 1} | {v} | {r['wall']:.2f} | {r['loop']:.2f} | {r['peak_mb']:.0f} | "
+            print(f"| {k + 1} | {n} | {v} | {r['wall']:.2f} | {r['loop']:.2f} | {r['peak_mb']:.0f} | "
                   f"{'yes' if r['compiled'] else 'no'} | {r['rates']} |", flush=True)
     finally:
         shutil.rmtree(cache, ignore_errors=True)

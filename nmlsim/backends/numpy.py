@@ -36,6 +36,7 @@ from ..lems import expr as E
 from ..lems.flatten import Derived, Group, Handler
 from . import Backend, Primitives
 
+
 def _bc(x, n):
     """Broadcast ``x`` to a float array of shape (n,) (a view when possible)."""
     if type(x) is np.ndarray and x.shape == (n,):

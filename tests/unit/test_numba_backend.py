@@ -449,12 +449,18 @@ def test_another_population_size_reuses_the_compiled_kernels(model, method, tmp_
 
 
 def test_hoisted_sizes():
+    """Sizes read from the table; a population block's loop counted from 0 with an unsigned
+    index (LLVM then needs no test of a negative index, and the loop vectorises)."""
     from nmlsim.backends.numba.kernels import hoist_sizes
     src = ["def f(t, a0, a1, x2):", "    for i in range(3200, 4000):", "        a0[i] = a1[i - 3200] + a1[i + 1]",
-           "    w = _np.empty(4000)", "    for q in range(1):", "        a0[q] = 0.0"]
+           "    w = _np.empty(4000)", "    for q in range(1):", "        a0[q] = a1[q - 3200]", "    for i in range(4000):",
+           "        a0[i] = 0.0"]
     out, vals = hoist_sizes(src, "x2")
-    assert out[1] == "    for i in range(x2[0], x2[1]):" and out[2] == "        a0[i] = a1[i - x2[0]] + a1[i + 1]"
-    assert out[3] == "    w = _np.empty(x2[1])" and out[4] == "    for q in range(1):"
+    assert out[1:5] == ["    for i_ in range(x2[1] - x2[0]):", "        i = x2[0] + i_",
+                        "        i_u = _np.uint64(x2[0]) + _np.uint64(i_)",
+                        "        a0[i_u] = a1[i_u - _np.uint64(x2[0])] + a1[i_u + _np.uint64(1)]"]
+    assert out[5] == "    w = _np.empty(x2[1])" and out[6] == "    for q in range(1):"
+    assert out[7] == "        a0[q] = a1[q - x2[0]]" and out[8] == "    for i in range(x2[1]):"
     assert list(vals) == [3200, 4000] and vals.dtype == np.int64
 
 

@@ -375,6 +375,9 @@ _SIZES = (re.compile(r"(?<=\brange\()(\d+)(?=\))"), re.compile(r"(?<=\brange\()(
           re.compile(r"(?<=\b_np\.empty\()(\d+)(?=\))"), re.compile(r"(?<=\[)(\w+ [-+] )(\d+)(?=\])"))
 
 
+_BLOCK = re.compile(r"^(\s+)for (\w+) in range\((\d+), (\d+)\):$")
+
+
 def hoist_sizes(src: List[str], table: str) -> Tuple[List[str], np.ndarray]:
     """The kernels' source with the sizes in it — loop bounds (``range(4000)``, a population
     block's ``range(3200, 4000)`` and its offset ``a5[i - 3200]``) and scratch arrays
@@ -393,13 +396,32 @@ def hoist_sizes(src: List[str], table: str) -> Tuple[List[str], np.ndarray]:
         return f"{table}[{slots.setdefault(tok, len(slots))}]"
     one, two, empty, offset = _SIZES
     out = []
+    block = None  # (indentation of the loop's body, its variable) while in a population block's loop
     for ln in src:
+        if block is not None and not ln.startswith(block[0]):
+            block = None
         if ln.startswith(" "):
+            m = _BLOCK.match(ln)
+            if m and int(m.group(3)) >= 2:
+                # a block's loop counted from 0, its index an unsigned sum: with a start LLVM
+                # cannot see is not negative, each a[i] keeps Numba's wraparound test of a
+                # negative index and the loop does not vectorise (COBAHH's loop 1.25 s against
+                # 0.67 s with literal bounds); unsigned indices need no such test
+                pad, var, a, b = m.group(1), m.group(2), slot(m.group(3)), slot(m.group(4))
+                out += [f"{pad}for {var}_ in range({b} - {a}):", f"{pad}    {var} = {a} + {var}_",
+                        f"{pad}    {var}_u = _np.uint64({a}) + _np.uint64({var}_)"]
+                block = (pad + "    ", var)
+                continue
             if "range(" in ln or "_np.empty(" in ln:
                 ln = two.sub(lambda m: f"{slot(m.group(1))}, {slot(m.group(2))}", ln)
                 ln = one.sub(lambda m: slot(m.group(1)), ln)
                 ln = empty.sub(lambda m: slot(m.group(1)), ln)
-            if " - " in ln or " + " in ln:
+            if block is not None:
+                v = block[1]
+                ln = re.sub(rf"\[{v} ([-+]) (\d+)\]",
+                            lambda m: f"[{v}_u {m.group(1)} _np.uint64({slot(m.group(2))})]", ln)
+                ln = ln.replace(f"[{v}]", f"[{v}_u]")
+            elif " - " in ln or " + " in ln:
                 ln = offset.sub(lambda m: m.group(1) + slot(m.group(2)), ln)
         out.append(ln)
     values = np.array([int(t) for t in slots] or [0], dtype=np.int64)
