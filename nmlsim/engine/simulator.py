@@ -1,17 +1,8 @@
-"""The time loop.
-
-One step, from t_k to t_k+1 (the schedule jLEMS follows, so ``euler`` matches it):
-
-1. ``derived`` — every derived variable from the states at t_k;
-2. record row k (states and derived variables at t_k);
-3. integrate the states to t_k+1 (``euler``, ``rk4`` or ``exp_euler``);
-4. OnCondition handlers, in group and declaration order, on the states at t_k+1 with the
-   time variable at t_k+1 + dt (jLEMS tests conditions with the end time of the step it is
-   about to take: a pulse starting at 50 ms acts on the step that ends at 50 ms; the
-   same pass runs once before the first step);
-5. events: those emitted in 4 travel through in-group EventConnections at once and
-   through projections after their delay (``round(delay / dt)`` steps; a zero delay
-   arrives in the same step); OnEvent handlers run on arrival.
+"""The engine: a lowered program (compile/program.py) run by a backend (backends/) through
+the step schedule (compile/schedule.py, which states the order of a step and why), with the
+events — OnCondition handlers, routing through projections with their delays, OnEvent
+handlers — the initialisation (OnStart, kinetic schemes at steady state, NEURON's INITIAL),
+the implicit phases (engine/cable.py), recorders and the MPI exchange (engine/exchange.py).
 
 A spike emitted in the event phase after step k with delay d is handled d steps later.
 """
@@ -104,7 +95,7 @@ NEURON_V_INIT = -0.065
 
 
 class _EnginePhases:
-    """The event parts of the schedule (engine/schedule.py) as the engine runs them:
+    """The event parts of the schedule (compile/schedule.py) as the engine runs them:
     ``start(t)`` (the event phase before the first step), ``drain`` (None: nothing buffered),
     ``due(k, t)`` (delayed events handed over before step k, or None), ``events(k, t)``,
     ``finish()``. numba's ``LoopRun`` offers the same with the compiled event functions."""
@@ -1022,7 +1013,7 @@ class Simulator:
         return complete
 
     def _run_python(self, nsteps, recorders, progress, check_every, phases=None):
-        """The run stepped phase by phase in the order of the schedule (engine/schedule.py).
+        """The run stepped phase by phase in the order of the schedule (compile/schedule.py).
         ``phases``: who runs the event parts — the engine (default) or the compiled kernels'
         event functions (numba's LoopRun, for kernels too big to compile into one loop); a fully
         compiled loop renders the same schedule (backends/numba/loop.py)."""
@@ -1048,7 +1039,7 @@ class Simulator:
                 "exchange": None if exchange is None else lambda k: exchange.step(0, self.event_lead)}
 
     def _step_ops(self, nsteps, recorders, progress, check_every, phases) -> dict:
-        """The primitives of one step of the schedule (engine/schedule.py), None for the phases
+        """The primitives of one step of the schedule (compile/schedule.py), None for the phases
         this run has nothing to do in."""
         V, dt, lead = self.V, self.dt, self.event_lead
         derived_now, integrate, exchange = self.derived_now, self.integrate, self.exchange

@@ -480,17 +480,26 @@ def test_hoisted_literals_keep_the_generators_constants():
 def test_table_mode_kernels_compile_in_parts(monkeypatch):
     """Table-mode kernels are cut between loops into several compiled functions (LLVM's
     time grows faster than a function's size), and a group's update loop into one loop per
-    set of states that read each other (HH gates apart; here with an HH population): the
-    same traces as the NumPy backend, with each backend and integrator."""
+    set of states that read each other (HH gates apart; here with an HH population), the
+    event phase between statements: the same spikes as the NumPy backend, with each
+    integrator."""
     import nmlsim.backends.numba.kernels as nb
     monkeypatch.setattr(nb, "TABLE_ABOVE", 10)
     monkeypatch.setattr(nb, "PART_LINES", 6)
+    monkeypatch.setattr(nb, "EVENT_PART_LINES", 8)
     net = build("ei_hh", size=60, seed=4)
     for method, dt in (("exp_euler", 1e-4), ("euler", 2.5e-5)):  # (Euler at 0.1 ms: NaN within 30 ms)
         built, sim = _sim(net, backend="numba", method=method)
         # (the derived values of this network are one loop over its cells: one part)
         assert sim.kernels.table and isinstance(sim.kernels._s, nb._Parts)
         assert len(sim.kernels._s.fns) >= 3  # the gates m, h, n of the HH cells apart
+        # the event phase too (where it compiles: under euler jLEMS's early events keep the
+        # engine's): an OnCondition handler's fired count set in one part, its events routed
+        # in another (through a one-element array)
+        assert (sim.kernels.loop is None) == (method == "euler")
+        if method != "euler":
+            assert isinstance(sim.kernels._events, nb._EventParts) and len(sim.kernels._events.fns) >= 3
+            assert "[0] = 0" in sim.kernels.source.split("def _events__1(")[0]
         a, _ = api.simulate_network(net, 0.03, dt, seed=3, method=method)
         b, _ = api.simulate_network(net, 0.03, dt, seed=3, method=method, backend="numba")
         for pop in a:

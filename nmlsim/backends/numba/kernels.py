@@ -460,6 +460,9 @@ def _offset(idx):
 TABLE_ABOVE = 256
 #: lines per part of a table-mode kernel (whole top-level loops; a longer loop is one part)
 PART_LINES = 50
+#: the event phase's parts are larger: the engine calls each of them every step (16 parts of
+#: PART_LINES made the thalamus's warm run 1 s slower; its first run 29 s instead of 33 s)
+EVENT_PART_LINES = 200
 
 
 def _split_body(lines: List[str], limit: int) -> List[List[str]]:
@@ -606,6 +609,43 @@ class _Parts:
     def compile(self, sig):
         for f in self.fns:
             f.compile(sig)
+
+
+class _EventParts(_Parts):
+    """The event phase compiled as several functions, called in order: the first that reports
+    an event loop (a nonzero result) ends the phase with it."""
+
+    def __call__(self, *args):
+        for f in self.fns:
+            r = f(*args)
+            if r:
+                return r
+        return 0
+
+
+_DEFINES = re.compile(r"^\s+(?:(_\w+) = |for (_\w+) in )")
+_LOCAL_NAME = re.compile(r"(?<![\w.])(_[a-z]\w*)\b(?!\s*\()")
+
+
+def _cross_locals(parts: List[List[str]]) -> Optional[Set[str]]:
+    """The local variables of a function cut into ``parts`` that a part reads before it sets
+    them (set in an earlier part; ``x += 1`` reads x): None where one of them is a loop
+    variable (it cannot live in an array)."""
+    defined_anywhere, loops, cross = set(), set(), set()
+    for lines in parts:
+        defined = set()
+        for ln in lines:
+            m = _DEFINES.match(ln)
+            target = (m.group(1) or m.group(2)) if m else None
+            rhs = ln[m.end():] if m else ln
+            cross |= set(_LOCAL_NAME.findall(rhs)) - defined
+            if target:
+                defined.add(target)
+                if m.group(2):
+                    loops.add(target)
+        defined_anywhere |= defined
+    cross &= defined_anywhere
+    return None if cross & loops else cross
 
 
 def _allow_noalias():
@@ -805,6 +845,11 @@ class NumbaKernels:
         if keep is not None and self.loop is not None:
             # (without the compiled loop, NumPy event handlers read the arrays)
             lines_d = self._localize(lines_d, lines_s + (lines_r if method == "rk4" else []) + lines_e, keep)
+        # table mode: the event phase in parts too (the thalamus's was one function that took
+        # ~16 s to compile, the critical path of its first run)
+        self._event_parts = None
+        if self.table and lines_e:
+            lines_e, self._event_parts = self._split_events(lines_e)
         self._names = sorted(self.arrays, key=self.arrays.get)  # V names in argument order
         kslot = len(self.extras)
         self._extra(np.zeros(1))  # the literal table (filled below)
@@ -892,7 +937,8 @@ class NumbaKernels:
         self._run = None
         self._due = None
         if self.loop is not None:
-            self._events = jit("_events")
+            self._events = (_EventParts([jit(n) for n in self._event_parts]) if self._event_parts
+                            else jit("_events"))
             if "_due" in ns:
                 self._due = jit("_due")
             if not self.table:
@@ -930,6 +976,33 @@ class NumbaKernels:
                 add(self._run, (i64, i64, i64, numba.float64, i64, i64, numba.typeof(np.zeros((1, 1))), ia, ia,
                                 rec, ia, ia, ia, ia, ia, numba.typeof(np.zeros(2))) + sig[1:])
         compile_jobs(jobs, self.source, parallel=mod is not None and getattr(mod, "_nmlsim_fresh", False))
+
+    def _split_events(self, lines_e: List[str]):
+        """``_events`` cut between top-level statements into functions of about PART_LINES
+        lines (``_events__0``...), called in order by :class:`_EventParts`; the locals one part
+        sets and a later one reads (an OnCondition handler's fired count, read where its events
+        are routed) in one-element arrays. Returns the lines and the parts' names (None: kept
+        whole)."""
+        start = next(k for k, ln in enumerate(lines_e) if ln.startswith("def _events("))
+        head, body = lines_e[:start + 1], lines_e[start + 1:]
+        if body and body[-1].strip() == "return 0":
+            body = body[:-1]
+        pieces = _split_body(body, EVENT_PART_LINES)
+        if len(pieces) < 2:
+            return lines_e, None
+        cross = _cross_locals(pieces)
+        if cross is None:
+            return lines_e, None
+        slots = {n: self._extra(np.zeros(1, dtype=np.int64)) for n in sorted(cross)}
+        pat = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, slots)) + r")\b") if slots else None
+        out = lines_e[:start]
+        names = []
+        for k, piece in enumerate(pieces):
+            names.append(f"_events__{k}")
+            out.append(head[-1].replace("def _events(", f"def _events__{k}(", 1))
+            out += [pat.sub(lambda m: f"{slots[m.group(1)]}[0]", ln) if pat else ln for ln in piece]
+            out.append("    return 0")
+        return out, names
 
     def _localize(self, lines: List[str], others: List[str], keep) -> List[str]:
         """Registers instead of arrays for derived values written and read only at index i

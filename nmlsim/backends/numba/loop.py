@@ -598,7 +598,7 @@ class LoopRun:
                 for cb in cbs:
                     cb.block(idx[sel], t)
 
-    # the event parts of the schedule (engine/schedule.py), for the engine's loop where the
+    # the event parts of the schedule (compile/schedule.py), for the engine's loop where the
     # kernels are too big to compile into one loop (table mode): three compiled calls per step
     def start(self, t: float) -> None:
         K = self.K
