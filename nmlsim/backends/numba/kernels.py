@@ -623,6 +623,9 @@ class _EventParts(_Parts):
         return 0
 
 
+#: the event phase's locals that hold integers or flags (the generator's counters, fired counts,
+#: cursors, ring slot, inbox loop): the only ones that may cross parts, in int64 arrays
+_INT_LOCAL = re.compile(r"^_(?:any|n|cur|got)\d*$|^_(?:slot|again|guard)$")
 _DEFINES = re.compile(r"^\s+(?:(_\w+) = |for (_\w+) in )")
 _LOCAL_NAME = re.compile(r"(?<![\w.])(_[a-z]\w*)\b(?!\s*\()")
 
@@ -991,8 +994,8 @@ class NumbaKernels:
         if len(pieces) < 2:
             return lines_e, None
         cross = _cross_locals(pieces)
-        if cross is None:
-            return lines_e, None
+        if cross is None or any(not _INT_LOCAL.match(n) for n in cross):
+            return lines_e, None  # (a loop variable, or a local that may not be an integer or flag)
         slots = {n: self._extra(np.zeros(1, dtype=np.int64)) for n in sorted(cross)}
         pat = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, slots)) + r")\b") if slots else None
         out = lines_e[:start]
