@@ -146,6 +146,11 @@ class Program:
                 asts.append((g, d.ast))
             elif d.kind == "cases":
                 asts += [(g, x) for c in d.cases for x in c if x is not None]
+            elif d.kind == "gather":  # (a parent's value read by a child, a host's by its synapse)
+                self.name_fn(d.src)(d.src_key)
+            elif d.kind == "scatter":  # (children's values summed into their parent)
+                for ag, k, _ in d.terms:
+                    self.name_fn(ag)(k)
         asts += [(self.by_gid[gid], self.rate_ast(self.by_gid[gid], key)) for gid, key in self.rate_keys]
         for g, h, _ in self.handlers:
             asts += [(g, a) for a in ([h.test] if h.test is not None else []) + [a for _, a in h.assignments]]

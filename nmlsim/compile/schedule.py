@@ -99,9 +99,10 @@ def run_start(ops: Dict[str, Optional[Op]]) -> None:
 def run_steps(ops: Dict[str, Optional[Op]], nsteps: int, first: int = 0) -> None:
     """Steps ``first`` .. ``nsteps`` in the order of :data:`STEP` (row ``nsteps`` recorded, no
     step after it). ``ops``: a phase's name → its op, None (or absent) where the run has
-    nothing to do in that phase; ``ops["derived"]`` also serves the refreshes."""
-    _unknown(ops, STEP)
-    derived = ops["derived"]
+    nothing to do in that phase; ``ops["refresh"]``: the derived values computed again after a
+    ``refresh`` phase acted (default: the ``derived`` phase's op)."""
+    _unknown({k: v for k, v in ops.items() if k != "refresh"}, STEP)
+    derived = ops.get("refresh") or ops["derived"]
     seq = [(ph.stop, ph.refresh, op) for ph in STEP if (op := ops.get(ph.name)) is not None]
     for k in range(first, nsteps + 1):
         for stop, refresh, op in seq:

@@ -1084,6 +1084,9 @@ class Simulator:
         return {
             "noise": (lambda k: self._draw_noise()) if self.noise else None,
             "derived": derived,
+            # (after a phase that acted: the derived values again, the event time it set kept
+            # for the phases after it: jLEMS's delayed events handed over stamp with their clock)
+            "refresh": lambda k: derived_now(V, k * dt),
             "record": record if recorders else None,
             "last": lambda k: k == nsteps,
             "watch": watch_phase if watch_any else None,

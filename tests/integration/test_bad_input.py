@@ -4,7 +4,7 @@ import sys
 import pytest
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import run_cli, write_lems
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bad_input"))
 from make_corpus import GOOD_CELL, lems, net  # noqa: E402  (the corpus cases: test_bad_corpus.py)
@@ -195,3 +195,39 @@ def test_include_of_a_fifo_is_refused_not_waited_on(tmp_path, command):
     args = [command, f] + ([tmp_path / "out", "--to", "sonata"] if command == "convert" else [])
     p = run_cli(args, cwd=tmp_path, timeout=60)
     assert p.returncode != 0 and "not a regular file" in p.stdout + p.stderr
+
+
+HOST_READER = """
+<ComponentType name="leaky" extends="baseCellMembPot">
+  <Parameter name="tau" dimension="time"/><Parameter name="vrest" dimension="voltage"/>
+  <Parameter name="C" dimension="capacitance"/>
+  <Attachments name="synapses" type="basePointCurrent"/>
+  <Dynamics>
+    <DerivedVariable name="isyn" dimension="current" select="synapses[*]/i" reduce="add"/>
+    <StateVariable name="v" dimension="voltage" exposure="v"/>
+    <TimeDerivative variable="v" value="-v/tau + isyn/C"/>
+  </Dynamics>
+</ComponentType>
+<ComponentType name="readsHost" extends="baseSynapse">
+  <Parameter name="g" dimension="conductance"/>
+  <Requirement name="vrest" dimension="voltage"/><Requirement name="v" dimension="voltage"/>
+  <Dynamics><DerivedVariable name="i" dimension="current" exposure="i" value="g * (vrest - v)"/></Dynamics>
+</ComponentType>
+<leaky id="c" tau="10ms" C="1pF"/>
+<readsHost id="s" g="1nS"/>
+<network id="net"><population id="p" component="c" size="2"/><explicitInput target="p[0]" input="s"/></network>
+"""
+
+
+def test_parameter_without_value_read_by_another_group(tmp_path):
+    """A parameter without a value read only through another group (an input's Requirement of
+    its host's vrest) is named by `validate` and by `run`, as one read in the group's own
+    equations is."""
+    sim = ('<Simulation id="sim1" length="10ms" step="0.1ms" target="net"><OutputFile id="o" fileName="o.dat">'
+           '<OutputColumn id="v" quantity="p[0]/v"/></OutputFile></Simulation>')
+    f = write_lems(tmp_path / "LEMS_host.xml", HOST_READER, sim)
+    for cmd in (["validate", f], ["run", f, "-q"]):
+        p = run_cli(cmd, cwd=tmp_path)
+        assert p.returncode != 0 and "Traceback" not in p.stderr + p.stdout
+        out = p.stdout + p.stderr
+        assert "LEMS_host.xml:" in out and "parameter 'vrest' of group 'p' has no value" in out, out

@@ -35,6 +35,17 @@ def test_a_refresh_phase_that_acted_has_the_derived_values_computed_again():
     assert names.count("derived") == 2
 
 
+def test_the_refresh_can_be_its_own_op():
+    """A refresh need not be the derived phase's op (the engine's keeps the event time the
+    phase that acted set)."""
+    log = []
+    ops = _recording_ops(log, acted={"watch"})
+    ops["refresh"] = lambda k: log.append(("refresh", k))
+    run_steps(ops, nsteps=1)
+    names = [n for n, k in log if k == 0]
+    assert names[names.index("watch") + 1] == "refresh" and names.count("derived") == 1
+
+
 def test_unknown_phases_are_refused():
     with pytest.raises(ValueError, match="no phase named"):
         run_steps({"derived": lambda k: None, "integrate": lambda k: None}, 1)
