@@ -856,8 +856,9 @@ class NumbaKernels:
         self._names = sorted(self.arrays, key=self.arrays.get)  # V names in argument order
         kslot = len(self.extras)
         self._extra(np.zeros(1))  # the literal table (filled below)
-        islot = len(self.extras)
-        self._extra(np.zeros(1, dtype=np.int64))  # the size table (filled below; not in table mode)
+        islot = None if self.table else len(self.extras)
+        if islot is not None:  # the size table (filled below; table mode keeps literal sizes)
+            self._extra(np.zeros(1, dtype=np.int64))
         names = ([f"a{i}" for i in range(len(self.arrays))] + [f"c{i}" for i in range(len(self.consts))]
                  + [f"x{i}" for i in range(len(self.extras))])
         plain = "P" if self.table else ", ".join(names)
@@ -905,7 +906,7 @@ class NumbaKernels:
                                              due=self.loop.spec.jlems_clock, finite=finite),
                                   plain, refresh=None if fused else f"_derived(t, {plain})")
         src, self.extras[kslot] = hoist_literals(src, f"x{kslot}", direct=not self.table)
-        if not self.table:  # (table mode rebuilds its arrays with literal shapes: sizes stay literals)
+        if islot is not None:  # (table mode rebuilds its arrays with literal shapes: sizes stay literals)
             src, self.extras[islot] = hoist_sizes(src, f"x{islot}")
         if self.table:
             src = self._table_prologues(src, names)
@@ -981,13 +982,13 @@ class NumbaKernels:
         compile_jobs(jobs, self.source, parallel=mod is not None and getattr(mod, "_nmlsim_fresh", False))
 
     def _split_events(self, lines_e: List[str]):
-        """``_events`` cut between top-level statements into functions of about PART_LINES
-        lines (``_events__0``...), called in order by :class:`_EventParts`; the locals one part
-        sets and a later one reads (an OnCondition handler's fired count, read where its events
-        are routed) in one-element arrays. Returns the lines and the parts' names (None: kept
-        whole)."""
+        """``_events`` cut between top-level statements into functions of about
+        EVENT_PART_LINES lines (``_events__0``...), called in order by :class:`_EventParts`; the
+        locals one part sets and a later one reads (an OnCondition handler's fired count, read
+        where its events are routed) in one-element arrays. Returns the lines and the parts'
+        names (None: kept whole)."""
         start = next(k for k, ln in enumerate(lines_e) if ln.startswith("def _events("))
-        head, body = lines_e[:start + 1], lines_e[start + 1:]
+        body = lines_e[start + 1:]
         if body and body[-1].strip() == "return 0":
             body = body[:-1]
         pieces = _split_body(body, EVENT_PART_LINES)
@@ -1002,7 +1003,7 @@ class NumbaKernels:
         names = []
         for k, piece in enumerate(pieces):
             names.append(f"_events__{k}")
-            out.append(head[-1].replace("def _events(", f"def _events__{k}(", 1))
+            out.append(lines_e[start].replace("def _events(", f"def _events__{k}(", 1))
             out += [pat.sub(lambda m: f"{slots[m.group(1)]}[0]", ln) if pat else ln for ln in piece]
             out.append("    return 0")
         return out, names
