@@ -103,3 +103,13 @@ def test_a_models_compiled_loop_follows_the_schedule():
         assert {"derived", "record", "last", "update", "clock", "events"} <= set(names)
         assert sorted(names, key=at.get) == names
         assert (method == "euler") == ("due" in at)
+
+
+def test_an_unknown_backend_is_one_line_error():
+    """The backends registry names what there is (the CLI's --backend choices come from it)."""
+    from nmlsim.backends import BACKENDS, get_backend
+    from nmlsim.errors import SimulationError
+    assert set(BACKENDS) == {"numpy", "numba"}
+    with pytest.raises(SimulationError, match=r"^unknown backend 'gpu' \(numpy or numba\)$"):
+        get_backend("gpu")
+    assert get_backend("numpy").name == "numpy"
